@@ -1,0 +1,3 @@
+from beamhub.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""JupyterHub side of BeamHub: SSO authenticator, environment catalog, spawners, launch page, `beamhub up`."""

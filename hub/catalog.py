@@ -1,0 +1,357 @@
+"""The environment menu: one YAML file, validated once at hub start.
+
+Every environment a user can click is an entry under ``environments:``.  A bad
+entry stops the hub with one message naming the file, the entry and the field
+(``CatalogError``), never a traceback from deep inside a spawn.  The same
+catalog drives the local spawner, the Kubernetes spawner and the launch page.
+
+Example entry (every key is documented in the shipped ``catalog.yaml``)::
+
+    - slug: tomo
+      title: Tomography
+      description: Reconstruct CT scans with beamhub.kernels.tomo.
+      image: ghcr.io/beamhub/tomo:0.1.0
+      kind: cpu                      # cpu | gpu
+      resources:
+        cpu: {guarantee: 2, limit: 4}          # cores; "500m" also accepted
+        memory: {guarantee: 4Gi, limit: 16Gi}  # Ki/Mi/Gi/Ti or K/M/G/T
+        gpus: 0
+      qos: burstable                 # guaranteed | burstable | besteffort
+      groups: [tomo]                 # "*" = every signed-in user
+      mounts:
+        - {name: raw, mount_path: /data/raw, read_only: true, groups: [tomo]}
+      local:
+        env: {BEAMHUB_BACKEND: numpy}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
+
+QOS_CLASSES = ("guaranteed", "burstable", "besteffort")
+KINDS = ("cpu", "gpu")
+EVERYONE = "*"
+_SLUG = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+_MEMORY_FACTORS = {
+    None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+}
+
+
+class CatalogError(ValueError):
+    """The catalog file is unreadable or an entry is invalid; the message names entry and field."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """A resource guarantee (request) and limit, in cores (CPU) or bytes (memory)."""
+
+    guarantee: float
+    limit: float
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A data volume an environment gets, visible only to users in ``groups``."""
+
+    name: str
+    mount_path: str
+    read_only: bool = True
+    groups: tuple[str, ...] = (EVERYONE,)
+    local_path: str | None = None  # where the local spawner finds it (absent: skipped)
+
+    def allowed_for(self, groups: Iterable[str]) -> bool:
+        return EVERYONE in self.groups or bool(set(self.groups) & set(groups))
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One entry of the menu: what to run, with which resources, for whom."""
+
+    slug: str
+    title: str
+    description: str
+    image: str
+    kind: str
+    cpu: Range
+    memory: Range
+    gpus: int
+    qos: str
+    groups: tuple[str, ...]
+    mounts: tuple[Mount, ...] = ()
+    local_env: dict[str, str] = field(default_factory=dict)
+    local_args: tuple[str, ...] = ()
+    node_selector: dict[str, str] = field(default_factory=dict)
+    default: bool = False
+
+    def allowed_for(self, groups: Iterable[str]) -> bool:
+        """True when a user in ``groups`` may start this environment."""
+        return EVERYONE in self.groups or bool(set(self.groups) & set(groups))
+
+    def summary(self) -> str:
+        """A short resource line for cards and progress messages, e.g. '4 CPU · 16 GiB · 1 GPU'."""
+        parts = [f"{_fmt_cores(self.cpu.limit)} CPU", f"{_fmt_bytes(self.memory.limit)}"]
+        if self.gpus:
+            parts.append(f"{self.gpus} GPU")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The validated menu, in file order."""
+
+    environments: tuple[Environment, ...]
+    source: str = "<memory>"
+
+    def __iter__(self):
+        return iter(self.environments)
+
+    def __len__(self) -> int:
+        return len(self.environments)
+
+    def get(self, slug: str) -> Environment | None:
+        return next((e for e in self.environments if e.slug == slug), None)
+
+    def for_groups(self, groups: Iterable[str], *, everything: bool = False) -> list[Environment]:
+        """The environments a user in ``groups`` may start (all of them when ``everything``)."""
+        groups = set(groups)
+        return [e for e in self.environments if everything or e.allowed_for(groups)]
+
+    def default_slug(self) -> str:
+        marked = [e.slug for e in self.environments if e.default]
+        return marked[0] if marked else self.environments[0].slug
+
+
+def _fmt_cores(cores: float) -> str:
+    return f"{cores:g}"
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, factor in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= factor:
+            return f"{n / factor:g} {unit}"
+    return f"{n:g} B"
+
+
+def parse_memory(value: Any) -> float:
+    """Bytes from a Kubernetes-style quantity: 512Mi, 8Gi, 2G or a plain number of bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a memory size like 8Gi or 512Mi")
+    if isinstance(value, (int, float)) and value >= 0:
+        return float(value)
+    match = _MEMORY.match(str(value).strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a memory size like 8Gi or 512Mi")
+    return float(match.group(1)) * _MEMORY_FACTORS[match.group(2)]
+
+
+def parse_cpu(value: Any) -> float:
+    """Cores from a number (2, 0.5) or a millicore string ("500m")."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a CPU amount like 2, 0.5 or 500m")
+    if isinstance(value, (int, float)) and value >= 0:
+        return float(value)
+    text = str(value).strip()
+    try:
+        cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CPU amount like 2, 0.5 or 500m") from None
+    if cores < 0:
+        raise ValueError(f"{value!r} is negative")
+    return cores
+
+
+class _Entry:
+    """Reads one mapping and turns every problem into a CatalogError naming the field."""
+
+    def __init__(self, where: str, data: Any, path: str = ""):
+        self.where, self.path = where, path
+        if not isinstance(data, dict):
+            self.fail(f"must be a mapping, not {type(data).__name__}")
+        self.data = data
+        self.used: set[str] = set()
+
+    def fail(self, message: str, key: str | None = None):
+        name = ".".join(p for p in (self.path, key) if p)
+        prefix = f"{self.where}: field '{name}'" if name else self.where
+        raise CatalogError(f"{prefix}: {message}")
+
+    def get(self, key, kind, required=False, default=None):
+        self.used.add(key)
+        if key not in self.data or self.data[key] is None:
+            if required:
+                self.fail("is required", key)
+            return default
+        value = self.data[key]
+        if kind is not None and not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            self.fail(f"must be {names}, not {type(value).__name__} ({value!r})", key)
+        return value
+
+    def sub(self, key, required=False):
+        value = self.get(key, dict, required=required, default={})
+        return _Entry(self.where, value, ".".join(p for p in (self.path, key) if p))
+
+    def convert(self, key, parse, required=False, default=None):
+        self.used.add(key)
+        if key not in self.data or self.data[key] is None:
+            if required:
+                self.fail("is required", key)
+            return default
+        try:
+            return parse(self.data[key])
+        except ValueError as exc:
+            self.fail(str(exc), key)
+
+    def strings(self, key, default=()):
+        value = self.get(key, list, default=list(default))
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                self.fail(f"item {i} must be a non-empty string, not {item!r}", key)
+        return tuple(value)
+
+    def done(self):
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            self.fail(f"unknown key(s) {', '.join(map(repr, unknown))} (check the spelling)")
+
+
+def _range(entry: _Entry, key: str, parse) -> Range:
+    sub = entry.sub(key, required=True)
+    guarantee = sub.convert("guarantee", parse, default=0.0)
+    limit = sub.convert("limit", parse, required=True)
+    sub.done()
+    if guarantee > limit:
+        sub.fail(f"guarantee ({sub.data.get('guarantee')}) is larger than the limit ({sub.data['limit']})")
+    if limit <= 0:
+        sub.fail("must be positive", "limit")
+    return Range(guarantee, limit)
+
+
+def _mount(where: str, data: Any, index: int) -> Mount:
+    entry = _Entry(where, data, f"mounts[{index}]")
+    mount = Mount(
+        name=entry.get("name", str, required=True),
+        mount_path=entry.get("mount_path", str, required=True),
+        read_only=entry.get("read_only", bool, default=True),
+        groups=entry.strings("groups", default=(EVERYONE,)),
+        local_path=entry.get("local_path", str),
+    )
+    if not mount.mount_path.startswith("/"):
+        entry.fail(f"must be an absolute path, not {mount.mount_path!r}", "mount_path")
+    entry.done()
+    return mount
+
+
+def _environment(data: Any, index: int, source: str) -> Environment:
+    slug = data.get("slug") if isinstance(data, dict) else None
+    where = f"catalog {source}: environment {slug!r} (entry {index + 1})" if slug else \
+        f"catalog {source}: entry {index + 1}"
+    entry = _Entry(where, data)
+    slug = entry.get("slug", str, required=True)
+    if not _SLUG.match(slug):
+        entry.fail(f"{slug!r} must be lower-case letters, digits and dashes (at most 40)", "slug")
+    kind = entry.get("kind", str, required=True)
+    if kind not in KINDS:
+        entry.fail(f"{kind!r} is not one of {', '.join(KINDS)}", "kind")
+    qos = entry.get("qos", str, required=True)
+    if qos not in QOS_CLASSES:
+        entry.fail(f"{qos!r} is not one of {', '.join(QOS_CLASSES)}", "qos")
+    resources = entry.sub("resources", required=True)
+    cpu = _range(resources, "cpu", parse_cpu)
+    memory = _range(resources, "memory", parse_memory)
+    gpus = resources.get("gpus", int, default=0)
+    if gpus < 0:
+        resources.fail("must be 0 or more", "gpus")
+    resources.done()
+    if kind == "gpu" and gpus < 1:
+        entry.fail("a gpu environment needs resources.gpus of at least 1", "resources.gpus")
+    if kind == "cpu" and gpus:
+        entry.fail("a cpu environment cannot request GPUs (set kind: gpu)", "resources.gpus")
+    if qos == "guaranteed" and (cpu.guarantee != cpu.limit or memory.guarantee != memory.limit):
+        entry.fail("guaranteed QoS needs guarantee == limit for cpu and memory", "qos")
+    if qos == "besteffort" and (cpu.guarantee or memory.guarantee):
+        entry.fail("besteffort QoS cannot have cpu or memory guarantees", "qos")
+    groups = entry.strings("groups", default=())
+    if not groups:
+        entry.fail(f"must list at least one group (or {EVERYONE!r} for everyone)", "groups")
+    mounts_raw = entry.get("mounts", list, default=[])
+    mounts = tuple(_mount(where, m, i) for i, m in enumerate(mounts_raw))
+    names = [m.name for m in mounts]
+    if len(set(names)) != len(names):
+        entry.fail(f"mount names must be unique, got {names}", "mounts")
+    local = entry.sub("local")
+    local_env = local.get("env", dict, default={})
+    for key, value in local_env.items():
+        if not isinstance(key, str) or not _ENV_NAME.match(key):
+            local.fail(f"{key!r} is not a valid environment variable name", "env")
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            local.fail(f"value of {key} must be a string or number, not {value!r}", "env")
+    local_args = local.strings("args")
+    local.done()
+    node_selector = entry.get("node_selector", dict, default={})
+    environment = Environment(
+        slug=slug,
+        title=entry.get("title", str, required=True),
+        description=entry.get("description", str, default=""),
+        image=entry.get("image", str, required=True),
+        kind=kind,
+        cpu=cpu,
+        memory=memory,
+        gpus=gpus,
+        qos=qos,
+        groups=groups,
+        mounts=mounts,
+        local_env={k: str(v) for k, v in local_env.items()},
+        local_args=local_args,
+        node_selector={str(k): str(v) for k, v in node_selector.items()},
+        default=entry.get("default", bool, default=False),
+    )
+    entry.done()
+    return environment
+
+
+def parse_catalog(data: Any, source: str = "<memory>") -> Catalog:
+    """Validate an already-parsed YAML document into a :class:`Catalog`."""
+    if not isinstance(data, dict) or "environments" not in data:
+        raise CatalogError(f"catalog {source}: needs a top-level 'environments:' list")
+    unknown = sorted(set(data) - {"environments"})
+    if unknown:
+        raise CatalogError(f"catalog {source}: unknown top-level key(s) {', '.join(map(repr, unknown))}")
+    items = data["environments"]
+    if not isinstance(items, list) or not items:
+        raise CatalogError(f"catalog {source}: 'environments' must be a non-empty list")
+    environments = tuple(_environment(item, i, source) for i, item in enumerate(items))
+    seen: set[str] = set()
+    for i, env in enumerate(environments):
+        if env.slug in seen:
+            raise CatalogError(
+                f"catalog {source}: environment {env.slug!r} (entry {i + 1}): field 'slug': duplicate slug"
+            )
+        seen.add(env.slug)
+    if sum(e.default for e in environments) > 1:
+        raise CatalogError(f"catalog {source}: more than one environment has default: true")
+    return Catalog(environments, source)
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Read and validate the catalog at ``path`` (default: the one shipped with BeamHub)."""
+    path = Path(path) if path else DEFAULT_CATALOG
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CatalogError(f"catalog {path}: cannot read it ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"catalog {path}: not valid YAML: {exc}") from None
+    return parse_catalog(data, str(path))

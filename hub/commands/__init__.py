@@ -1,0 +1,1 @@
+"""Subcommands of `beamhub` that belong to the hub."""

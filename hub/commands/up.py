@@ -1,0 +1,98 @@
+"""`beamhub up`: the whole platform on this machine — SSO provider, proxy and JupyterHub."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from beamhub.errors import UsageError
+from beamhub.hub.platform import Platform, PlatformConfig
+
+EPILOG = """\
+examples:
+  beamhub up                          # http://127.0.0.1:8000, state in ./state
+  beamhub up --state-dir /srv/beamhub --catalog my-menu.yaml
+
+Demo logins (the development SSO provider): alice/alice (groups spi, tomo),
+bob/bob (tomo), admin/admin (admins).  Ctrl-C stops the provider, the proxy and
+the hub; running sessions keep running and the next 'beamhub up' finds them.
+"""
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Start BeamHub on this machine: a development OIDC provider, "
+        "configurable-http-proxy and JupyterHub with the local spawner and the environment menu.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--state-dir", default="state", help="folder for the hub database, secrets, "
+                   "provider keys and user workspaces (default: ./state)")
+    p.add_argument("--port", type=int, default=8000, help="public port of the hub (default: 8000)")
+    p.add_argument("--sso-port", type=int, default=8001, help="port of the OIDC provider (default: 8001)")
+    p.add_argument("--proxy-api-port", type=int, default=8002, help="proxy REST API port (default: 8002)")
+    p.add_argument("--hub-port", type=int, default=8081, help="hub's internal port (default: 8081)")
+    p.add_argument("--catalog", default="", help="environment catalog YAML (default: the shipped menu)")
+    p.add_argument("--accounts", default="", help="JSON list of SSO accounts "
+                   "(username, password, uid, gid, gids, groups) instead of the demo ones")
+    p.add_argument("--notebooks", default="", help="folder of notebooks copied to new users "
+                   "(default: the repository's notebooks/)")
+    p.add_argument("--scheduler-url", default="", help="the BeamHub scheduler's /summary URL, "
+                   "to show free GPUs on the launch page")
+    return p
+
+
+def main(argv: list[str], prog: str) -> int:
+    args = build_parser(prog).parse_args(argv)
+    config = PlatformConfig(
+        state_dir=Path(args.state_dir),
+        port=args.port,
+        sso_port=args.sso_port,
+        proxy_api_port=args.proxy_api_port,
+        hub_port=args.hub_port,
+        catalog=str(Path(args.catalog).resolve()) if args.catalog else "",
+        notebooks_dir=str(Path(args.notebooks).resolve()) if args.notebooks else "",
+        scheduler_summary_url=args.scheduler_url,
+    )
+    if args.accounts:
+        try:
+            config.accounts = json.loads(Path(args.accounts).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--accounts {args.accounts}: cannot read a JSON list of accounts ({exc})")
+        if not isinstance(config.accounts, list) or not all(
+                isinstance(a, dict) and "username" in a and "password" in a for a in config.accounts):
+            raise UsageError(f"--accounts {args.accounts}: must be a JSON list of objects "
+                             "with at least username and password")
+    platform = Platform(config, hub_output=sys.stdout)
+    Path(args.state_dir).mkdir(parents=True, exist_ok=True)
+    print(f"beamhub up: starting the SSO provider, the proxy and JupyterHub (state in {platform.state})",
+          flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        platform.start()
+        logins = ", ".join(f"{a['username']}/{a['password']}" for a in config.accounts)
+        print(
+            "\n"
+            f"  BeamHub is running at {config.public_url}\n"
+            f"  Sign in on the SSO page with a demo login: {logins}\n"
+            f"  SSO provider: {config.issuer}  ·  logs: {platform.logs}\n"
+            "  Press Ctrl-C to stop (running sessions keep running).\n",
+            flush=True,
+        )
+        while True:
+            for name, alive in platform.running().items():
+                if not alive:
+                    raise UsageError(f"{name} stopped unexpectedly; see {platform.logs / (name + '.log')}")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nbeamhub up: stopping the hub, the proxy and the provider...", flush=True)
+        return 0
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        platform.stop()

@@ -1,0 +1,292 @@
+"""The embedded platform: development OIDC provider, configurable-http-proxy and JupyterHub.
+
+:class:`Platform` starts the three as child processes on 127.0.0.1, waits until
+each answers, and stops them in reverse order.  ``beamhub up`` and the
+integration tests both use it, so what the tests exercise is what a person runs.
+State (hub database, secrets, provider keys, user workspaces) lives in one
+folder, so a restart keeps users and their running sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from beamhub.errors import UsageError
+from beamhub.hub.catalog import CatalogError, load_catalog
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROVIDER_SCRIPT = Path(__file__).with_name("sso") / "provider.mjs"
+
+DEMO_ACCOUNTS = [
+    {"username": "alice", "password": "alice", "name": "Alice (SPI and tomography)",
+     "email": "alice@beamhub.invalid", "uid": 2001, "gid": 2001, "gids": [3001, 3002],
+     "groups": ["spi", "tomo"]},
+    {"username": "bob", "password": "bob", "name": "Bob (tomography)",
+     "email": "bob@beamhub.invalid", "uid": 2002, "gid": 2002, "gids": [3002],
+     "groups": ["tomo"]},
+    {"username": "admin", "password": "admin", "name": "Platform admin",
+     "email": "admin@beamhub.invalid", "uid": 2000, "gid": 2000, "gids": [],
+     "groups": ["admins"]},
+]
+
+
+def node_modules_dir() -> Path:
+    """Where `npm install` put configurable-http-proxy and oidc-provider (BEAMHUB_NODE_MODULES overrides)."""
+    return Path(os.environ.get("BEAMHUB_NODE_MODULES") or REPO_ROOT / "node_modules")
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1 (for tests that run beside a live platform)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass
+class PlatformConfig:
+    """Where the platform keeps its state and which loopback ports it uses."""
+
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    sso_port: int = 8001
+    proxy_api_port: int = 8002
+    hub_port: int = 8081
+    catalog: str = ""
+    accounts: list[dict] = field(default_factory=lambda: [dict(a) for a in DEMO_ACCOUNTS])
+    allowed_groups: list[str] | None = None
+    admin_groups: list[str] = field(default_factory=lambda: ["admins"])
+    notebooks_dir: str = ""
+    scheduler_summary_url: str = ""
+    access_token_ttl: int = 3600
+    show_demo_accounts: bool = True
+    admin_service_token: str = ""
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.sso_port}"
+
+
+class Platform:
+    """Start, check and stop the provider, the proxy and the hub."""
+
+    def __init__(self, config: PlatformConfig, hub_output: IO | None = None):
+        self.config = config
+        self.state = Path(config.state_dir).resolve()
+        self.logs = self.state / "logs"
+        self.hub_output = hub_output
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._log_files: list[IO] = []
+
+    # ---- preparation ----
+    def check(self) -> None:
+        """Fail early, with one clear message, on what would break the start."""
+        try:
+            load_catalog(self.config.catalog or None)
+        except CatalogError as exc:
+            raise UsageError(str(exc)) from None
+        if not shutil.which("node"):
+            raise UsageError("Node.js ('node') is not on PATH; install it (Debian: apt-get install nodejs)")
+        modules = node_modules_dir()
+        for package in ("configurable-http-proxy", "oidc-provider"):
+            if not (modules / package).is_dir():
+                raise UsageError(
+                    f"{package} is not installed in {modules}; run 'make up' or 'npm ci' in {REPO_ROOT}"
+                )
+        for name, port in (("hub", self.config.port), ("SSO provider", self.config.sso_port),
+                           ("proxy API", self.config.proxy_api_port), ("hub API", self.config.hub_port)):
+            if _port_in_use("127.0.0.1", port):
+                raise UsageError(
+                    f"port {port} ({name}) is already in use on 127.0.0.1; stop what uses it "
+                    "or choose another port (see 'beamhub up --help')"
+                )
+
+    def _secrets(self) -> dict[str, str]:
+        path = self.state / "secrets.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        values = {
+            "client_secret": secrets.token_hex(24),
+            "crypt_key": secrets.token_hex(32),
+            "proxy_token": secrets.token_hex(32),
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(values))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        return values
+
+    def _write_files(self) -> dict[str, str]:
+        cfg = self.config
+        for sub in ("logs", "sso", "users", "data/public", "data/raw/tomo", "data/raw/spi"):
+            (self.state / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state, 0o700)
+        keys = self._secrets()
+        provider = {
+            "issuer": cfg.issuer,
+            "host": "127.0.0.1",
+            "port": cfg.sso_port,
+            "state_dir": str(self.state / "sso"),
+            "show_demo_accounts": cfg.show_demo_accounts,
+            "access_token_ttl": cfg.access_token_ttl,
+            "clients": [{
+                "client_id": "beamhub",
+                "client_secret": keys["client_secret"],
+                "redirect_uris": [f"{cfg.public_url}/hub/oauth_callback"],
+                "post_logout_redirect_uris": [f"{cfg.public_url}/hub/login"],
+            }],
+            "accounts": cfg.accounts,
+        }
+        groups = sorted({g for a in cfg.accounts for g in a.get("groups", [])})
+        hub = {
+            "state_dir": str(self.state),
+            "public_url": cfg.public_url,
+            "hub_port": cfg.hub_port,
+            "proxy_api_url": f"http://127.0.0.1:{cfg.proxy_api_port}",
+            "issuer": cfg.issuer,
+            "endpoints": {
+                "authorize": f"{cfg.issuer}/auth",
+                "token": f"{cfg.issuer}/token",
+                "userinfo": f"{cfg.issuer}/me",
+                "end_session": f"{cfg.issuer}/session/end",
+            },
+            "client_id": "beamhub",
+            "client_secret": keys["client_secret"],
+            "allowed_groups": cfg.allowed_groups if cfg.allowed_groups is not None else groups,
+            "admin_groups": cfg.admin_groups,
+            "catalog": cfg.catalog,
+            "workspace_root": str(self.state / "users"),
+            "notebooks_dir": cfg.notebooks_dir,
+            "scheduler_summary_url": cfg.scheduler_summary_url,
+            "admin_service_token": cfg.admin_service_token,
+        }
+        for name, data in (("sso/provider.json", provider), ("hub-settings.json", hub)):
+            path = self.state / name
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=2))
+            tmp.chmod(0o600)
+            tmp.replace(path)
+        config_py = self.state / "jupyterhub_config.py"
+        config_py.write_text(
+            "# Written by `beamhub up`; the configuration itself is beamhub.hub.hubconfig.\n"
+            "from beamhub.hub.hubconfig import configure\n\n"
+            f"configure(c, {str(self.state / 'hub-settings.json')!r})\n"
+        )
+        return keys
+
+    # ---- processes ----
+    def _spawn(self, name: str, cmd: list[str], env: dict | None = None, stream: IO | None = None):
+        log = open(self.logs / f"{name}.log", "ab")
+        self._log_files.append(log)
+        out = stream if stream is not None else log
+        self.procs[name] = subprocess.Popen(
+            cmd, cwd=self.state, env={**os.environ, **(env or {})},
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def _wait(self, name: str, url: str, timeout: float = 60.0, headers: dict | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with status {proc.returncode} while starting; "
+                    f"see {self.logs / (name + '.log')}"
+                )
+            try:
+                req = urllib.request.Request(url, headers=headers or {})
+                with urllib.request.urlopen(req, timeout=2) as resp:
+                    if resp.status < 500:
+                        return
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500:
+                    return
+                last = str(exc)
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not answer at {url} within {timeout:.0f} s ({last})")
+
+    def start_provider(self) -> None:
+        self._spawn("sso", ["node", str(PROVIDER_SCRIPT), str(self.state / "sso" / "provider.json")],
+                    env={"NODE_PATH": str(node_modules_dir())})
+        self._wait("sso", f"{self.config.issuer}/.well-known/openid-configuration")
+
+    def start_proxy(self, token: str) -> None:
+        cfg = self.config
+        chp = node_modules_dir() / ".bin" / "configurable-http-proxy"
+        self._spawn("proxy", [
+            str(chp), "--ip", cfg.host, "--port", str(cfg.port),
+            "--api-ip", "127.0.0.1", "--api-port", str(cfg.proxy_api_port),
+            "--default-target", f"http://127.0.0.1:{cfg.hub_port}",
+            "--error-target", f"http://127.0.0.1:{cfg.hub_port}/hub/error",
+        ], env={"CONFIGPROXY_AUTH_TOKEN": token})
+        self._wait("proxy", f"http://127.0.0.1:{cfg.proxy_api_port}/api/routes",
+                   headers={"Authorization": f"token {token}"})
+
+    def start_hub(self, keys: dict[str, str] | None = None) -> None:
+        keys = keys or self._secrets()
+        self._spawn("hub", [sys.executable, "-m", "jupyterhub", "-f", str(self.state / "jupyterhub_config.py")],
+                    env={"JUPYTERHUB_CRYPT_KEY": keys["crypt_key"],
+                         "CONFIGPROXY_AUTH_TOKEN": keys["proxy_token"]},
+                    stream=self.hub_output)
+        self._wait("hub", f"http://127.0.0.1:{self.config.hub_port}/hub/api/", timeout=90)
+        self._wait("hub", f"{self.config.public_url}/hub/api/", timeout=30)
+
+    def start(self) -> None:
+        """Start provider, proxy and hub; on any failure stop what was started and re-raise."""
+        self.check()
+        keys = self._write_files()
+        try:
+            self.start_provider()
+            self.start_proxy(keys["proxy_token"])
+            self.start_hub(keys)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop_process(self, name: str, timeout: float = 15.0) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    def stop(self) -> None:
+        """Stop hub, proxy and provider (sessions keep running; the next start finds them)."""
+        for name in ("hub", "proxy", "sso"):
+            self.stop_process(name)
+        for log in self._log_files:
+            log.close()
+        self._log_files.clear()
+
+    def running(self) -> dict[str, bool]:
+        return {name: proc.poll() is None for name, proc in self.procs.items()}

@@ -1,0 +1,1 @@
+"""Load-aware placement: the kube-scheduler extender and a cluster simulator."""

@@ -1,0 +1,49 @@
+"""Shared fixtures: the real platform (OIDC provider + configurable-http-proxy + JupyterHub)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from beamhub.hub.platform import DEMO_ACCOUNTS, Platform, PlatformConfig, free_port
+from sso_client import HubAPI
+
+# Accounts beside the demo ones whose identity the hub must refuse.
+UNSAFE_ACCOUNTS = [
+    {"username": "mallory", "password": "mallory", "uid": 0, "gid": 2010, "groups": ["tomo"]},
+    {"username": "nouid", "password": "nouid", "gid": 2011, "groups": ["tomo"]},
+]
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory):
+    """One live platform for the session, on free loopback ports; all sessions stopped at the end."""
+    state = tmp_path_factory.mktemp("beamhub-state")
+    token = secrets.token_hex(16)
+    config = PlatformConfig(
+        state_dir=state,
+        port=free_port(), sso_port=free_port(), proxy_api_port=free_port(), hub_port=free_port(),
+        accounts=[dict(a) for a in DEMO_ACCOUNTS] + UNSAFE_ACCOUNTS,
+        admin_service_token=token,
+        # short-lived access tokens, so every spawn exercises the refresh before spawn
+        access_token_ttl=4,
+    )
+    live = Platform(config)
+    live.start()
+    live.api = HubAPI(config.public_url, token)
+    live.url = config.public_url
+    yield live
+    try:
+        live.api.stop_all()
+    finally:
+        live.stop()
+
+
+def dump_logs(platform) -> str:
+    """The tail of each service log, for assertion messages."""
+    out = []
+    for log in sorted(Path(platform.logs).glob("*.log")):
+        out.append(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+    return "\n".join(out)

@@ -1,0 +1,46 @@
+"""The embedded platform's JupyterHub configuration, built without starting anything."""
+
+import pytest
+from traitlets.config import Config
+
+from beamhub.hub.hubconfig import configure
+
+SETTINGS = {
+    "state_dir": "/srv/state", "public_url": "http://127.0.0.1:8000", "hub_port": 8081,
+    "proxy_api_url": "http://127.0.0.1:8002", "issuer": "http://127.0.0.1:8001",
+    "endpoints": {"authorize": "http://sso/auth", "token": "http://sso/token", "userinfo": "http://sso/me"},
+    "client_id": "beamhub", "client_secret": "s", "allowed_groups": ["spi", "tomo"],
+    "admin_groups": ["admins"], "catalog": "", "workspace_root": "/srv/state/users",
+}
+
+
+def test_configure_wires_sso_spawner_and_external_proxy():
+    c = Config()
+    configure(c, dict(SETTINGS))
+    assert c.JupyterHub.port == 8000 and c.JupyterHub.ip == "127.0.0.1"
+    assert c.JupyterHub.authenticator_class == "beamhub"
+    assert c.JupyterHub.spawner_class == "beamhub-local"
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.ConfigurableHTTPProxy.should_start is False
+    assert c.BeamAuthenticator.oauth_callback_url == "http://127.0.0.1:8000/hub/oauth_callback"
+    assert c.BeamAuthenticator.allowed_groups == {"spi", "tomo"}
+    assert c.BeamAuthenticator.admin_groups == {"admins"}
+    assert c.LocalBeamSpawner.workspace_root == "/srv/state/users"
+    assert c.JupyterHub.db_url == "sqlite:////srv/state/jupyterhub.sqlite"
+    assert "services" not in c.JupyterHub
+
+
+def test_bad_catalog_stops_the_hub_with_the_field_named(tmp_path):
+    bad = tmp_path / "menu.yaml"
+    bad.write_text("environments:\n  - {slug: x, title: X, image: i, kind: cpu, qos: fast, groups: ['*'],"
+                   " resources: {cpu: {limit: 1}, memory: {limit: 1Gi}}}\n")
+    with pytest.raises(SystemExit) as err:
+        configure(Config(), {**SETTINGS, "catalog": str(bad)})
+    assert "environment 'x'" in str(err.value) and "'qos'" in str(err.value)
+
+
+def test_admin_service_token_gets_admin_scopes_only_when_asked():
+    c = Config()
+    configure(c, {**SETTINGS, "admin_service_token": "tok"})
+    assert c.JupyterHub.services[0]["api_token"] == "tok"
+    assert "admin:servers" in c.JupyterHub.load_roles[0]["scopes"]
