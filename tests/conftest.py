@@ -14,6 +14,8 @@ from sso_client import HubAPI
 UNSAFE_ACCOUNTS = [
     {"username": "mallory", "password": "mallory", "uid": 0, "gid": 2010, "groups": ["tomo"]},
     {"username": "nouid", "password": "nouid", "gid": 2011, "groups": ["tomo"]},
+    # a complete identity, but in no group the hub admits
+    {"username": "visitor", "password": "visitor", "uid": 2012, "gid": 2012, "groups": ["visitors"]},
 ]
 
 
@@ -27,6 +29,7 @@ def platform(tmp_path_factory):
         port=free_port(), sso_port=free_port(), proxy_api_port=free_port(), hub_port=free_port(),
         accounts=[dict(a) for a in DEMO_ACCOUNTS] + UNSAFE_ACCOUNTS,
         admin_service_token=token,
+        allowed_groups=["spi", "tomo", "admins"],
         # short-lived access tokens, so every spawn exercises the refresh before spawn
         access_token_ttl=4,
     )

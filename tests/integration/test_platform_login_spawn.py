@@ -56,6 +56,19 @@ def test_unsafe_identity_gets_a_readable_refusal(platform, user, words):
     assert platform.api.user(user) is None
 
 
+def test_groups_outside_allowed_groups_are_refused(platform):
+    _, response = login(platform.url, "visitor", "visitor")
+    assert response.status_code == 403
+    assert platform.api.user("visitor") is None
+
+
+def test_admin_group_makes_hub_admins_who_see_every_environment(platform):
+    _, page = login(platform.url, "admin", "admin")
+    assert platform.api.user("admin")["admin"] is True
+    assert len(cards(page)) == 5
+    assert platform.api.user("alice") is None or platform.api.user("alice")["admin"] is False
+
+
 def test_forged_form_for_a_forbidden_environment_is_403(platform):
     session, page = login(platform.url, "bob", "bob")
     forged = session.post(f"{platform.url}/hub/spawn",
@@ -83,6 +96,9 @@ def test_login_spawn_identity_and_isolation(platform):
     started = session.post(f"{platform.url}/hub/spawn",
                            data={"_xsrf": xsrf_of(page), "environment": "tomo"}, timeout=60)
     assert started.status_code == 200 and "spawn-pending" in started.url, started.text[-2000:]
+    messages = _progress_messages(platform, "alice")
+    assert any("Preparing the workspace" in m for m in messages), messages
+    assert any("Starting Tomography (4 CPU · 16 GiB)" in m for m in messages), messages
     lab = wait_for_lab(session, platform.url, "alice")
     assert '"hubUser": "alice"' in lab.text
 
@@ -91,6 +107,12 @@ def test_login_spawn_identity_and_isolation(platform):
     assert env["BEAMHUB_USER"] == "alice" and env["BEAMHUB_UID"] == "2001"
     assert env["BEAMHUB_GROUPS"] == "spi,tomo" and env["BEAMHUB_ENVIRONMENT"] == "tomo"
     assert env["BEAMHUB_BACKEND"] == "numpy" and env["OMP_NUM_THREADS"] == "4"
+    assert env["BEAMHUB_DATA_RAW_TOMO"] == "/data/raw/tomo"
+    # the environment's 16 GiB memory limit is the session's data-segment limit
+    limits = open(f"/proc/{_pid(platform, 'alice')}/limits").read()
+    data_line = next(line for line in limits.splitlines() if line.startswith("Max data size"))
+    assert str(16 * 2**30) in data_line, data_line
+    assert (platform.state / "users" / "alice" / "data" / "raw-tomo").is_symlink()
 
     # the example notebooks were copied into the workspace
     workspace = platform.state / "users" / "alice"
@@ -130,6 +152,21 @@ def test_restart_keeps_users_and_running_sessions(platform):
     wait_for_lab(session, platform.url, "bob", timeout=60)  # same browser session, no new login
     platform.api.delete("/users/bob/server")
     _wait_stopped(platform, "bob")
+
+
+def _progress_messages(platform, name) -> list[str]:
+    """The spawn's progress events, read from the hub's event stream like the pending page does."""
+    import json
+    messages = []
+    with requests.get(f"{platform.api.base}/users/{name}/server/progress", headers=platform.api.headers,
+                      stream=True, timeout=120) as stream:
+        for line in stream.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                event = json.loads(line[5:])
+                messages.append(event.get("message", ""))
+                if event.get("ready") or event.get("failed"):
+                    break
+    return messages
 
 
 def _session_env(platform, name) -> dict:
