@@ -215,7 +215,7 @@ class Platform:
             if proc.poll() is not None:
                 raise RuntimeError(
                     f"{name} exited with status {proc.returncode} while starting; "
-                    f"see {self.logs / (name + '.log')}"
+                    f"see {self.logs / (name + '.log')}:\n{self.log_tail(name)}"
                 )
             try:
                 req = urllib.request.Request(url, headers=headers or {})
@@ -287,6 +287,13 @@ class Platform:
         for log in self._log_files:
             log.close()
         self._log_files.clear()
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        """The last lines a service wrote to its log (empty when it logs to the terminal)."""
+        path = self.logs / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def running(self) -> dict[str, bool]:
         return {name: proc.poll() is None for name, proc in self.procs.items()}
