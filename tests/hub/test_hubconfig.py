@@ -44,3 +44,18 @@ def test_admin_service_token_gets_admin_scopes_only_when_asked():
     configure(c, {**SETTINGS, "admin_service_token": "tok"})
     assert c.JupyterHub.services[0]["api_token"] == "tok"
     assert "admin:servers" in c.JupyterHub.load_roles[0]["scopes"]
+
+
+def test_kubernetes_hub_configuration_from_environment():
+    from beamhub.hub.catalog import DEFAULT_CATALOG
+    from beamhub.hub.k8sconfig import configure as configure_k8s
+
+    c = Config()
+    configure_k8s(c, {"BEAMHUB_CATALOG": str(DEFAULT_CATALOG), "BEAMHUB_SCHEDULER_NAME": "",
+                      "BEAMHUB_SCHEDULER_SUMMARY_URL": "http://sched:8080/summary"})
+    assert c.JupyterHub.spawner_class == "beamhub" and c.JupyterHub.authenticator_class == "beamhub"
+    assert c.BeamSpawner.catalog_path == str(DEFAULT_CATALOG)
+    assert c.BeamSpawner.use_beamhub_scheduler is False
+    assert c.BeamSpawner.scheduler_summary_url == "http://sched:8080/summary"
+    with pytest.raises(SystemExit, match="cannot read"):
+        configure_k8s(Config(), {"BEAMHUB_CATALOG": "/nonexistent/catalog.yaml"})

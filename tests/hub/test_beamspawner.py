@@ -1,0 +1,137 @@
+"""BeamSpawner's pods, built without a Kubernetes API server.
+
+A stand-in kubeconfig pointing at a closed port replaces the API server: KubeSpawner
+needs one to construct, and get_pod_manifest() is a pure builder that never calls it.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from kubernetes_asyncio.client import ApiClient
+from tornado import web
+
+from beamhub.hub.catalog import load_catalog
+from beamhub.hub.identity import Identity
+from beamhub.hub.spawner import BeamSpawner, ClusterSettings, environment_overrides
+
+ALICE = Identity("alice", 2001, 2001, (3001, 3002), ("spi", "tomo"))
+BOB = Identity("bob", 2002, 2002, (3002,), ("tomo",))
+CATALOG = load_catalog()
+VOLUMES = {
+    "raw-tomo": {"cephfs": {"monitors": ["10.0.0.1:6789"], "path": "/raw/tomo", "user": "beamhub"}},
+    "raw-spi": {"nfs": {"server": "nfs.example.org", "path": "/raw/spi"}},
+    "public": {"persistentVolumeClaim": {"claimName": "public-data"}},
+}
+
+KUBECONFIG_STANDIN = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: standin, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: standin, user: {token: standin}}]
+contexts: [{name: standin, context: {cluster: standin, user: standin, namespace: beamhub}}]
+current-context: standin
+"""
+
+
+@pytest.fixture
+def standin_kubeconfig(tmp_path, monkeypatch):
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG_STANDIN)
+    from kubernetes_asyncio.config import kube_config
+
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+
+
+async def _pod(identity: Identity, slug: str, **config) -> dict:
+    spawner = BeamSpawner(_mock=True, data_volumes=VOLUMES, **config)
+    spawner.user.name = identity.username
+    spawner.user.admin = False
+    spawner.user.groups = []
+    spawner.orm_spawner = SimpleNamespace(user_options={}, server=None, name="")
+    spawner.identity = identity
+    await spawner._apply_chosen_environment({"environment": slug})
+    return ApiClient().sanitize_for_serialization(await spawner.get_pod_manifest())
+
+
+@pytest.mark.parametrize("slug", [e.slug for e in CATALOG])
+async def test_pod_for_every_environment_without_api_server(standin_kubeconfig, slug):
+    env = CATALOG.get(slug)
+    pod = await _pod(ALICE, slug)
+    spec, container = pod["spec"], pod["spec"]["containers"][0]
+    assert container["image"] == env.image
+    assert pod["metadata"]["labels"]["beamhub.io/environment"] == slug
+
+    # the SSO identity, and nothing more
+    assert spec["securityContext"] == {
+        "runAsUser": 2001, "runAsGroup": 2001, "fsGroup": 2001, "runAsNonRoot": True,
+        "supplementalGroups": [3001, 3002], "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["runAsNonRoot"] is True and sc["seccompProfile"] == {"type": "RuntimeDefault"}
+
+    # requests/limits that give the catalog's QoS class, and its PriorityClass
+    resources = container["resources"]
+    assert spec["priorityClassName"] == f"beamhub-{env.qos}"
+    assert spec["schedulerName"] == "beamhub-scheduler"
+    limits, requests = resources.get("limits", {}), resources.get("requests", {})
+    assert float(limits["cpu"]) == env.cpu.limit and int(limits["memory"]) == env.memory.limit
+    if env.qos == "guaranteed":
+        assert requests["cpu"] == limits["cpu"] and requests["memory"] == limits["memory"]
+    else:
+        assert float(requests["cpu"]) < float(limits["cpu"])
+
+    # GPUs: limit, selector, toleration
+    if env.gpus:
+        assert limits["nvidia.com/gpu"] == str(env.gpus) == requests["nvidia.com/gpu"]
+        assert spec["nodeSelector"]["nvidia.com/gpu.present"] == "true"
+        assert spec["tolerations"][0]["key"] == "nvidia.com/gpu"
+    else:
+        assert "nvidia.com/gpu" not in limits
+        assert not spec.get("tolerations") and not spec.get("nodeSelector")
+
+    # data volumes: the catalog's mounts, read-only raw data
+    mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+    for mount in env.mounts:
+        assert mounts[mount.mount_path]["readOnly"] is mount.read_only
+    env_vars = {e["name"]: e.get("value") for e in container["env"]}
+    assert env_vars["BEAMHUB_USER"] == "alice" and env_vars["BEAMHUB_UID"] == "2001"
+    assert env_vars["BEAMHUB_ENVIRONMENT"] == slug and env_vars["BEAMHUB_QOS"] == env.qos
+
+
+async def test_other_claims_give_another_pod(standin_kubeconfig):
+    pod = await _pod(BOB, "tomo")
+    assert pod["spec"]["securityContext"]["runAsUser"] == 2002
+    assert pod["spec"]["securityContext"]["supplementalGroups"] == [3002]
+    paths = [m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]]
+    assert "/data/raw/tomo" in paths
+
+
+async def test_forged_environment_is_refused_before_any_pod(standin_kubeconfig):
+    with pytest.raises(web.HTTPError) as err:
+        await _pod(BOB, "phasing-gpu")
+    assert err.value.status_code == 403
+
+
+async def test_scheduler_can_be_turned_off(standin_kubeconfig):
+    pod = await _pod(ALICE, "scipy", use_beamhub_scheduler=False)
+    assert pod["spec"].get("schedulerName") in (None, "default-scheduler")
+
+
+def test_data_volumes_follow_the_mount_groups():
+    tomo = CATALOG.get("tomo")
+    settings = ClusterSettings(data_volumes=VOLUMES, home_volume={"nfs": {"server": "h", "path": "/home"}})
+    outsider = Identity("eve", 2100, 2100, (), ("visitors",))
+    names = [v["name"] for v in environment_overrides(tomo, outsider, settings)["volumes"]]
+    assert names == ["data-public", "home"]  # no raw tomography data outside the tomo group
+    mounts = environment_overrides(tomo, BOB, settings)["volume_mounts"]
+    home = next(m for m in mounts if m["name"] == "home")
+    assert home["subPath"] == "bob" and home["readOnly"] is False
+
+
+def test_besteffort_has_no_requests_or_limits():
+    env = CATALOG.get("scipy").__class__(**{**CATALOG.get("scipy").__dict__, "qos": "besteffort"})
+    overrides = environment_overrides(env, ALICE, ClusterSettings())
+    assert overrides["cpu_guarantee"] is None and overrides["mem_limit"] is None
