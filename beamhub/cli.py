@@ -22,6 +22,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "emc": ("beamhub.kernels.commands.emc", "EMC orientation recovery (Dragonfly-compatible config)"),
     "simulate": ("beamhub.kernels.commands.simulate", "simulated data with ground truth"),
     "scheduler": ("beamhub.scheduler.commands.serve", "the kube-scheduler extender service"),
+    "submit": ("beamhub.hub.jobs.client", "run phase/tomo/emc as a batch job from a session"),
+    "jobs": ("beamhub.hub.jobs.client", "list your batch jobs"),
+    "logs": ("beamhub.hub.jobs.client", "show a batch job's output"),
+    "cancel": ("beamhub.hub.jobs.client", "cancel one of your batch jobs"),
 }
 
 

@@ -72,7 +72,7 @@ def _launches(session, base, user, headers, n, form) -> list[float]:
 
 def beamhub_times(n: int, workdir: Path) -> list[float]:
     token = os.urandom(16).hex()
-    config = PlatformConfig(state_dir=workdir / "beamhub", port=free_port(), sso_port=free_port(),
+    config = PlatformConfig(state_dir=workdir / "beamhub", port=free_port(), sso_port=free_port(), jobs_port=free_port(),
                             proxy_api_port=free_port(), hub_port=free_port(), admin_service_token=token)
     config.state_dir.mkdir()
     platform = Platform(config)

@@ -8,6 +8,7 @@ configuration is testable without a hub.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def configure(c: Any, settings: dict[str, Any] | str | Path) -> None:
     ``hub_port``, ``proxy_api_url``, ``issuer``, ``endpoints`` (authorize, token,
     userinfo, end_session), ``client_id``, ``client_secret``, ``allowed_groups``,
     ``admin_groups``, ``catalog`` (path or ""), ``workspace_root``,
-    ``notebooks_dir``, ``scheduler_summary_url`` and ``admin_service_token`` (optional).
+    ``notebooks_dir``, ``scheduler_summary_url``, ``jobs_port`` and ``admin_service_token`` (optional).
     """
     if not isinstance(settings, dict):
         settings = json.loads(Path(settings).read_text())
@@ -76,11 +77,28 @@ def configure(c: Any, settings: dict[str, Any] | str | Path) -> None:
     if settings.get("scheduler_summary_url"):
         spawner.scheduler_summary_url = settings["scheduler_summary_url"]
 
+    services, roles = [], []
+    if settings.get("jobs_port"):
+        # batch jobs as local processes, behind the hub's own token checks
+        services.append({
+            "name": "beamhub-jobs",
+            "url": f"http://127.0.0.1:{int(settings['jobs_port'])}",
+            "command": [sys.executable, "-m", "beamhub.hub.jobs.service", "--backend", "local",
+                        "--state", str(state / "jobs"), "--workspace-root", settings["workspace_root"],
+                        "--catalog", settings.get("catalog", "")],
+        })
+        roles.append({"name": "beamhub-jobs", "scopes": ["read:users", "admin:auth_state"],
+                      "services": ["beamhub-jobs"]})
+        spawner.jobs_url = f"{public_url}/services/beamhub-jobs/"
     if settings.get("admin_service_token"):
         # an API token for operators' scripts and the test suite, with admin scopes only
-        c.JupyterHub.services = [{"name": "beamhub-admin", "api_token": settings["admin_service_token"]}]
-        c.JupyterHub.load_roles = [{
+        services.append({"name": "beamhub-admin", "api_token": settings["admin_service_token"]})
+        roles.append({
             "name": "beamhub-admin",
-            "scopes": ["admin:users", "admin:servers", "admin:auth_state", "access:servers", "list:users"],
+            "scopes": ["admin:users", "admin:servers", "admin:auth_state", "access:servers", "list:users",
+                       "tokens"],
             "services": ["beamhub-admin"],
-        }]
+        })
+    if services:
+        c.JupyterHub.services = services
+        c.JupyterHub.load_roles = roles

@@ -110,6 +110,8 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
             if mount.allowed_for(self.user_groups()):
                 environment[f"BEAMHUB_DATA_{mount.name.upper().replace('-', '_')}"] = mount.mount_path
         environment.update(env.local_env)
+        if self.jobs_url:
+            environment["BEAMHUB_JOBS_URL"] = self.jobs_url
         if self.identity:
             environment.update(self.identity.environment())
         self.chosen_environment = env

@@ -56,6 +56,12 @@ class EnvironmentMenuMixin(LoggingConfigurable):
         1.0, config=True, help="Seconds to wait for the scheduler summary before leaving it out."
     )
 
+    jobs_url = Unicode(
+        "",
+        config=True,
+        help="URL of the BeamHub jobs service, given to sessions as BEAMHUB_JOBS_URL for `beamhub submit`.",
+    )
+
     identity = Instance(Identity, allow_none=True, help="The user's identity from auth_state.")
     chosen_environment = Instance(Environment, allow_none=True, help="The catalog entry being started.")
 

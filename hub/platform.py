@@ -71,6 +71,7 @@ class PlatformConfig:
     sso_port: int = 8001
     proxy_api_port: int = 8002
     hub_port: int = 8081
+    jobs_port: int = 8003
     catalog: str = ""
     accounts: list[dict] = field(default_factory=lambda: [dict(a) for a in DEMO_ACCOUNTS])
     allowed_groups: list[str] | None = None
@@ -117,7 +118,8 @@ class Platform:
                     f"{package} is not installed in {modules}; run 'make up' or 'npm ci' in {REPO_ROOT}"
                 )
         for name, port in (("hub", self.config.port), ("SSO provider", self.config.sso_port),
-                           ("proxy API", self.config.proxy_api_port), ("hub API", self.config.hub_port)):
+                           ("proxy API", self.config.proxy_api_port), ("hub API", self.config.hub_port),
+                           ("jobs service", self.config.jobs_port)):
             if _port_in_use("127.0.0.1", port):
                 raise UsageError(
                     f"port {port} ({name}) is already in use on 127.0.0.1; stop what uses it "
@@ -182,6 +184,7 @@ class Platform:
             "notebooks_dir": cfg.notebooks_dir,
             "scheduler_summary_url": cfg.scheduler_summary_url,
             "admin_service_token": cfg.admin_service_token,
+            "jobs_port": cfg.jobs_port,
         }
         for name, data in (("sso/provider.json", provider), ("hub-settings.json", hub)):
             path = self.state / name
@@ -207,7 +210,9 @@ class Platform:
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
-    def _wait(self, name: str, url: str, timeout: float = 60.0, headers: dict | None = None) -> None:
+    def _wait(self, name: str, url: str, timeout: float = 60.0, headers: dict | None = None,
+              expect: int | None = None) -> None:
+        """Poll ``url`` until it answers (with status ``expect`` when given) or ``name`` dies."""
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
@@ -220,10 +225,11 @@ class Platform:
             try:
                 req = urllib.request.Request(url, headers=headers or {})
                 with urllib.request.urlopen(req, timeout=2) as resp:
-                    if resp.status < 500:
+                    if (expect is None and resp.status < 500) or resp.status == expect:
                         return
+                    last = f"status {resp.status}"
             except urllib.error.HTTPError as exc:
-                if exc.code < 500:
+                if (expect is None and exc.code < 500) or exc.code == expect:
                     return
                 last = str(exc)
             except OSError as exc:
@@ -256,6 +262,9 @@ class Platform:
                     stream=self.hub_output)
         self._wait("hub", f"http://127.0.0.1:{self.config.hub_port}/hub/api/", timeout=90)
         self._wait("hub", f"{self.config.public_url}/hub/api/", timeout=30)
+        if self.config.jobs_port:
+            # the hub starts the jobs service; it answers 401 to a request without a token once routed
+            self._wait("hub", f"{self.config.public_url}/services/beamhub-jobs/api/jobs", timeout=60, expect=401)
 
     def start(self) -> None:
         """Start provider, proxy and hub; on any failure stop what was started and re-raise."""

@@ -192,7 +192,10 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
             raise RuntimeError(
                 f"no SSO identity in auth_state for {self.user.name}: BeamSpawner needs BeamAuthenticator"
             )
-        for name, value in environment_overrides(env, self.identity, self.cluster_settings()).items():
+        overrides = environment_overrides(env, self.identity, self.cluster_settings())
+        if self.jobs_url:
+            overrides["environment"]["BEAMHUB_JOBS_URL"] = self.jobs_url
+        for name, value in overrides.items():
             setattr(self, name, value)
         self.chosen_environment = env
 

@@ -26,7 +26,7 @@ def platform(tmp_path_factory):
     token = secrets.token_hex(16)
     config = PlatformConfig(
         state_dir=state,
-        port=free_port(), sso_port=free_port(), proxy_api_port=free_port(), hub_port=free_port(),
+        port=free_port(), sso_port=free_port(), proxy_api_port=free_port(), hub_port=free_port(), jobs_port=free_port(),
         accounts=[dict(a) for a in DEMO_ACCOUNTS] + UNSAFE_ACCOUNTS,
         admin_service_token=token,
         allowed_groups=["spi", "tomo", "admins"],

@@ -37,6 +37,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--sso-port", type=int, default=8001, help="port of the OIDC provider (default: 8001)")
     p.add_argument("--proxy-api-port", type=int, default=8002, help="proxy REST API port (default: 8002)")
     p.add_argument("--hub-port", type=int, default=8081, help="hub's internal port (default: 8081)")
+    p.add_argument("--jobs-port", type=int, default=8003, help="batch jobs service port (default: 8003)")
     p.add_argument("--catalog", default="", help="environment catalog YAML (default: the shipped menu)")
     p.add_argument("--accounts", default="", help="JSON list of SSO accounts "
                    "(username, password, uid, gid, gids, groups) instead of the demo ones")
@@ -55,6 +56,7 @@ def main(argv: list[str], prog: str) -> int:
         sso_port=args.sso_port,
         proxy_api_port=args.proxy_api_port,
         hub_port=args.hub_port,
+        jobs_port=args.jobs_port,
         catalog=str(Path(args.catalog).resolve()) if args.catalog else "",
         notebooks_dir=str(Path(args.notebooks).resolve()) if args.notebooks else "",
         scheduler_summary_url=args.scheduler_url,

@@ -108,6 +108,7 @@ def test_login_spawn_identity_and_isolation(platform):
     assert env["BEAMHUB_GROUPS"] == "spi,tomo" and env["BEAMHUB_ENVIRONMENT"] == "tomo"
     assert env["BEAMHUB_BACKEND"] == "numpy" and env["OMP_NUM_THREADS"] == "4"
     assert env["BEAMHUB_DATA_RAW_TOMO"] == "/data/raw/tomo"
+    assert env["BEAMHUB_JOBS_URL"] == f"{platform.url}/services/beamhub-jobs/"
     # the environment's 16 GiB memory limit is the session's data-segment limit
     limits = open(f"/proc/{_pid(platform, 'alice')}/limits").read()
     data_line = next(line for line in limits.splitlines() if line.startswith("Max data size"))

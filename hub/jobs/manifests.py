@@ -1,0 +1,152 @@
+"""Kubernetes objects for a batch job: pure functions of (job, environment, identity, settings).
+
+A job's pods get exactly what the user's session pod gets — the environment's
+image, resources and data volumes, the SSO uid/gid — from the same
+:func:`~beamhub.hub.spawner.environment_overrides`.  EMC over N ranks becomes an
+MPIJob where the Kubeflow MPI Operator is installed, else an Indexed Job with a
+headless Service: pod 0 launches ``mpiexec`` over the pods' host names
+(``<job>-<i>.<job>``), the others run the image's sshd on port 2222.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beamhub.hub.catalog import Environment
+from beamhub.hub.identity import Identity
+from beamhub.hub.jobs.model import Job
+from beamhub.hub.spawner import ClusterSettings, environment_overrides
+
+TTL_AFTER_FINISHED = 7 * 24 * 3600
+SSH_PORT = 2222
+
+
+def _labels(job: Job) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/managed-by": "beamhub-jobs",
+        "beamhub.io/job-id": job.id,
+        "beamhub.io/owner": job.owner,
+        "beamhub.io/kind": job.kind,
+        "beamhub.io/environment": job.environment,
+    }
+
+
+def _quantity(value: Any) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{float(value):g}"
+
+
+def pod_template(job: Job, env: Environment, identity: Identity, settings: ClusterSettings,
+                 command: list[str], name: str = "job", ranks: int = 1) -> dict[str, Any]:
+    """The pod template shared by every kind of job (one container, the session's identity and mounts)."""
+    o = environment_overrides(env, identity, settings)
+    requests, limits = {}, {}
+    if o["cpu_guarantee"]:
+        requests["cpu"] = _quantity(o["cpu_guarantee"] / ranks if ranks > 1 else o["cpu_guarantee"])
+    if o["cpu_limit"]:
+        limits["cpu"] = _quantity(o["cpu_limit"] / ranks if ranks > 1 else o["cpu_limit"])
+    if o["mem_guarantee"]:
+        requests["memory"] = str(int(o["mem_guarantee"] // ranks))
+    if o["mem_limit"]:
+        limits["memory"] = str(int(o["mem_limit"] // ranks))
+    requests.update(o["extra_resource_guarantees"])
+    limits.update(o["extra_resource_limits"])
+    environment = {**o["environment"], "BEAMHUB_JOB_ID": job.id, "OMP_NUM_THREADS": "1" if ranks > 1
+                   else _quantity(max(1, int(env.cpu.limit)))}
+    container = {
+        "name": name,
+        "image": o["image"],
+        "command": command,
+        "env": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+        "resources": {k: v for k, v in (("requests", requests), ("limits", limits)) if v},
+        "securityContext": o["container_security_context"],
+        "volumeMounts": o["volume_mounts"],
+    }
+    if job.cwd:
+        container["workingDir"] = job.cwd
+    spec = {
+        "restartPolicy": "Never",
+        "securityContext": o["pod_security_context"],
+        "containers": [container],
+        "volumes": o["volumes"],
+        "priorityClassName": o["priority_class_name"],
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+    }
+    if o.get("scheduler_name"):
+        spec["schedulerName"] = o["scheduler_name"]
+    if o["node_selector"]:
+        spec["nodeSelector"] = o["node_selector"]
+    if o["tolerations"]:
+        spec["tolerations"] = o["tolerations"]
+    return {"metadata": {"labels": _labels(job)}, "spec": spec}
+
+
+def job_objects(job: Job, env: Environment, identity: Identity, settings: ClusterSettings,
+                namespace: str, mpi_operator: bool = False) -> list[dict[str, Any]]:
+    """Every object to create for ``job``, in creation order."""
+    meta = {"name": job.id, "namespace": namespace, "labels": _labels(job)}
+    if job.ranks == 1:
+        template = pod_template(job, env, identity, settings, job.command)
+        return [{
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+            "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": TTL_AFTER_FINISHED, "template": template},
+        }]
+    if mpi_operator:
+        return [_mpijob(job, env, identity, settings, meta)]
+    return _indexed_mpi(job, env, identity, settings, meta)
+
+
+def _mpijob(job, env, identity, settings, meta) -> dict[str, Any]:
+    launcher = pod_template(job, env, identity, settings,
+                            ["mpirun", "-n", str(job.ranks), *job.command], name="launcher", ranks=job.ranks)
+    worker = pod_template(job, env, identity, settings, ["/usr/sbin/sshd", "-De", "-p", str(SSH_PORT)],
+                          name="worker", ranks=job.ranks)
+    for template in (launcher, worker):
+        template["spec"].pop("restartPolicy")
+    return {
+        "apiVersion": "kubeflow.org/v2beta1", "kind": "MPIJob", "metadata": meta,
+        "spec": {
+            "slotsPerWorker": 1,
+            "sshAuthMountPath": "/home/jovyan/.ssh",
+            "runPolicy": {"cleanPodPolicy": "Running", "ttlSecondsAfterFinished": TTL_AFTER_FINISHED,
+                          "backoffLimit": 0},
+            "mpiReplicaSpecs": {
+                "Launcher": {"replicas": 1, "restartPolicy": "Never", "template": launcher},
+                "Worker": {"replicas": job.ranks, "restartPolicy": "Never", "template": worker},
+            },
+        },
+    }
+
+
+def _indexed_mpi(job, env, identity, settings, meta) -> list[dict[str, Any]]:
+    hosts = ",".join(f"{job.id}-{i}.{job.id}" for i in range(job.ranks))
+    launch = (
+        'if [ "$JOB_COMPLETION_INDEX" = 0 ]; then '
+        f'exec mpiexec --mca plm_rsh_args "-p {SSH_PORT}" -n {job.ranks} --host {hosts} '
+        + " ".join(_shell_quote(a) for a in job.command)
+        + f"; else exec /usr/sbin/sshd -De -p {SSH_PORT}; fi"
+    )
+    template = pod_template(job, env, identity, settings, ["/bin/sh", "-c", launch], ranks=job.ranks)
+    template["spec"]["subdomain"] = job.id
+    service = {
+        "apiVersion": "v1", "kind": "Service", "metadata": meta,
+        "spec": {"clusterIP": "None", "selector": {"beamhub.io/job-id": job.id},
+                 "ports": [{"name": "ssh", "port": SSH_PORT}], "publishNotReadyAddresses": True},
+    }
+    indexed = {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+        "spec": {
+            "completionMode": "Indexed", "completions": job.ranks, "parallelism": job.ranks,
+            "backoffLimit": 0, "ttlSecondsAfterFinished": TTL_AFTER_FINISHED,
+            # the workers' sshd never exits on its own: the job is done when the launcher is
+            "successPolicy": {"rules": [{"succeededIndexes": "0"}]},
+            "template": template,
+        },
+    }
+    return [service, indexed]
+
+
+def _shell_quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)

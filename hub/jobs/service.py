@@ -1,0 +1,187 @@
+"""The jobs service: a JupyterHub service that runs users' batch jobs, each user seeing only their own.
+
+Every request carries the user's own hub token (``Authorization: token ...``);
+the service asks the hub whose it is, reads that user's SSO identity from
+auth_state (with its own token's admin:auth_state scope) and checks the
+environment against the user's groups, exactly as the launch page does.
+
+    python -m beamhub.hub.jobs.service --backend local --state DIR --catalog FILE
+
+API (under the service prefix, e.g. /services/beamhub-jobs/):
+    POST   api/jobs              {"kind", "args", "cwd", "environment", "ranks"} -> 201 job
+    GET    api/jobs              the caller's jobs
+    GET    api/jobs/<id>         one job (404 for someone else's)
+    GET    api/jobs/<id>/logs    its output, text/plain
+    DELETE api/jobs/<id>         cancel it
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubAuth
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+from beamhub.hub.catalog import Catalog, load_catalog
+from beamhub.hub.identity import Identity
+from beamhub.hub.jobs.model import FINISHED, JobRequestError, parse_request
+from beamhub.hub.jobs.store import JobStore
+
+
+class JobsContext:
+    """What every handler needs: the hub's auth, the catalog, the store and the backend."""
+
+    def __init__(self, hub_auth: HubAuth, catalog: Catalog, store: JobStore, backend):
+        self.hub_auth, self.catalog, self.store, self.backend = hub_auth, catalog, store, backend
+
+    async def identity_of(self, name: str) -> Identity | None:
+        url = f"{self.hub_auth.api_url}/users/{name}"
+        try:
+            resp = await AsyncHTTPClient().fetch(
+                url, headers={"Authorization": f"token {self.hub_auth.api_token}"})
+        except HTTPClientError:
+            return None
+        return Identity.from_auth_state(json.loads(resp.body).get("auth_state"))
+
+
+class JobsHandler(web.RequestHandler):
+    """Base: JSON errors, and the calling user from their hub token."""
+
+    def initialize(self, ctx: JobsContext):
+        self.ctx = ctx
+
+    def check_xsrf_cookie(self):  # token-authenticated API, no cookies
+        pass
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None))[1]
+        message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+    async def caller(self) -> dict:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() not in ("token", "bearer") or not token:
+            raise web.HTTPError(401, "send your hub token: Authorization: token <JUPYTERHUB_API_TOKEN>")
+        user = await self.ctx.hub_auth.user_for_token(token, sync=False)
+        if not user or user.get("kind", "user") != "user":
+            raise web.HTTPError(403, "this token does not belong to a hub user")
+        return user
+
+    def own_job(self, user: dict, job_id: str):
+        job = self.ctx.store.get(user["name"], job_id)
+        if job is None:
+            raise web.HTTPError(404, f"you have no job {job_id!r}")
+        return job
+
+
+class JobListHandler(JobsHandler):
+    async def get(self):
+        user = await self.caller()
+        jobs = [await self.ctx.backend.refresh(j) for j in self.ctx.store.list(user["name"])]
+        self.finish({"jobs": [j.to_json() for j in jobs]})
+
+    async def post(self):
+        user = await self.caller()
+        try:
+            body = json.loads(self.request.body or b"null")
+        except ValueError:
+            raise web.HTTPError(400, "the request body is not valid JSON") from None
+        try:
+            job = parse_request(body, user["name"])
+        except JobRequestError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        job.environment = job.environment or self.ctx.catalog.default_slug()
+        env = self.ctx.catalog.get(job.environment)
+        if env is None:
+            raise web.HTTPError(400, f"there is no environment {job.environment!r} in the catalog")
+        identity = await self.ctx.identity_of(user["name"])
+        if identity is None:
+            raise web.HTTPError(403, "no SSO identity for you on the hub: sign in again")
+        if not (env.allowed_for(identity.groups) or user.get("admin")):
+            raise web.HTTPError(403, f"you may not run jobs in {env.title!r}: it is open to the "
+                                     f"group(s) {', '.join(env.groups)}")
+        self.ctx.store.save(job)
+        try:
+            await self.ctx.backend.submit(job, identity, env)
+        except Exception as exc:  # the job is recorded as failed; the caller hears why
+            job.state, job.detail = "failed", str(exc)
+            self.ctx.store.save(job)
+            raise web.HTTPError(500, f"could not start the job: {exc}") from None
+        self.set_status(201)
+        self.finish(job.to_json())
+
+
+class JobHandler(JobsHandler):
+    async def get(self, job_id):
+        user = await self.caller()
+        job = await self.ctx.backend.refresh(self.own_job(user, job_id))
+        self.finish(job.to_json())
+
+    async def delete(self, job_id):
+        user = await self.caller()
+        job = self.own_job(user, job_id)
+        if job.state not in FINISHED:
+            await self.ctx.backend.cancel(job)
+        self.finish(self.ctx.store.get(user["name"], job_id).to_json())
+
+
+class JobLogsHandler(JobsHandler):
+    async def get(self, job_id):
+        user = await self.caller()
+        job = self.own_job(user, job_id)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(await self.ctx.backend.logs(job))
+
+
+def make_app(ctx: JobsContext, prefix: str = "/") -> web.Application:
+    prefix = prefix.rstrip("/")
+    route = {"ctx": ctx}
+    return web.Application([
+        (rf"{prefix}/api/jobs/?", JobListHandler, route),
+        (rf"{prefix}/api/jobs/([^/]+)/?", JobHandler, route),
+        (rf"{prefix}/api/jobs/([^/]+)/logs/?", JobLogsHandler, route),
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m beamhub.hub.jobs.service", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", choices=["local", "kubernetes"], default="local")
+    p.add_argument("--state", required=True, help="folder for job records and logs")
+    p.add_argument("--catalog", default="", help="environment catalog (default: the shipped one)")
+    p.add_argument("--workspace-root", default="", help="local backend: users' working directories")
+    p.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"),
+                   help="kubernetes backend: namespace of the jobs")
+    args = p.parse_args(argv)
+    catalog = load_catalog(args.catalog or None)
+    store = JobStore(args.state)
+    if args.backend == "local":
+        from beamhub.hub.jobs.local import LocalBackend
+
+        backend = LocalBackend(store, args.workspace_root)
+    else:
+        from beamhub.hub.jobs.kube import KubernetesBackend
+
+        backend = KubernetesBackend(store, namespace=args.namespace)
+    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8765"))
+
+    async def serve():
+        app = make_app(JobsContext(HubAuth(), catalog, store, backend),
+                       os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"))
+        app.listen(url.port or 80, url.hostname or "127.0.0.1")
+        print(f"beamhub-jobs: {args.backend} backend listening on {url.geturl()}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

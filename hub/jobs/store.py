@@ -1,0 +1,53 @@
+"""Job records on disk: one JSON file per job under <root>/<owner>/<id>.json, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from beamhub.hub.jobs.model import Job
+
+_SAFE = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
+
+
+class JobStore:
+    """Keeps job records; lists only one owner's at a time, so no call can leak another user's."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, owner: str, job_id: str) -> Path:
+        if not (_SAFE.match(owner) and _SAFE.match(job_id)):
+            raise KeyError(job_id)
+        return self.root / owner / f"{job_id}.json"
+
+    def save(self, job: Job) -> None:
+        path = self._path(job.owner, job.id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(job.to_json()))
+        tmp.replace(path)
+
+    def get(self, owner: str, job_id: str) -> Job | None:
+        """The job ``job_id`` if ``owner`` owns it, else None (another user's job looks absent)."""
+        try:
+            path = self._path(owner, job_id)
+        except KeyError:
+            return None
+        if not path.is_file():
+            return None
+        return Job(**json.loads(path.read_text()))
+
+    def list(self, owner: str) -> list[Job]:
+        try:
+            folder = self._path(owner, "x").parent
+        except KeyError:
+            return []
+        jobs = [Job(**json.loads(p.read_text())) for p in folder.glob("*.json")] if folder.is_dir() else []
+        return sorted(jobs, key=lambda j: j.created)
+
+    def log_path(self, job: Job) -> Path:
+        return self._path(job.owner, job.id).with_suffix(".log")

@@ -1,0 +1,97 @@
+"""Job requests are checked field by field; Job manifests are pure builders, tested without a cluster."""
+
+import pytest
+
+from beamhub.hub.catalog import load_catalog
+from beamhub.hub.identity import Identity
+from beamhub.hub.jobs.manifests import job_objects
+from beamhub.hub.jobs.model import JobRequestError, parse_request
+from beamhub.hub.spawner import ClusterSettings
+
+CATALOG = load_catalog()
+ALICE = Identity("alice", 2001, 2001, (3001,), ("spi", "tomo"))
+BOB = Identity("bob", 2002, 2002, (3002,), ("tomo",))
+SETTINGS = ClusterSettings(data_volumes={"raw-spi": {"nfs": {"server": "nfs", "path": "/raw/spi"}},
+                                         "raw-tomo": {"nfs": {"server": "nfs", "path": "/raw/tomo"}}})
+
+
+@pytest.mark.parametrize("body, words", [
+    ([], "JSON object"),
+    ({"kind": "rm"}, "'kind'"),
+    ({"kind": "phase", "args": "job.json"}, "'args'"),
+    ({"kind": "phase", "args": [1]}, "'args'"),
+    ({"kind": "phase", "cwd": "relative"}, "'cwd'"),
+    ({"kind": "emc", "ranks": 0}, "'ranks'"),
+    ({"kind": "emc", "ranks": True}, "'ranks'"),
+    ({"kind": "phase", "ranks": 4}, "only emc"),
+    ({"kind": "phase", "image": "evil"}, "unknown field"),
+])
+def test_bad_requests_name_the_field(body, words):
+    with pytest.raises(JobRequestError, match=words):
+        parse_request(body, "alice")
+
+
+def test_good_request():
+    job = parse_request({"kind": "emc", "args": ["config.ini"], "cwd": "/home/jovyan", "ranks": 4,
+                         "environment": "spi-emc"}, "alice")
+    assert job.owner == "alice" and job.ranks == 4 and job.id.startswith("emc-")
+    assert job.command == ["beamhub", "emc", "config.ini"]
+
+
+def _job(kind, ranks=1, environment="spi-emc", owner="alice"):
+    return parse_request({"kind": kind, "args": ["in.cfg"], "cwd": "/home/jovyan/run",
+                          "ranks": ranks, "environment": environment}, owner)
+
+
+def test_single_pod_job_runs_as_the_user_with_the_session_mounts():
+    job = _job("phase", environment="phasing-gpu")
+    (obj,) = job_objects(job, CATALOG.get("phasing-gpu"), ALICE, SETTINGS, "beamhub")
+    assert obj["kind"] == "Job" and obj["metadata"]["name"] == job.id
+    assert obj["metadata"]["labels"]["beamhub.io/owner"] == "alice"
+    spec = obj["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["image"] == "ghcr.io/beamhub/gpu:0.1.0"
+    assert container["command"] == ["beamhub", "phase", "in.cfg"]
+    assert container["workingDir"] == "/home/jovyan/run"
+    assert spec["securityContext"]["runAsUser"] == 2001 and spec["securityContext"]["runAsNonRoot"]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["restartPolicy"] == "Never" and obj["spec"]["backoffLimit"] == 0
+    assert {"mountPath": "/data/raw/spi", "name": "data-raw-spi", "readOnly": True} in container["volumeMounts"]
+
+
+@pytest.mark.parametrize("ranks", [1, 4])
+def test_emc_over_ranks_is_an_indexed_job_with_a_headless_service(ranks):
+    job = _job("emc", ranks=ranks)
+    objects = job_objects(job, CATALOG.get("spi-emc"), ALICE, SETTINGS, "beamhub")
+    if ranks == 1:
+        assert [o["kind"] for o in objects] == ["Job"]
+        return
+    service, indexed = objects
+    assert service["kind"] == "Service" and service["spec"]["clusterIP"] == "None"
+    assert indexed["spec"]["completionMode"] == "Indexed"
+    assert indexed["spec"]["completions"] == indexed["spec"]["parallelism"] == 4
+    spec = indexed["spec"]["template"]["spec"]
+    assert spec["subdomain"] == job.id == service["metadata"]["name"]
+    script = spec["containers"][0]["command"][-1]
+    assert "mpiexec" in script and f"-n 4 --host {job.id}-0.{job.id}," in script and "beamhub emc in.cfg" in script
+    # the environment's 4 CPUs are shared by the 4 ranks
+    assert spec["containers"][0]["resources"]["limits"]["cpu"] == "1"
+
+
+def test_emc_as_mpijob_where_the_operator_is_installed():
+    job = _job("emc", ranks=2)
+    (mpijob,) = job_objects(job, CATALOG.get("spi-emc"), ALICE, SETTINGS, "beamhub", mpi_operator=True)
+    assert mpijob["apiVersion"] == "kubeflow.org/v2beta1" and mpijob["kind"] == "MPIJob"
+    replicas = mpijob["spec"]["mpiReplicaSpecs"]
+    assert replicas["Worker"]["replicas"] == 2
+    assert replicas["Launcher"]["template"]["spec"]["containers"][0]["command"][:3] == ["mpirun", "-n", "2"]
+
+
+def test_other_claims_give_other_pods():
+    job = _job("tomo", environment="tomo", owner="bob")
+    (obj,) = job_objects(job, CATALOG.get("tomo"), BOB, SETTINGS, "beamhub")
+    spec = obj["spec"]["template"]["spec"]
+    assert spec["securityContext"]["runAsUser"] == 2002
+    assert spec["securityContext"]["supplementalGroups"] == [3002]
