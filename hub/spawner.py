@@ -187,15 +187,38 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
             home_mount_path=self.home_mount_path,
         )
 
+    # traits the site (e.g. Zero to JupyterHub) may already set: ours are merged into theirs
+    _MERGED_DICTS = ("extra_labels", "extra_annotations", "environment", "node_selector",
+                     "extra_resource_guarantees", "extra_resource_limits")
+    _MERGED_LISTS = ("tolerations", "volumes", "volume_mounts")
+
     def apply_environment(self, env: Environment) -> None:
+        """Set the pod's traits for ``env``, merging with what the site configured, never replacing it.
+
+        z2jh puts labels (hub.jupyter.org/network-access-hub, which its NetworkPolicy needs),
+        tolerations, node selectors, environment and the user's PVC on KubeSpawner; dropping them
+        would break spawns.  The site's values are kept from the first call, so a second start of
+        the same spawner does not pile ours up twice.
+        """
         if self.identity is None:
             raise RuntimeError(
                 f"no SSO identity in auth_state for {self.user.name}: BeamSpawner needs BeamAuthenticator"
             )
+        if not hasattr(self, "_site_traits"):
+            self._site_traits = {name: copy.deepcopy(getattr(self, name))
+                                 for name in self._MERGED_DICTS + self._MERGED_LISTS}
         overrides = environment_overrides(env, self.identity, self.cluster_settings())
         if self.jobs_url:
             overrides["environment"]["BEAMHUB_JOBS_URL"] = self.jobs_url
         for name, value in overrides.items():
+            site = self._site_traits.get(name)
+            if name in self._MERGED_DICTS and site:
+                value = {**site, **value}
+            elif name in self._MERGED_LISTS and site:
+                ours = {item.get("name") for item in value if isinstance(item, dict)}
+                kept = [item for item in site if not (isinstance(item, dict) and item.get("name") in ours
+                                                      and item.get("name"))]
+                value = kept + value
             setattr(self, name, value)
         self.chosen_environment = env
 

@@ -5,7 +5,9 @@ image, resources and data volumes, the SSO uid/gid — from the same
 :func:`~beamhub.hub.spawner.environment_overrides`.  EMC over N ranks becomes an
 MPIJob where the Kubeflow MPI Operator is installed, else an Indexed Job with a
 headless Service: pod 0 launches ``mpiexec`` over the pods' host names
-(``<job>-<i>.<job>``), the others run the image's sshd on port 2222.
+(``<job>-<i>.<job>``), the others run the image's sshd on port 2222 as the user; passwordless
+ssh between them uses the key in the user's ``~/.ssh`` on shared storage (the MPI Operator,
+where installed, manages keys itself and is preferred).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from beamhub.hub.spawner import ClusterSettings, environment_overrides
 
 TTL_AFTER_FINISHED = 7 * 24 * 3600
 SSH_PORT = 2222
+# workers run sshd as the user (no root): a host key made at start, keys for the user from ~/.ssh
+WORKER_SSHD = (f"ssh-keygen -q -t ed25519 -N '' -f /tmp/ssh_host_ed25519_key && "
+               f"exec /usr/sbin/sshd -De -p {SSH_PORT} -h /tmp/ssh_host_ed25519_key -o PidFile=/tmp/sshd.pid")
 
 
 def _labels(job: Job) -> dict[str, str]:
@@ -99,7 +104,7 @@ def job_objects(job: Job, env: Environment, identity: Identity, settings: Cluste
 def _mpijob(job, env, identity, settings, meta) -> dict[str, Any]:
     launcher = pod_template(job, env, identity, settings,
                             ["mpirun", "-n", str(job.ranks), *job.command], name="launcher", ranks=job.ranks)
-    worker = pod_template(job, env, identity, settings, ["/usr/sbin/sshd", "-De", "-p", str(SSH_PORT)],
+    worker = pod_template(job, env, identity, settings, ["/bin/sh", "-c", WORKER_SSHD],
                           name="worker", ranks=job.ranks)
     for template in (launcher, worker):
         template["spec"].pop("restartPolicy")
@@ -124,7 +129,7 @@ def _indexed_mpi(job, env, identity, settings, meta) -> list[dict[str, Any]]:
         'if [ "$JOB_COMPLETION_INDEX" = 0 ]; then '
         f'exec mpiexec --mca plm_rsh_args "-p {SSH_PORT}" -n {job.ranks} --host {hosts} '
         + " ".join(_shell_quote(a) for a in job.command)
-        + f"; else exec /usr/sbin/sshd -De -p {SSH_PORT}; fi"
+        + f"; else {WORKER_SSHD}; fi"
     )
     template = pod_template(job, env, identity, settings, ["/bin/sh", "-c", launch], ranks=job.ranks)
     template["spec"]["subdomain"] = job.id

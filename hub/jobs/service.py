@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state", required=True, help="folder for job records and logs")
     p.add_argument("--catalog", default="", help="environment catalog (default: the shipped one)")
     p.add_argument("--workspace-root", default="", help="local backend: users' working directories")
+    p.add_argument("--listen", default="", help="HOST:PORT to bind (default: from JUPYTERHUB_SERVICE_URL)")
     p.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"),
                    help="kubernetes backend: namespace of the jobs")
     args = p.parse_args(argv)
@@ -175,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     async def serve():
         app = make_app(JobsContext(HubAuth(), catalog, store, backend),
                        os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"))
-        app.listen(url.port or 80, url.hostname or "127.0.0.1")
+        host, _, port = args.listen.rpartition(":") if args.listen else (url.hostname, None, url.port)
+        app.listen(int(port or 80), host or "127.0.0.1")
         print(f"beamhub-jobs: {args.backend} backend listening on {url.geturl()}", flush=True)
         await asyncio.Event().wait()
 

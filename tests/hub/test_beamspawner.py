@@ -44,14 +44,15 @@ def standin_kubeconfig(tmp_path, monkeypatch):
     monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
 
 
-async def _pod(identity: Identity, slug: str, **config) -> dict:
-    spawner = BeamSpawner(_mock=True, data_volumes=VOLUMES, **config)
+async def _pod(identity: Identity, slug: str, times: int = 1, **config) -> dict:
+    spawner = BeamSpawner(_mock=True, **{"data_volumes": VOLUMES, **config})
     spawner.user.name = identity.username
     spawner.user.admin = False
     spawner.user.groups = []
     spawner.orm_spawner = SimpleNamespace(user_options={}, server=None, name="")
     spawner.identity = identity
-    await spawner._apply_chosen_environment({"environment": slug})
+    for _ in range(times):
+        await spawner._apply_chosen_environment({"environment": slug})
     return ApiClient().sanitize_for_serialization(await spawner.get_pod_manifest())
 
 
@@ -135,3 +136,27 @@ def test_besteffort_has_no_requests_or_limits():
     env = CATALOG.get("scipy").__class__(**{**CATALOG.get("scipy").__dict__, "qos": "besteffort"})
     overrides = environment_overrides(env, ALICE, ClusterSettings())
     assert overrides["cpu_guarantee"] is None and overrides["mem_limit"] is None
+
+
+async def test_site_settings_from_z2jh_are_kept_not_replaced(standin_kubeconfig):
+    """z2jh's labels (its NetworkPolicy needs them), tolerations, env and user PVC survive, once."""
+    site = {
+        "extra_labels": {"hub.jupyter.org/network-access-hub": "true"},
+        "tolerations": [{"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user",
+                         "effect": "NoSchedule"}],
+        "node_selector": {"pool": "users"},
+        "environment": {"SITE": "1"},
+        "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-alice"}}],
+        "volume_mounts": [{"name": "home", "mountPath": "/home/jovyan"}],
+        "data_volumes": {"raw-spi": {"nfs": {"server": "nfs", "path": "/raw/spi"}}},
+    }
+    pod = await _pod(ALICE, "phasing-gpu", times=2, **site)
+    spec, container = pod["spec"], pod["spec"]["containers"][0]
+    assert pod["metadata"]["labels"]["hub.jupyter.org/network-access-hub"] == "true"
+    assert pod["metadata"]["labels"]["beamhub.io/environment"] == "phasing-gpu"
+    assert [t["key"] for t in spec["tolerations"]] == ["hub.jupyter.org/dedicated", "nvidia.com/gpu"]
+    assert spec["nodeSelector"] == {"pool": "users", "nvidia.com/gpu.present": "true"}
+    assert [v["name"] for v in spec["volumes"]] == ["home", "data-raw-spi"]
+    assert [m["name"] for m in container["volumeMounts"]] == ["home", "data-raw-spi"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SITE"] == "1" and env["BEAMHUB_USER"] == "alice"

@@ -59,3 +59,26 @@ def test_kubernetes_hub_configuration_from_environment():
     assert c.BeamSpawner.scheduler_summary_url == "http://sched:8080/summary"
     with pytest.raises(SystemExit, match="cannot read"):
         configure_k8s(Config(), {"BEAMHUB_CATALOG": "/nonexistent/catalog.yaml"})
+
+
+def test_kubernetes_jobs_service_from_settings(tmp_path):
+    import json
+
+    from beamhub.hub.catalog import DEFAULT_CATALOG
+    from beamhub.hub.k8sconfig import configure as configure_k8s
+
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"BeamSpawner": {"data_volumes": {"raw-spi": {"nfs": {"server": "n", "path": "/"}}},
+                                                     "home_volume": None},
+                                    "jobs": {"enabled": True, "namespace": "beam"}}))
+    c = Config()
+    configure_k8s(c, {"BEAMHUB_CATALOG": str(DEFAULT_CATALOG), "BEAMHUB_HUB_SETTINGS": str(settings)})
+    assert c.BeamSpawner.data_volumes["raw-spi"]["nfs"]["server"] == "n"
+    service = c.JupyterHub.services[0]
+    assert service["name"] == "beamhub-jobs" and "kubernetes" in service["command"]
+    assert service["command"][service["command"].index("--namespace") + 1] == "beam"
+    assert c.BeamSpawner.jobs_url.endswith("/services/beamhub-jobs/")
+    assert "admin:auth_state" in c.JupyterHub.load_roles[0]["scopes"]
+    settings.write_text("{broken")
+    with pytest.raises(SystemExit, match="not valid JSON"):
+        configure_k8s(Config(), {"BEAMHUB_CATALOG": str(DEFAULT_CATALOG), "BEAMHUB_HUB_SETTINGS": str(settings)})
