@@ -1,0 +1,222 @@
+"""Benchmark: seconds per HIO iteration in 3D, ours vs cohere-core (numpy backend), same data, same run.
+
+Prints, for each cube side, our CPU figure, cohere-core's, the bare complex FFT
+pair (forward + inverse, complex64, the same scipy.fft worker threads as ours)
+as the floor, the ratios, and — where cupy sees a GPU — our cupy figure.  Then a
+quality check: the aligned error against the known object after the same
+iteration budget, for both codes.
+
+cohere-core is installed by this script into its own environment,
+benchmarks/.envs/cohere (git-ignored), and run there in a subprocess.
+
+    python benchmarks/phasing.py                      # 128 and 256, quality at 64
+    python benchmarks/phasing.py --sizes 128 --no-quality
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from pathlib import Path
+
+import numpy as np
+
+from beamhub.kernels import backend
+from beamhub.kernels.phasing import Step, aligned_error, phase
+from beamhub.kernels.sim import random_object, simulate_cdi
+
+HERE = Path(__file__).resolve().parent
+COHERE_ENV = HERE / ".envs" / "cohere"
+COHERE_PIN = "cohere-core==4.5.4"
+ROUNDS = 3
+
+COHERE_DRIVER = r"""
+import json, sys, time, contextlib, io
+import numpy as np
+import cohere_core.controller.phasing as ph
+
+data_file, support_fraction, seq, out = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+params = {"algorithm_sequence": seq, "hio_beta": 0.9,
+          "initial_support_area": [support_fraction] * np.load(data_file, mmap_mode="r").ndim}
+with contextlib.redirect_stdout(io.StringIO()):
+    rec = ph.create_rec(params, data_file, "np", -1, debug=True)
+    t0 = time.perf_counter()
+    rec.iterate()
+    elapsed = time.perf_counter() - t0
+np.save(out, np.asarray(rec.get_image()))
+print(json.dumps({"seconds": elapsed}))
+"""
+
+
+def ensure_cohere() -> Path:
+    """The python of benchmarks/.envs/cohere, created with cohere-core on first use."""
+    python = COHERE_ENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {COHERE_ENV} with {COHERE_PIN} ...", file=sys.stderr)
+        venv.create(COHERE_ENV, with_pip=True)
+    probe = subprocess.run([python, "-c", "import cohere_core"], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run([python, "-m", "pip", "install", "-q", COHERE_PIN], check=True)
+    return python
+
+
+def cohere_run(python: Path, amplitude: np.ndarray, support_fraction: float, sequence: str):
+    """Run cohere-core's numpy Rec on ``amplitude`` (centred); returns (seconds, image)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data_file = Path(tmp) / "data.npy"
+        np.save(data_file, amplitude.astype(np.float32))
+        out = Path(tmp) / "image.npy"
+        script = Path(tmp) / "driver.py"
+        script.write_text(COHERE_DRIVER)
+        env = {**os.environ, "OMP_NUM_THREADS": str(backend.cpu_workers())}
+        proc = subprocess.run([python, script, data_file, str(support_fraction), sequence, out],
+                              capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"cohere-core failed:\n{proc.stderr[-2000:]}")
+        seconds = json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
+        return seconds, np.load(out)
+
+
+def make_pattern(n: int, seed: int = 0):
+    """A 3D pattern of side ``n`` from a random object of side ``n // 4`` (linear oversampling 4)."""
+    return simulate_cdi(random_object((n // 4,) * 3, seed=seed), oversampling=4.0, seed=seed + 1)
+
+
+def box_support(shape, fraction: float) -> np.ndarray:
+    """cohere-core's initial support: a centred box of ``int(fraction * n)`` per axis."""
+    support = np.zeros(shape, dtype=bool)
+    sl = []
+    for n in shape:
+        m = int(fraction * n)
+        start = (n - m) // 2
+        sl.append(slice(start, start + m))
+    support[tuple(sl)] = True
+    return support
+
+
+def ours_per_iteration(intensity, support, iterations: int, backend_name: str | None = None,
+                       dtype=np.complex64, real_fft: bool = True) -> float:
+    """Seconds per HIO iteration of phase()'s loop, averaged over ``iterations``.
+
+    ``real_fft`` True is the default path for a real, positive object
+    (real-to-complex FFTs); False iterates a complex object with complex FFTs.
+    """
+    res = phase(intensity, support=support, algorithms=[Step("hio", iterations, 0.9)], seed=0,
+                backend_name=backend_name, dtype=dtype, real_fft=real_fft)
+    return res.info["seconds_per_iteration"]
+
+
+def fft_pair(n: int, repeats: int) -> float:
+    """Seconds per in-place complex64 forward + inverse FFT of an n^3 cube, averaged over ``repeats``."""
+    buf = np.ones((n, n, n), np.complex64)
+    buf = backend.ifftn(backend.fftn(buf, overwrite_x=True), overwrite_x=True)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        buf = backend.fftn(buf, overwrite_x=True)
+        buf = backend.ifftn(buf, overwrite_x=True)
+    return (time.perf_counter() - t0) / repeats
+
+
+def speed(n: int, iterations: int, cohere_python: Path | None) -> dict:
+    data = make_pattern(n)
+    amplitude = np.sqrt(np.maximum(data.intensity, 0))
+    support = box_support(data.intensity.shape, 0.35)
+    row = {"n": n, "iterations": iterations, "workers": backend.cpu_workers()}
+    # This machine may be shared: ours and the FFT floor are timed alternately,
+    # ROUNDS times, each as an average over `iterations`, and the best round kept.
+    ours_per_iteration(data.intensity, support, 2)  # warm-up: numba cache, FFT plans
+    pairs, ours, ours_complex = [], [], []
+    for _ in range(ROUNDS):
+        pairs.append(fft_pair(n, iterations))
+        ours.append(ours_per_iteration(data.intensity, support, iterations))
+        ours_complex.append(ours_per_iteration(data.intensity, support, iterations, real_fft=False))
+    row["fft_pair"], row["ours"], row["ours_complex"] = min(pairs), min(ours), min(ours_complex)
+    if backend.gpu_available():
+        ours_per_iteration(data.intensity, support, 2, backend_name="cupy")
+        row["cupy"] = min(ours_per_iteration(data.intensity, support, 10 * iterations,
+                                             backend_name="cupy") for _ in range(ROUNDS))
+    if cohere_python:
+        row["cohere"] = min(cohere_run(cohere_python, amplitude, 0.35, f"{iterations}*HIO")[0]
+                            for _ in range(2)) / iterations
+    return row
+
+
+def quality(n: int, hio: int, er: int, runs: int, cohere_python: Path | None) -> dict:
+    data = make_pattern(n, seed=10)
+    amplitude = np.sqrt(np.maximum(data.intensity, 0))
+    support = box_support(data.intensity.shape, 0.35)
+    steps = [Step("hio", hio, 0.9), Step("er", er)]
+    out = {"n": n, "budget": f"{hio} HIO + {er} ER", "runs": runs}
+    for constraint in ("positive", "none"):
+        errs = [aligned_error(phase(data.intensity, support=support, algorithms=steps, seed=s,
+                                    constraint=constraint).images[0], data.object)
+                for s in range(runs)]
+        out[f"ours_{constraint}"] = errs
+    if cohere_python:
+        errs = []
+        for _ in range(runs):
+            _, image = cohere_run(cohere_python, amplitude, 0.35, f"{hio}*HIO+{er}*ER")
+            errs.append(aligned_error(image, data.object))
+        out["cohere"] = errs
+    return out
+
+
+def format_row(row: dict) -> str:
+    """One markdown table row of :func:`speed`'s figures."""
+    ours, ours_c, pair = row["ours"], row["ours_complex"], row["fft_pair"]
+    cohere, cupy = row.get("cohere"), row.get("cupy")
+    cohere_s = "n/a" if cohere is None else f"{cohere:.4f}"
+    ratio_s = "n/a" if cohere is None else f"{ours / cohere:.3f} / {ours_c / cohere:.3f}"
+    cupy_s = "n/a" if cupy is None else f"{cupy:.5f} ({ours / cupy:.0f}x faster)"
+    return (f"| {row['n']}^3 | {ours:.4f} | {ours_c:.4f} | {cohere_s} | {ratio_s} | {pair:.4f} | "
+            f"{ours / pair:.2f} / {ours_c / pair:.2f} | {cupy_s} |")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--iterations", type=int, nargs="+", default=None,
+                        help="HIO iterations timed per size (default 20 at <=128, 6 above)")
+    parser.add_argument("--no-cohere", action="store_true", help="skip the reference")
+    parser.add_argument("--no-quality", action="store_true", help="skip the quality check")
+    parser.add_argument("--quality-size", type=int, default=64)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    cohere_python = None if args.no_cohere else ensure_cohere()
+    iterations = args.iterations or [20 if n <= 128 else 6 for n in args.sizes]
+    print(f"machine: {os.cpu_count()} CPUs, {backend.cpu_workers()} FFT workers; "
+          f"GPU: {'yes' if backend.gpu_available() else 'none'}")
+    rows = []
+    print("\nours = real object, real-to-complex FFTs (the default for constraint positive/real);"
+          "\nours complex = complex iterate, complex FFTs (constraint none, or real_fft=False)")
+    print("\n| n^3 | ours s/it | ours complex s/it | cohere-core s/it | ours/cohere (real / complex) "
+          "| FFT pair s | ours/FFT pair (real / complex) | cupy s/it |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, its in zip(args.sizes, iterations):
+        row = speed(n, its, cohere_python)
+        rows.append(row)
+        print(format_row(row), flush=True)
+    result = {"speed": rows}
+    if not args.no_quality:
+        q = quality(args.quality_size, 300, 50, 3, cohere_python)
+        result["quality"] = q
+        print(f"\nquality at {q['n']}^3, {q['budget']}, {q['runs']} runs each, aligned error "
+              "(lower is better; min / median):")
+        for key in ("ours_positive", "ours_none", "cohere"):
+            if key in q:
+                e = np.array(q[key])
+                print(f"  {key:14s} {e.min():.4f} / {np.median(e):.4f}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,172 @@
+"""``beamhub phase JOB.json``: run a phasing job and write its results as HDF5."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import secrets
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from beamhub.errors import UsageError
+
+DESCRIPTION = """\
+Iterative phase retrieval (ER, HIO, RAAR; static or shrink-wrap support) of a
+2D or 3D intensity, from many random starts ranked by Fourier error.  The job
+is a JSON object; relative paths in it are taken from the job file's folder.
+The results are written atomically to "out_file" (HDF5): images (best first,
+centred), scores (all starts, ascending), supports, prtf, and the job itself as
+the attribute "job".  See docs/phasing.md for every key.
+"""
+
+EXAMPLE = """\
+example job:
+  {
+    "srand": 1,
+    "data": "recon_0002/data/output/intens_010.bin",
+    "data_dim": "3d",
+    "number_of_outputs_images": 2,
+    "number_of_outputs_scores": 10,
+    "support_algo": "static",
+    "support_size": 30,
+    "algo": [
+      {"name": "hio", "number_of_iterations": 500, "beta_init": 0.9, "beta_final": 0.9},
+      {"name": "er", "number_of_iterations": 100}
+    ],
+    "out_file": "recon_0002/phased_output.h5"
+  }
+
+examples:
+  beamhub phase job.json                 run it, progress on stderr
+  beamhub phase job.json --check         validate the job and its input, run nothing
+  BEAMHUB_BACKEND=numpy beamhub phase job.json   force the CPU
+"""
+
+
+def _keys_help() -> str:
+    from beamhub.kernels.phasing.job import JOB_KEYS  # noqa: PLC0415
+
+    width = max(map(len, JOB_KEYS))
+    lines = ["job keys (* = required):"]
+    for key, (required, text) in JOB_KEYS.items():
+        lines.append(f"  {key:<{width}} {'*' if required else ' '} {text}")
+    return "\n".join(lines) + "\n\n"
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=DESCRIPTION, epilog=_keys_help() + EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("job", type=Path, help="the JSON job file")
+    parser.add_argument("--check", action="store_true",
+                        help="validate the job and read its input, then stop")
+    parser.add_argument("--backend", choices=("auto", "numpy", "cupy"), default=None,
+                        help="where to compute (default: $BEAMHUB_BACKEND, else auto)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    return parser
+
+
+def load_job(path: Path):
+    """Read and validate the job file; every problem becomes one UsageError naming it."""
+    from beamhub.kernels.phasing.job import JobError, parse_job  # noqa: PLC0415
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read job file {str(path)!r}: {exc.strerror}") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not valid JSON: {exc}") from exc
+    try:
+        return parse_job(raw, base=path.parent)
+    except JobError as exc:
+        raise UsageError(f"{path}: {exc}") from exc
+
+
+def load_inputs(job):
+    """The intensity (and mask) of ``job``, checked against its shape and the support."""
+    from beamhub.kernels.io import InputFormatError  # noqa: PLC0415
+    from beamhub.kernels.io.volumes import read_volume  # noqa: PLC0415
+
+    volumes = {}
+    for key in ("data", "mask"):
+        spec = getattr(job, key)
+        try:
+            volumes[key] = read_volume(spec, ndim=job.data_dim) if spec else None
+        except InputFormatError as exc:
+            raise UsageError(f"{key!r}: {exc}") from exc
+    data, mask = volumes["data"], volumes["mask"]
+    mask = mask != 0 if mask is not None else None
+    if mask is not None and mask.shape != data.shape:
+        raise UsageError(f"'mask' shape {mask.shape} differs from 'data' shape {data.shape}")
+    if job.support_size >= min(data.shape):
+        raise UsageError(f"'support_size' ({job.support_size:g}) must be smaller than the "
+                         f"data's side ({min(data.shape)} pixels)")
+    if not job.out_file.parent.is_dir():
+        raise UsageError(f"'out_file': folder {str(job.out_file.parent)!r} does not exist")
+    return data, mask
+
+
+def main(argv: list[str], prog: str) -> int:
+    args = build_parser(prog).parse_args(argv)
+    job = load_job(args.job)
+    data, mask = load_inputs(job)
+    if job.srand is None:
+        job = dataclasses.replace(job, srand=secrets.randbits(32))
+    if args.check:
+        if not args.quiet:
+            print(f"{args.job}: valid; data {data.shape}, "
+                  f"{sum(s.iterations for s in job.steps)} iterations x {job.n_starts} starts")
+        return 0
+
+    from beamhub.kernels import backend  # noqa: PLC0415
+    from beamhub.kernels.io.volumes import write_h5  # noqa: PLC0415
+    from beamhub.kernels.phasing import phase  # noqa: PLC0415
+
+    try:
+        backend.backend_name(args.backend)
+    except backend.BackendError as exc:
+        raise UsageError(str(exc)) from exc
+    show = not args.quiet and sys.stderr.isatty()
+    result = phase(
+        data, support=job.support_size, algorithms=job.steps, n_starts=job.n_starts,
+        n_best=job.n_images, mask=mask, constraint=job.constraint, shrinkwrap=job.shrinkwrap,
+        seed=job.srand, dtype=np.complex64 if job.precision == "single" else np.complex128,
+        centered=job.centered, backend_name=args.backend, progress=show)
+    write_h5(job.out_file, result_datasets(result, job.constraint),
+             {"job": json.dumps(job.to_json()), "backend": result.info["backend"],
+              "beamhub_version": _version()})
+    if not args.quiet:
+        best = ", ".join(f"{s:.4g}" for s in result.scores[: job.n_images])
+        print(textwrap.dedent(f"""\
+            wrote {job.out_file}
+              best Fourier error: {best}  (all {job.n_starts} starts in 'scores')"""))
+    return 0
+
+
+def result_datasets(result, constraint: str) -> dict[str, np.ndarray]:
+    """The HDF5 datasets of a :class:`PhasingResult`; images are real unless ``constraint`` is none."""
+    images, average = result.images, result.average
+    if constraint != "none":
+        images, average = images.real, average.real
+    return {
+        "images": images,
+        "average": average,
+        "scores": result.scores,
+        "start_index": result.starts,
+        "errors": result.errors,
+        "supports": result.supports.astype(np.uint8),
+        "prtf": result.prtf,
+        "prtf_radius": result.prtf_radius,
+    }
+
+
+def _version() -> str:
+    from beamhub import __version__  # noqa: PLC0415
+
+    return __version__
