@@ -139,6 +139,8 @@ def phase(
     real_fft: bool | None = None,
     backend_name: str | None = None,
     progress: bool = False,
+    callback=None,
+    callback_every: int = 10,
 ) -> PhasingResult:
     """Recover an object from its diffracted intensity by iterative phase retrieval.
 
@@ -185,6 +187,14 @@ def phase(
         Where to compute; None uses ``BEAMHUB_BACKEND``.
     progress : bool
         Show a progress bar on stderr.
+    callback : callable or None
+        ``callback(iteration, image, figures)`` every ``callback_every`` iterations and after
+        each start's last one, e.g. a :class:`beamhub.kernels.view.Monitor` watching the run
+        live.  ``iteration`` counts over all starts; ``image`` is the current real-space
+        iterate as a numpy array of the intensity's shape (FFT order); ``figures`` holds
+        ``start``, ``fourier_error``, ``algorithm`` and ``beta``.
+    callback_every : int
+        Iterations between two callback calls.
 
     Returns
     -------
@@ -254,9 +264,10 @@ def phase(
         for start in range(n_starts):
             phases = start_rngs[start].random(it_amp.shape, dtype=real) * real(2.0 * np.pi)
             tic = time.perf_counter()
+            hook = None if callback is None else _Hook(callback, callback_every, start, total, it_norm)
             image, supp, errs = run_start(
                 xp, ops, it_amp, it_known, support0, phases, schedule, shrinkwrap, mode, dtype,
-                it_norm, bar, shape,
+                it_norm, bar, shape, hook,
             )
             loop_seconds += time.perf_counter() - tic  # errs are on the host: work is done
             score = _fourier_error(image, amp_x, known_x, norm)
@@ -339,7 +350,7 @@ def _align_best(best):
 
 
 def _run_start(xp, ops, amp_x, known_x, support0, phases, schedule, shrinkwrap, mode, dtype,
-               norm, bar, shape):
+               norm, bar, shape, hook=None):
     """One random start on a complex iterate: (final constrained image, final support, (T,) errors)."""
     amp_flat, known_flat = amp_x.reshape(-1), known_x.reshape(-1)
     spectrum = xp.where(known_x, amp_x, 0).astype(dtype)
@@ -365,6 +376,8 @@ def _run_start(xp, ops, amp_x, known_x, support0, phases, schedule, shrinkwrap, 
         buf = backend.ifftn(buf, overwrite_x=True)
         ops.update(x_flat, buf.reshape(-1), support.reshape(-1), a, b, t, mode)
         bar.update(1)
+        if hook is not None:
+            hook(it, x, misfit, name, beta)
     ops.constrain(x, support, mode)
     errs = np.sqrt(np.array([float(e) for e in errs]) / norm)
     return x, support, errs
@@ -385,7 +398,7 @@ def _friedel_half(amp: np.ndarray) -> np.ndarray:
 
 
 def _run_start_real(xp, ops, amp_half, known_half, support0, phases, schedule, shrinkwrap, mode,
-                    dtype, norm, bar, shape):
+                    dtype, norm, bar, shape, hook=None):
     """One random start on a real iterate with real-to-complex FFTs; same returns as _run_start."""
     amp_flat = amp_half.reshape(-1)
     spectrum = xp.where(known_half, amp_half, 0).astype(dtype)
@@ -409,6 +422,8 @@ def _run_start_real(xp, ops, amp_half, known_half, support0, phases, schedule, s
         y = irfftn(half, shape)
         ops.update_real(x_flat, y.reshape(-1), support.reshape(-1), a, b, t, positive)
         bar.update(1)
+        if hook is not None:
+            hook(it, x, errs[-1], name, beta)
     ops.constrain(x, support, mode)
     errs = np.sqrt(np.array([float(e) for e in errs]) / norm)
     return x, support, errs
@@ -420,6 +435,20 @@ def _fourier_error(image, amp_x, known_x, norm: float) -> float:
     mod = xp.abs(backend.fftn(image))
     diff = xp.where(known_x, mod - amp_x, 0)
     return float(np.sqrt(float(xp.vdot(diff, diff).real) / norm))
+
+
+class _Hook:
+    """Calls the user's callback every ``every`` iterations (and at a start's last one)."""
+
+    def __init__(self, callback, every: int, start: int, total: int, norm: float):
+        self.callback, self.every, self.start, self.total, self.norm = callback, max(1, every), start, total, norm
+
+    def __call__(self, it: int, x, misfit, name: str, beta) -> None:
+        if (it + 1) % self.every and it != self.total - 1:
+            return
+        figures = {"start": self.start, "fourier_error": float(np.sqrt(float(misfit) / self.norm)),
+                   "algorithm": name, "beta": float(beta)}
+        self.callback(self.start * self.total + it, backend.to_numpy(x), figures)
 
 
 class _NoBar:

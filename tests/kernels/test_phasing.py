@@ -316,3 +316,19 @@ def test_cupy_recovers_3d_object(pattern_3d):
                 backend_name="cupy")
     assert isinstance(res.images, np.ndarray)
     assert aligned_error(res.images[0], pattern_3d.object) < 0.05
+
+
+def test_callback_watches_the_run_live():
+    from beamhub.kernels.phasing import Step, phase
+    from beamhub.kernels.sim.cdi import random_object, simulate_cdi
+
+    data = simulate_cdi(random_object((12, 12), seed=1), oversampling=4, seed=2)
+    seen = []
+    phase(data.intensity, support=16, algorithms=[Step("hio", 30), Step("er", 10)], n_starts=2, seed=0,
+          callback=lambda it, image, figures: seen.append((it, image.shape, figures)), callback_every=10)
+    assert [it for it, _, _ in seen] == [9, 19, 29, 39, 49, 59, 69, 79]
+    assert all(shape == data.intensity.shape for _, shape, _ in seen)
+    assert [f["start"] for _, _, f in seen] == [0] * 4 + [1] * 4
+    assert seen[-1][2]["algorithm"] == "er" and seen[0][2]["algorithm"] == "hio"
+    errors = [f["fourier_error"] for _, _, f in seen[:4]]
+    assert errors[-1] < errors[0]  # the run converges while we watch
