@@ -157,15 +157,9 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
         workspace.mkdir(parents=True, exist_ok=True)
         copied = 0
         if first_start and self.notebooks_dir and Path(self.notebooks_dir).is_dir():
-            for source in sorted(Path(self.notebooks_dir).iterdir()):
-                if source.name.startswith(".") or source.name == "__pycache__":
-                    continue
-                target = workspace / source.name
-                if source.is_dir():
-                    shutil.copytree(source, target, dirs_exist_ok=True)
-                else:
-                    shutil.copy2(source, target)
-                copied += source.suffix == ".ipynb"
+            for source in sorted(Path(self.notebooks_dir).glob("*.ipynb")):
+                shutil.copy2(source, workspace / source.name)
+                copied += 1
         self._link_data(workspace)
         return copied
 

@@ -191,7 +191,7 @@ def phase(
         ``callback(iteration, image, figures)`` every ``callback_every`` iterations and after
         each start's last one, e.g. a :class:`beamhub.kernels.view.Monitor` watching the run
         live.  ``iteration`` counts over all starts; ``image`` is the current real-space
-        iterate as a numpy array of the intensity's shape (FFT order); ``figures`` holds
+        iterate as a numpy array of the intensity's shape (the object centred); ``figures`` holds
         ``start``, ``fourier_error``, ``algorithm`` and ``beta``.
     callback_every : int
         Iterations between two callback calls.

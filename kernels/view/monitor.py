@@ -1,0 +1,250 @@
+"""``Monitor``: watch an iterative reconstruction converge, updating in place.
+
+A monitor is a callable ``monitor(iteration, model, figures)`` that a run
+calls after each iteration (the ``callback`` of an EMC or phasing run).  It
+keeps the history of every figure, and at most every ``min_interval``
+seconds redraws the model's three central slices and one plot per figure in
+the same widgets, so a notebook cell shows one live panel rather than a
+scroll of outputs.  Drawing happens in the calling thread with matplotlib's
+Agg renderer (no pyplot state), so it works in any kernel and under nbclient.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import time
+from typing import Any, Mapping
+
+import ipywidgets as widgets
+import numpy as np
+
+from beamhub.kernels import backend
+from beamhub.kernels.view import render as pictures
+
+__all__ = ["Monitor"]
+
+
+class Monitor(widgets.VBox):
+    """A live panel of the current model and the per-iteration figures of a run.
+
+    Parameters
+    ----------
+    title : str, optional
+        Shown above the panel.
+    cmap : str
+        matplotlib colour map of the model slices.
+    scale : {"linear", "log"}
+        Scale of the model slices ("log" for diffraction intensities).
+    percentiles : (float, float)
+        Contrast of the model slices (percentiles of each slice, 0-100).
+    min_interval : float
+        Seconds between two redraws; calls in between only record the
+        figures (a run of fast iterations is not slowed down by drawing).
+        0 draws at every call.
+    plots : sequence of str, optional
+        Figures to plot, in this order; by default every numeric figure, in
+        the order they first arrive.  All figures are recorded either way.
+    log_figures : sequence of str, optional
+        Figures plotted on a log y-axis; by default those that are positive
+        and span more than two decades.
+    panel_size : int
+        Model slices are enlarged by an integer factor to about this many pixels.
+    fftshift : bool
+        The model comes in FFT order (its object sits around index 0, as
+        after a bare ``ifftn``): show the slices through index 0, re-centred,
+        as ``numpy.fft.fftshift`` of the model would.
+
+    Attributes
+    ----------
+    history : dict of str to list of float
+        Every figure at every call, in call order.
+    iterations : list of int
+        The ``iteration`` of every call.
+    slices : tuple of 3 ipywidgets.Image
+        The model slices (one for a 2-D model).
+    plot : ipywidgets.Image
+        The figure plots.
+    status : ipywidgets.HTML
+        The latest iteration and figures as text.
+    draws : int
+        How many times the panel was redrawn.
+
+    Examples
+    --------
+    >>> monitor = Monitor(title="EMC", scale="log")           # doctest: +SKIP
+    >>> display(monitor)                                        # doctest: +SKIP
+    >>> history = run(emc, 20, callback=monitor)                # doctest: +SKIP
+    >>> phase(..., callback=Monitor(), callback_every=10)      # doctest: +SKIP
+    >>> monitor(3, model, {"rms_change": 0.01, "mutual_info": 1.2})   # what a run calls
+    """
+
+    def __init__(self, *, title: str | None = None, cmap: str = "viridis", scale: str = "linear",
+                 percentiles=(1.0, 99.5), min_interval: float = 0.5, plots=None,
+                 log_figures=None, panel_size: int = 192, fftshift: bool = False):
+        if scale not in pictures.SCALES:
+            raise ValueError(f"scale must be one of {', '.join(pictures.SCALES)}, got {scale!r}")
+        pictures.contrast_limits(np.zeros(1), percentiles)  # validates the pair
+        if min_interval < 0:
+            raise ValueError(f"min_interval must be >= 0 seconds, got {min_interval}")
+        self.cmap, self.scale, self.percentiles = cmap, scale, tuple(percentiles)
+        self.min_interval = float(min_interval)
+        self.plots = None if plots is None else [str(p) for p in plots]
+        self.log_figures = None if log_figures is None else set(log_figures)
+        self.panel_size = int(panel_size)
+        self.fftshift = bool(fftshift)
+        self.history: dict[str, list[float]] = {}
+        self.iterations: list[int] = []
+        self.draws = 0
+        self._last_draw = -math.inf
+        self._latest: list[np.ndarray] = []
+        self._dirty = False
+
+        self.status = widgets.HTML("<i>waiting for the first iteration…</i>")
+        self.slices = tuple(widgets.Image(format="png") for _ in range(3))
+        for img, name in zip(self.slices, ("z", "y", "x")):
+            img.add_class(f"beamhub-monitor-{name}")
+        self.plot = widgets.Image(format="png")
+        self.plot.add_class("beamhub-monitor-plot")
+        head = [widgets.HTML(f"<b>{title}</b>")] if title else []
+        # in an HBox the plot keeps its own pixel size instead of stretching to the cell's width
+        super().__init__([*head, self.status, widgets.HBox(list(self.slices)),
+                          widgets.HBox([self.plot])])
+        self.add_class("beamhub-monitor")
+
+    def __call__(self, iteration: int, model, figures: Mapping[str, float] | Any = None) -> None:
+        """Record one iteration and redraw if ``min_interval`` has passed.
+
+        Parameters
+        ----------
+        iteration : int
+            Iteration number (as the run counts them).
+        model : (Z, Y, X) or (Y, X) numpy or cupy array, or None
+            The current model (intensity, density or complex image: its
+            modulus is shown).  Only its central slices are copied to the
+            host, at every call, so the run may overwrite it afterwards.
+        figures : mapping of str to float, or a dataclass, optional
+            Per-iteration figures, e.g. ``{"rms_change": 1e-3,
+            "mutual_info": 2.1, "log_likelihood": -3e5}``, or a record such as
+            EMC's ``IterationFigures`` (its fields are read).  Non-numeric
+            values (arrays, dicts, text) and a field named ``iteration`` are
+            ignored.
+        """
+        self.iterations.append(int(iteration))
+        known = set(self.history)
+        for name, value in _as_mapping(figures).items():
+            if name == "iteration":
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if name not in self.history:  # a figure that starts late: pad its past with NaN
+                self.history[name] = [math.nan] * (len(self.iterations) - 1)
+            self.history[name].append(number)
+            known.discard(name)
+        for name in known:  # a figure missing this time
+            self.history[name].append(math.nan)
+        if model is not None:
+            self._latest = _central_slices(model, self.fftshift)
+        self._dirty = True
+        now = time.monotonic()
+        if now - self._last_draw >= self.min_interval:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw now with everything recorded so far (call it after the run for the final state)."""
+        if not self._dirty:
+            return
+        self._last_draw = time.monotonic()
+        self._dirty = False
+        self.draws += 1
+        self.status.value = self._status_text()
+        for img, data in zip(self.slices, self._latest):
+            img.value = self._slice_png(data)
+            img.layout.display = None
+        for img in self.slices[len(self._latest):]:
+            img.layout.display = "none"
+        if self._plotted():
+            self.plot.value = self._plot_png()
+
+    def _status_text(self) -> str:
+        parts = [f"iteration <b>{self.iterations[-1]}</b>"]
+        for name, values in self.history.items():
+            if values and not math.isnan(values[-1]):
+                parts.append(f"{name} = {values[-1]:.5g}")
+        return "<span class='beamhub-monitor-status'>" + " · ".join(parts) + "</span>"
+
+    def _slice_png(self, data: np.ndarray) -> bytes:
+        values = pictures.scaled(data, self.scale, pictures.log_floor(data.ravel()))
+        vmin, vmax = pictures.contrast_limits(values, self.percentiles)
+        rgb = pictures.colorize(values, vmin, vmax, cmap=self.cmap)
+        zoom = max(1, self.panel_size // max(data.shape))
+        return pictures.png_bytes(pictures.upscale(rgb, zoom))
+
+    def _plot_png(self) -> bytes:
+        from matplotlib.figure import Figure  # noqa: PLC0415 - Agg, no pyplot state
+
+        names = self._plotted()
+        cols = min(3, len(names))
+        rows = math.ceil(len(names) / cols)
+        fig = Figure(figsize=(3.2 * cols, 2.3 * rows), dpi=80, layout="constrained")
+        x = np.asarray(self.iterations)
+        for k, name in enumerate(names):
+            ax = fig.add_subplot(rows, cols, k + 1)
+            y = np.asarray(self.history[name], dtype=float)
+            ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3)
+            if self._log_axis(name, y):
+                ax.set_yscale("log")
+            ax.set_title(name, fontsize=10)
+            ax.set_xlabel("iteration", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+    def _plotted(self) -> list[str]:
+        if self.plots is None:
+            return list(self.history)
+        return [name for name in self.plots if name in self.history]
+
+    def _log_axis(self, name: str, y: np.ndarray) -> bool:
+        if self.log_figures is not None:
+            return name in self.log_figures
+        y = y[np.isfinite(y)]
+        return y.size > 1 and bool(np.all(y > 0)) and y.max() / y.min() > 100
+
+
+def _as_mapping(figures) -> Mapping:
+    """Figures as a mapping: a mapping itself, a dataclass's fields, or nothing."""
+    if figures is None:
+        return {}
+    if isinstance(figures, Mapping):
+        return figures
+    if dataclasses.is_dataclass(figures) and not isinstance(figures, type):
+        return {f.name: getattr(figures, f.name) for f in dataclasses.fields(figures)}
+    raise TypeError(f"figures must be a mapping or a dataclass, got {type(figures).__name__}")
+
+
+def _central_slices(model, fftshift: bool = False) -> list[np.ndarray]:
+    """The central slice on each axis of a 3-D model (the model itself if 2-D), on the host.
+
+    With ``fftshift`` the model is in FFT order: the slices of ``fftshift(model)``
+    through its centre are the model's slices through index 0, shifted (only
+    the slices are shifted, never the whole model).
+    """
+    ndim = getattr(model, "ndim", None)
+    if ndim not in (2, 3):
+        raise ValueError(f"Monitor shows 2-D or 3-D models, got shape {getattr(model, 'shape', None)}")
+    if ndim == 2:
+        picture = backend.to_numpy(pictures.as_real(model)).astype(np.float32)
+        return [np.fft.fftshift(picture) if fftshift else picture]
+    out = []
+    for axis in range(3):
+        cut = [slice(None)] * 3
+        cut[axis] = 0 if fftshift else model.shape[axis] // 2
+        picture = backend.to_numpy(pictures.as_real(model[tuple(cut)])).astype(np.float32)
+        out.append(np.fft.fftshift(picture) if fftshift else picture)
+    return out
