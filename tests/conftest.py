@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 
 import pytest
 
@@ -42,11 +41,3 @@ def platform(tmp_path_factory):
         live.api.stop_all()
     finally:
         live.stop()
-
-
-def dump_logs(platform) -> str:
-    """The tail of each service log, for assertion messages."""
-    out = []
-    for log in sorted(Path(platform.logs).glob("*.log")):
-        out.append(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
-    return "\n".join(out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import requests
 
@@ -78,3 +79,11 @@ class HubAPI:
             if not any(u.get("server") or u.get("pending") for u in self.get("/users").json()):
                 return
             time.sleep(0.5)
+
+
+def dump_logs(platform) -> str:
+    """The tail of each service log, for assertion messages."""
+    out = []
+    for log in sorted(Path(platform.logs).glob("*.log")):
+        out.append(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+    return "\n".join(out)

@@ -10,8 +10,7 @@ import time
 import pytest
 import requests
 
-from conftest import dump_logs
-from sso_client import cards, login, wait_for_lab, xsrf_of
+from sso_client import cards, dump_logs, login, wait_for_lab, xsrf_of
 
 pytestmark = pytest.mark.integration
 
