@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
-SYSTEM_PACKAGES := chromium prometheus prometheus-pushgateway
+SYSTEM_PACKAGES := chromium prometheus prometheus-pushgateway openmpi-bin
 PYTEST_ARGS ?=
 
 .PHONY: up test install system-deps clean help
@@ -28,7 +28,7 @@ install: $(VENV)/.installed node_modules/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[hub,scheduler,test]'
+	$(PIP) install --quiet -e '.[hub,scheduler,mpi,test]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
