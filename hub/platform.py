@@ -55,6 +55,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In a child before exec: get SIGTERM when `beamhub up` dies, however it dies (Linux).
+
+    Ctrl-C stops the services in order; this covers a `kill -9` or a crashed terminal, so no
+    provider or proxy is left holding the ports. Users' sessions are the hub's children, not
+    ours, and keep running.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -208,6 +223,7 @@ class Platform:
         self.procs[name] = subprocess.Popen(
             cmd, cwd=self.state, env={**os.environ, **(env or {})},
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
 
     def _wait(self, name: str, url: str, timeout: float = 60.0, headers: dict | None = None,

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth
@@ -179,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         host, _, port = args.listen.rpartition(":") if args.listen else (url.hostname, None, url.port)
         app.listen(int(port or 80), host or "127.0.0.1")
         print(f"beamhub-jobs: {args.backend} backend listening on {url.geturl()}", flush=True)
-        await asyncio.Event().wait()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the hub stops its services with these
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await stop.wait()
 
     asyncio.run(serve())
     return 0

@@ -1,0 +1,68 @@
+"""`beamhub up` as a person runs it: prints the URL and logins, Ctrl-C stops all of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from beamhub.hub.platform import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_prints_url_and_logins_and_ctrl_c_stops_everything(tmp_path):
+    ports = {name: free_port() for name in ("port", "sso-port", "proxy-api-port", "hub-port", "jobs-port")}
+    args = [f"--{name}={port}" for name, port in ports.items()]
+    proc = subprocess.Popen([sys.executable, "-m", "beamhub", "up", "--state-dir", str(tmp_path / "state"), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen, deadline = [], time.monotonic() + 120
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "Press Ctrl-C" in line or time.monotonic() > deadline:
+                break
+        banner = "".join(seen)
+        assert f"BeamHub is running at http://127.0.0.1:{ports['port']}" in banner, banner[-3000:]
+        assert "alice/alice, bob/bob, admin/admin" in banner
+        assert all(_listening(port) for port in ports.values())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    assert code == 0
+    time.sleep(1)
+    assert not [name for name, port in ports.items() if _listening(port)]
+
+
+def test_up_refuses_a_busy_port_with_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "beamhub", "up", "--state-dir", str(tmp_path / "s"),
+                              f"--port={port}"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert f"port {port} (hub) is already in use" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_up_refuses_a_bad_catalog_naming_entry_and_field(tmp_path):
+    bad = tmp_path / "menu.yaml"
+    bad.write_text("environments:\n  - {slug: x, title: X, image: i, kind: cpu, qos: gold, groups: ['*'],"
+                   " resources: {cpu: {limit: 1}, memory: {limit: 1Gi}}}\n")
+    out = subprocess.run([sys.executable, "-m", "beamhub", "up", "--state-dir", str(tmp_path / "s"),
+                          "--catalog", str(bad), f"--port={free_port()}"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2
+    assert "environment 'x' (entry 1): field 'qos'" in out.stderr and "Traceback" not in out.stderr
