@@ -47,6 +47,7 @@ class ClusterSettings:
     home_volume: dict | None = None  # Kubernetes volume source for the user's space (read-write)
     home_sub_path: str = "{username}"
     home_mount_path: str = "/home/jovyan"
+    examples_dir: str = "/opt/beamhub-notebooks"  # in the image; copied to a new user's home once
 
 
 def security_context(identity: Identity) -> tuple[dict, dict]:
@@ -134,7 +135,16 @@ def environment_overrides(env: Environment, identity: Identity, settings: Cluste
                        "subPath": settings.home_sub_path.format(username=identity.username, uid=identity.uid)})
     overrides["volumes"] = volumes
     overrides["volume_mounts"] = mounts
+    if settings.examples_dir:
+        overrides["lifecycle_hooks"] = {"postStart": {"exec": {"command": [
+            "/bin/sh", "-c", examples_copy_command(settings.examples_dir)]}}}
     return overrides
+
+
+def examples_copy_command(examples_dir: str) -> str:
+    """Shell that copies the image's example notebooks into $HOME on a user's first start only."""
+    return (f'[ -e "$HOME/.beamhub-examples" ] || {{ cp -n {examples_dir}/*.ipynb "$HOME"/ 2>/dev/null; '
+            f'touch "$HOME/.beamhub-examples"; }}; true')
 
 
 class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
@@ -170,6 +180,11 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
     )
     home_sub_path = Unicode("{username}", config=True, help="subPath of a user's space in home_volume.")
     home_mount_path = Unicode("/home/jovyan", config=True, help="Where a user's space is mounted.")
+    examples_dir = Unicode(
+        "/opt/beamhub-notebooks", config=True,
+        help="Folder of example notebooks in the session images, copied into a user's home on the "
+        "first start (a postStart hook); empty to turn it off.",
+    )
 
     @default("profile_list")
     def _profile_list_default(self):
@@ -185,11 +200,12 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
             home_volume=self.home_volume,
             home_sub_path=self.home_sub_path,
             home_mount_path=self.home_mount_path,
+            examples_dir=self.examples_dir,
         )
 
     # traits the site (e.g. Zero to JupyterHub) may already set: ours are merged into theirs
     _MERGED_DICTS = ("extra_labels", "extra_annotations", "environment", "node_selector",
-                     "extra_resource_guarantees", "extra_resource_limits")
+                     "extra_resource_guarantees", "extra_resource_limits", "lifecycle_hooks")
     _MERGED_LISTS = ("tolerations", "volumes", "volume_mounts")
 
     def apply_environment(self, env: Environment) -> None:

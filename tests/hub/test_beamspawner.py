@@ -160,3 +160,23 @@ async def test_site_settings_from_z2jh_are_kept_not_replaced(standin_kubeconfig)
     assert [m["name"] for m in container["volumeMounts"]] == ["home", "data-raw-spi"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["SITE"] == "1" and env["BEAMHUB_USER"] == "alice"
+
+
+async def test_example_notebooks_are_copied_on_first_start_only(standin_kubeconfig, tmp_path):
+    import subprocess
+
+    pod = await _pod(ALICE, "scipy")
+    hook = pod["spec"]["containers"][0]["lifecycle"]["postStart"]["exec"]["command"]
+    assert hook[:2] == ["/bin/sh", "-c"] and "/opt/beamhub-notebooks" in hook[2]
+    # run the hook's shell for real against a fake image folder and home
+    examples, home = tmp_path / "examples", tmp_path / "home"
+    examples.mkdir()
+    home.mkdir()
+    (examples / "tomography.ipynb").write_text("{}")
+    script = hook[2].replace("/opt/beamhub-notebooks", str(examples))
+    subprocess.run(["/bin/sh", "-c", script], env={"HOME": str(home)}, check=True)
+    assert (home / "tomography.ipynb").read_text() == "{}"
+    (home / "tomography.ipynb").write_text("edited")
+    (home / "tomography.ipynb").unlink()  # the user deleted it: it must not come back
+    subprocess.run(["/bin/sh", "-c", script], env={"HOME": str(home)}, check=True)
+    assert not (home / "tomography.ipynb").exists()
