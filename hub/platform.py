@@ -55,6 +55,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (secrets live in these), by temporary name and rename."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
 def _die_with_parent() -> None:
     """In a child before exec: get SIGTERM when `beamhub up` dies, however it dies (Linux).
 
@@ -150,10 +158,7 @@ class Platform:
             "crypt_key": secrets.token_hex(32),
             "proxy_token": secrets.token_hex(32),
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(values))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        _write_private(path, json.dumps(values))
         return values
 
     def _write_files(self) -> dict[str, str]:
@@ -202,13 +207,9 @@ class Platform:
             "jobs_port": cfg.jobs_port,
         }
         for name, data in (("sso/provider.json", provider), ("hub-settings.json", hub)):
-            path = self.state / name
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=2))
-            tmp.chmod(0o600)
-            tmp.replace(path)
-        config_py = self.state / "jupyterhub_config.py"
-        config_py.write_text(
+            _write_private(self.state / name, json.dumps(data, indent=2))
+        _write_private(
+            self.state / "jupyterhub_config.py",
             "# Written by `beamhub up`; the configuration itself is beamhub.hub.hubconfig.\n"
             "from beamhub.hub.hubconfig import configure\n\n"
             f"configure(c, {str(self.state / 'hub-settings.json')!r})\n"

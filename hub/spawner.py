@@ -147,6 +147,9 @@ def examples_copy_command(examples_dir: str) -> str:
             f'touch "$HOME/.beamhub-examples"; }}; true')
 
 
+_DEFAULTS = ClusterSettings()  # one source of the defaults below
+
+
 class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
     """KubeSpawner whose pods come from the catalog and the user's SSO identity."""
 
@@ -154,17 +157,17 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
         True, config=True, help="Set schedulerName so the BeamHub load-aware scheduler places user pods."
     )
     beamhub_scheduler_name = Unicode(
-        "beamhub-scheduler", config=True, help="Name of the BeamHub scheduler profile."
+        _DEFAULTS.scheduler_name, config=True, help="Name of the BeamHub scheduler profile."
     )
     priority_class_prefix = Unicode(
-        "beamhub", config=True,
+        _DEFAULTS.priority_class_prefix, config=True,
         help="PriorityClass of a pod is '<prefix>-<qos>' (beamhub-guaranteed, beamhub-burstable, ...).",
     )
     gpu_node_selector = Dict(
-        {"nvidia.com/gpu.present": "true"}, config=True, help="Node labels a GPU environment's pod requires."
+        dict(_DEFAULTS.gpu_node_selector), config=True, help="Node labels a GPU environment's pod requires."
     )
     gpu_tolerations = List(
-        [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+        [dict(t) for t in _DEFAULTS.gpu_tolerations],
         config=True, help="Tolerations a GPU environment's pod gets (for tainted GPU nodes).",
     )
     data_volumes = Dict(
@@ -178,10 +181,10 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
         help="Volume source for users' own space (read-write), mounted at home_mount_path with "
         "subPath home_sub_path; None leaves user storage to KubeSpawner's own (storage_pvc_ensure).",
     )
-    home_sub_path = Unicode("{username}", config=True, help="subPath of a user's space in home_volume.")
-    home_mount_path = Unicode("/home/jovyan", config=True, help="Where a user's space is mounted.")
+    home_sub_path = Unicode(_DEFAULTS.home_sub_path, config=True, help="subPath of a user's space in home_volume.")
+    home_mount_path = Unicode(_DEFAULTS.home_mount_path, config=True, help="Where a user's space is mounted.")
     examples_dir = Unicode(
-        "/opt/beamhub-notebooks", config=True,
+        _DEFAULTS.examples_dir, config=True,
         help="Folder of example notebooks in the session images, copied into a user's home on the "
         "first start (a postStart hook); empty to turn it off.",
     )

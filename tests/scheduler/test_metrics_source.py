@@ -34,7 +34,7 @@ async def fake_prometheus():
         if mode["value"] == "error":
             return web.json_response({"status": "error", "errorType": "bad_data", "error": "parse error"}, status=400)
         if mode["value"] == "slow":
-            await asyncio.sleep(2)
+            await asyncio.sleep(10)
         result = []
         if "node_cpu_seconds_total{mode=\"idle\"}" in promql and promql.startswith("1 -"):
             result = [{"metric": {"instance": "node-a:9100"}, "value": [time.time(), "0.25"]},
@@ -54,7 +54,8 @@ async def fake_prometheus():
 
 async def test_refresh_parses_keeps_old_snapshot_on_failure_and_times_out(fake_prometheus):
     url, mode = fake_prometheus
-    source = PrometheusSource(SchedulerSettings(prometheus_url=url, query_timeout=0.5, refresh_interval=60))
+    # a timeout generous enough for a loaded CI machine, far below the slow server's 10 s
+    source = PrometheusSource(SchedulerSettings(prometheus_url=url, query_timeout=3, refresh_interval=60))
     try:
         assert await source.refresh_once() is True
         snap = source.snapshot
@@ -68,9 +69,9 @@ async def test_refresh_parses_keeps_old_snapshot_on_failure_and_times_out(fake_p
         assert source.snapshot is snap and "parse error" in source.last_error
 
         mode["value"] = "slow"
-        started = time.monotonic()
+        # without the timeout the slow answer would arrive and the refresh succeed
         assert await source.refresh_once() is False
-        assert time.monotonic() - started < 1.9  # gave up at query_timeout, queries run concurrently
+        assert "Timeout" in source.last_error
         assert source.refreshes_ok == 1 and source.refreshes_failed == 2
         assert not source.is_fresh(now=time.time() + 3 * 60 + 1)
     finally:
