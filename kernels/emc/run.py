@@ -19,11 +19,12 @@ from typing import Callable
 import numpy as np
 
 from beamhub.kernels.backend import cpu_workers, get_xp, to_numpy
-from beamhub.kernels.emc import _fused
+from beamhub.kernels.emc import _fused, _native
 from beamhub.kernels.emc.compress import finish_model, merge_values, merge_weights, photon_sums
 from beamhub.kernels.emc.detector import Detector
 from beamhub.kernels.emc.expand import expand_log
-from beamhub.kernels.emc.maximize import beta_schedule, beta_start, photon_log_term, probabilities
+from beamhub.kernels.emc.maximize import (CUTOFF, PROB_FLOOR, beta_schedule, beta_start, photon_log_term,
+                                          probabilities)
 from beamhub.kernels.emc.mpi import SerialComm, frame_blocks
 from beamhub.kernels.emc.photons import Frames
 from beamhub.kernels.emc.quaternions import rotation_matrices
@@ -189,43 +190,17 @@ class EMC:
         t0 = time.perf_counter()
         xp, s, det, comm = self.xp, self.settings, self.detector, self.comm
         it = self.iteration + 1
-        chunk = max(1, int(s.chunk_size))
         nr, nd = self.num_rot, self.frames.num_data
         model = xp.asarray(self.model)
-
-        # Expand + Maximize: L_dr = log w_r + Σ_t K log W (the φ_d Σ W term comes later)
-        loglik = xp.empty((nd, nr), dtype=xp.float32)
-        sums = xp.empty(nr, dtype=xp.float64)
-        logw_x = xp.asarray(self.log_weights, dtype=xp.float32)
-        for a in range(0, nr, chunk):
-            b = min(nr, a + chunk)
-            logw, sums[a:b] = expand_log(model, self._rot_x[a:b], self._q, det.center, self._good)
-            photon_log_term(self._lik, logw, out=loglik, bias=logw_x[a:b], col0=a)
-        rescale = self.mean_count / float(xp.sum(xp.asarray(self.weights) * sums))
+        beta = beta_schedule(self.beta0, it, s.beta_factor, s.beta_jump, s.beta_period)
         scaled = s.need_scaling and (it > 1 or self.scale_given)
         local_scale = self.scale[self.block]
-        phi = local_scale if scaled else np.full(nd, rescale)
-        beta = beta_schedule(self.beta0, it, s.beta_factor, s.beta_jump, s.beta_period)
-        best, like, info = probabilities(loglik, beta, self.log_weights, self.frames.sum_log_fact,
-                                         phi=xp.asarray(phi), slice_sums=sums)
-        prob = loglik
-
-        # Compress: probability-weighted photons per orientation, merged into the model
-        frame_scale = xp.asarray(local_scale if s.need_scaling else np.ones(nd))
-        copies = _fused.compiled().num_threads() if (xp is np and _fused.available()) else 1
-        acc = xp.zeros((copies,) + self.model.shape)
-        active = xp.zeros(nr, dtype=bool)
-        for ci, a in enumerate(range(0, nr, chunk)):
-            b = min(nr, a + chunk)
-            num, den = photon_sums(self._counts, prob, frame_scale, cols=(a, b), counts_t=self._counts_t)
-            num = comm.allreduce_sum(num)
-            den = comm.allreduce_sum(den)
-            ok = den > 0
-            active[a:b] = ok
-            if ci % comm.size != comm.rank:
-                continue
-            merge_values(acc, num, den, self._corr, ok, self._rot_x[a:b], self._q, det.center)
-        acc = comm.allreduce_sum(acc.sum(axis=0))
+        if xp is np and _native.available():
+            acc, active, rescale, expected, (best, like, info) = self._step_native(
+                model, beta, scaled, local_scale)
+        else:
+            acc, active, rescale, expected, (best, like, info) = self._step_arrays(
+                model, beta, scaled, local_scale)
         wacc = self._merge_weights()
         if not bool(active.all()):  # orientations no frame chose add no weight
             idle = xp.flatnonzero(~active)
@@ -235,7 +210,7 @@ class EMC:
         # Scale factors (Dragonfly: count_d / Σ_r P_dr rescale Σ_t W_rt, then mean 1)
         mean_scale = 1.0
         if s.need_scaling and s.update_scale:
-            expected = to_numpy(prob @ (rescale * sums.astype(xp.float32)))
+            expected = rescale * to_numpy(expected)
             local = self.frames.count / np.where(expected > 0, expected, 1.0)
             full = np.zeros(self.num_data)
             full[self.block] = local
@@ -263,6 +238,92 @@ class EMC:
             per_frame["scale"] = self.scale.copy()
         elapsed = time.perf_counter() - t0
         return IterationFigures(it, elapsed, rms, info_mean, like_mean, nr, beta_mean, per_frame)
+
+    def _step_arrays(self, model, beta, scaled, local_scale):
+        """Expand, maximize and the merge sums with the whole-array kernels (numpy, cupy, numba).
+
+        Returns the merged values (summed over ranks), the active orientations, the photon
+        rescale factor, each frame's expected photons ``Σ_r P_dr Σ_t W_rt`` and the per-frame
+        ``(best, likelihood, mutual_info)``.
+        """
+        xp, s, det, comm = self.xp, self.settings, self.detector, self.comm
+        chunk = max(1, int(s.chunk_size))
+        nr, nd = self.num_rot, self.frames.num_data
+
+        # Expand + Maximize: L_dr = log w_r + Σ_t K log W (the φ_d Σ W term comes later)
+        loglik = xp.empty((nd, nr), dtype=xp.float32)
+        sums = xp.empty(nr, dtype=xp.float64)
+        logw_x = xp.asarray(self.log_weights, dtype=xp.float32)
+        for a in range(0, nr, chunk):
+            b = min(nr, a + chunk)
+            logw, sums[a:b] = expand_log(model, self._rot_x[a:b], self._q, det.center, self._good)
+            photon_log_term(self._lik, logw, out=loglik, bias=logw_x[a:b], col0=a)
+        rescale = self.mean_count / float(xp.sum(xp.asarray(self.weights) * sums))
+        phi = local_scale if scaled else np.full(nd, rescale)
+        figures = probabilities(loglik, beta, self.log_weights, self.frames.sum_log_fact,
+                                phi=xp.asarray(phi), slice_sums=sums)
+        prob = loglik
+        expected = prob @ sums.astype(xp.float32) if s.need_scaling else None
+
+        # Compress: probability-weighted photons per orientation, merged into the model
+        frame_scale = xp.asarray(local_scale if s.need_scaling else np.ones(nd))
+        copies = _fused.compiled().num_threads() if (xp is np and _fused.available()) else 1
+        acc = xp.zeros((copies,) + self.model.shape)
+        active = xp.zeros(nr, dtype=bool)
+        for ci, a in enumerate(range(0, nr, chunk)):
+            b = min(nr, a + chunk)
+            num, den = photon_sums(self._counts, prob, frame_scale, cols=(a, b), counts_t=self._counts_t)
+            num = comm.allreduce_sum(num)
+            den = comm.allreduce_sum(den)
+            ok = den > 0
+            active[a:b] = ok
+            if ci % comm.size != comm.rank:
+                continue
+            merge_values(acc, num, den, self._corr, ok, self._rot_x[a:b], self._q, det.center)
+        acc = comm.allreduce_sum(acc.sum(axis=0))
+        return acc, active, rescale, expected, figures
+
+    def _step_native(self, model, beta, scaled, local_scale):
+        """The same step with the C kernels (see ``_native.c``), tile-major and in place.
+
+        Frames stay split over ranks; the merge is linear in the photon sums, so each rank
+        splats its own frames' sums divided by the all-rank denominators and the merged
+        volumes are added once (no per-orientation exchange).
+        """
+        s, det, comm = self.settings, self.detector, self.comm
+        nr, nd = self.num_rot, self.frames.num_data
+        threads = _fused.threads_per_process(cpu_workers())
+        nat = self._native_arrays()
+        L, sums = _native.likelihood(threads, model, nat["rot"], det.q, det.center, nat["good_pos"],
+                                     self._lik, nat["bias"])
+        rescale = self.mean_count / float(np.sum(self.weights * sums[:nr]))
+        phi = local_scale if scaled else np.full(nd, rescale)
+        frame_scale = local_scale if s.need_scaling else np.ones(nd)
+        best, like, info, expected, den = _native.probabilities(
+            threads, L, nr, beta, nat["logw"], phi, sums, self.frames.sum_log_fact, frame_scale,
+            CUTOFF, PROB_FLOOR)
+        den = comm.allreduce_sum(den)
+        acc = _native.merge(threads, L, nr, self._counts_t, den, det.corr, nat["rot"], det.q,
+                            det.center, det.size)
+        acc = comm.allreduce_sum(acc)
+        return acc, den[:nr] > 0, rescale, expected, (best, like, info)
+
+    def _native_arrays(self) -> dict:
+        """Rotations, priors and pixel positions padded / indexed for the C kernels (once)."""
+        if getattr(self, "_native_cache", None) is None:
+            cw = _native.tile_width()
+            nchunk = -(-self.num_rot // cw)
+            good = np.asarray(self.detector.good, dtype=bool)
+            good_pos = np.full(len(good), -1, dtype=np.int32)
+            good_pos[good] = np.arange(int(good.sum()), dtype=np.int32)
+            self._native_cache = {
+                "rot": _native.padded(self._rot, nchunk, 0.0),
+                # padding orientations: a log-prior no frame can prefer (never probable)
+                "bias": _native.padded(self.log_weights, nchunk, -1e30, np.float32),
+                "logw": _native.padded(self.log_weights, nchunk, 0.0, np.float32),
+                "good_pos": good_pos,
+            }
+        return self._native_cache
 
     def _merge_weights(self):
         """Interpolation weight of every voxel with all orientations merged (computed once)."""

@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from beamhub.kernels import backend
-from beamhub.kernels.emc import _fused
+from beamhub.kernels.emc import _fused, _native
 from beamhub.kernels.emc.compress import (finish_model, merge_slices, merge_values, merge_weights,
                                           photon_sums)
 from beamhub.kernels.emc.detector import Detector
@@ -127,6 +127,42 @@ def test_photon_sums_are_probability_weighted(path):
     # the pixel-major variant (used when most frames are probable) gives the same sums
     num2, _ = photon_sums(sp.csr_matrix(counts), prob, scale, counts_t=sp.csr_matrix(counts.T))
     np.testing.assert_allclose(num2, num, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- the C kernels
+
+@pytest.mark.skipif(not _native.available(), reason="no C compiler / AVX2 for the native EMC kernels")
+@pytest.mark.parametrize("need_scaling", [False, True])
+def test_native_iterations_match_the_array_path(need_scaling, monkeypatch):
+    sim = simulate_spi(num_data=300, detsize=21, detd=42, mean_count=300, diameter=7.0,
+                       scale_spread=0.3 if need_scaling else 0.0, rng=11)
+    det = Detector.from_file(sim.detector)
+    frames = Frames.from_photons(sim.photons, det)
+    q, w = quaternion_sampling(3)          # 1380 orientations: 43 whole tiles and a padded one
+
+    def three(native):
+        monkeypatch.setattr(_native, "available", lambda: native)
+        emc = EMC(det, frames, q, w, EMCSettings(beta=0.3, beta_jump=2.0, beta_period=1, seed=3,
+                                                 need_scaling=need_scaling))
+        return emc, run(emc, 3)
+
+    nat, hn = three(True)
+    ref, hr = three(False)
+    np.testing.assert_allclose(nat.model, ref.model, rtol=1e-4, atol=1e-6 * ref.model.max())
+    np.testing.assert_allclose(nat.scale, ref.scale, rtol=1e-5)
+    for a, b in zip(hn, hr):
+        assert np.mean(a.per_frame["orientations"] == b.per_frame["orientations"]) > 0.99
+        assert np.all(a.per_frame["orientations"] < len(q))          # never a padding column
+        np.testing.assert_allclose(a.per_frame["likelihood"], b.per_frame["likelihood"], rtol=1e-5)
+        np.testing.assert_allclose(a.per_frame["mutual_info"], b.per_frame["mutual_info"],
+                                   rtol=1e-3, atol=1e-4)
+        assert a.rms_change == pytest.approx(b.rms_change, rel=1e-4)
+
+
+def test_native_build_failure_names_the_compiler(tmp_path):
+    with pytest.raises(RuntimeError, match="could not build _native.c"):
+        _native.build("false", tmp_path)        # a "compiler" that always fails
+    assert list(tmp_path.iterdir()) == []      # no half-written library left behind
 
 
 # ---------------------------------------------------------------- whole reconstructions
