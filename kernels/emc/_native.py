@@ -215,7 +215,7 @@ def probabilities(threads: int, L, num_rot: int, beta, logw_pad, phi, sums_pad, 
     return best, like, info, expected, den.sum(axis=0)
 
 
-def merge(threads: int, P, num_rot: int, counts_t_csr, den_pad, corr, rot_pad, q, center: float,
+def merge(threads: int, P, num_rot: int, counts_csr, den_pad, corr, rot_pad, q, center: float,
           size: int):
     """Probability-weighted photons of every orientation splatted into the model grid.
 
@@ -223,8 +223,8 @@ def merge(threads: int, P, num_rot: int, counts_t_csr, den_pad, corr, rot_pad, q
     ----------
     P : ndarray, shape (nchunk, nd, CW), float32
         From :func:`probabilities` (0 at or below the floor).
-    counts_t_csr : scipy.sparse.csr_matrix, shape (npix, nd), float32
-        Photon counts, pixels as rows.
+    counts_csr : scipy.sparse.csr_matrix, shape (nd, npix), float32
+        Photon counts, frames as rows.
     den_pad : ndarray, shape (nchunk * CW,), float64
         ``Σ_d φ_d P_dr`` over all frames (all ranks).
     corr : ndarray, shape (npix,), float64
@@ -237,14 +237,14 @@ def merge(threads: int, P, num_rot: int, counts_t_csr, den_pad, corr, rot_pad, q
     lib = library()
     nchunk, nd, _ = P.shape
     acc = np.zeros((threads, size, size, size))
-    ct = counts_t_csr
-    indptr, indices, data = _c(ct.indptr, np.int64), _c(ct.indices, np.int32), _c(ct.data, np.float32)
+    k = counts_csr
+    indptr, indices, data = _c(k.indptr, np.int64), _c(k.indices, np.int32), _c(k.data, np.float32)
     den = _c(den_pad, np.float64)
     corr = _c(corr, np.float64)
     rot = _c(rot_pad, np.float64)
     q = _c(q, np.float64)
     with LAUNCH:
         lib.emc_merge(threads, _ptr(P), nchunk, nd, num_rot, _ptr(indptr), _ptr(indices), _ptr(data),
-                      ct.shape[0], _ptr(den), _ptr(corr), _ptr(rot), _ptr(q), float(center), size,
+                      k.shape[1], _ptr(den), _ptr(corr), _ptr(rot), _ptr(q), float(center), size,
                       _ptr(acc))
     return acc.sum(axis=0)

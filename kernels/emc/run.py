@@ -303,7 +303,7 @@ class EMC:
             threads, L, nr, beta, nat["logw"], phi, sums, self.frames.sum_log_fact, frame_scale,
             CUTOFF, PROB_FLOOR)
         den = comm.allreduce_sum(den)
-        acc = _native.merge(threads, L, nr, self._counts_t, den, det.corr, nat["rot"], det.q,
+        acc = _native.merge(threads, L, nr, self._counts, den, det.corr, nat["rot"], det.q,
                             det.center, det.size)
         acc = comm.allreduce_sum(acc)
         return acc, den[:nr] > 0, rescale, expected, (best, like, info)
