@@ -108,16 +108,70 @@ void emc_likelihood(int nthreads, const double *model, int64_t s, int64_t nchunk
     }
 }
 
-/* Maximize, second half, per frame and in place: L -> P with deterministic annealing.
- *   v = L - phi_d sums_r;  best_d = argmax v;  x = beta_d (v - max v);
- *   P = exp(x) / sum exp(x) (0 where x <= -cutoff);  like_d = sum P v - sum_log_fact_d;
- *   info_d = sum_{P >= floor} P (log P - logw_r);  expected_d = sum P sums_r;
- *   den[thread][r] += fscale_d P;  stored P is 0 where P <= floor (the merge's numerator).
- * Orientations r >= nr (padding of the last tile) are skipped. */
-void emc_probabilities(int nthreads, float *L, int64_t nchunk, int64_t nd, int64_t nr,
-                       const double *beta, const float *logw, const double *phi, const double *sums,
-                       const double *sum_log_fact, const double *fscale, double cutoff, double floor_p,
-                       int64_t *best, double *like, double *info, double *expected, double *den) {
+/* Maximize, second half: L -> P with deterministic annealing, per frame and in place, in
+ * three passes over the tiles.  Between them the caller combines the per-frame figures
+ * over MPI ranks (each rank holds a share of the orientations of every frame):
+ *   1. emc_prob_shift: v = L - phi_d sums_r (in double, rounded once); local max and its
+ *      first orientation (padding of the last tile, r >= nvalid, never counts);
+ *   2. emc_prob_exp:   x = beta_d (v - top_d), stored; partial sums of e = exp(x) (0 where
+ *      x <= -cutoff) and of e v;
+ *   3. emc_prob_norm:  P = e / tot_d; partial sums of P (log P - logw_r) over P >= floor
+ *      (mutual information) and of P sums_r (expected photons); den[thread][r] += fscale_d P;
+ *      stored P is 0 where P <= floor (the merge's numerator). */
+void emc_prob_shift(int nthreads, float *L, int64_t nchunk, int64_t nd, int64_t nvalid,
+                    const double *phi, const double *sums, double *top, int64_t *arg) {
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t d = 0; d < nd; ++d) {
+        double ph = phi[d];
+        float best = -FLT_MAX;
+        int64_t at = 0;
+        for (int64_t ch = 0; ch < nchunk; ++ch) {
+            float *row = L + (ch * nd + d) * CW;
+            const double *sm = sums + ch * CW;
+            float m = -FLT_MAX;
+            for (int c = 0; c < CW; ++c) {
+                float v = (float)((double)row[c] - ph * sm[c]);
+                row[c] = v;
+                m = v > m ? v : m;
+            }
+            if (m > best) {
+                for (int c = 0; c < CW; ++c)
+                    if (row[c] == m && ch * CW + c < nvalid) { best = m; at = ch * CW + c; break; }
+            }
+        }
+        top[d] = best;
+        arg[d] = at;
+    }
+}
+
+void emc_prob_exp(int nthreads, float *L, int64_t nchunk, int64_t nd, const double *top,
+                  const double *beta, double cutoff, double *tot, double *lk) {
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t d = 0; d < nd; ++d) {
+        float b = (float)beta[d], cut = (float)-cutoff, t = (float)top[d];
+        double sum_e = 0.0, sum_ev = 0.0;
+        for (int64_t ch = 0; ch < nchunk; ++ch) {
+            float *row = L + (ch * nd + d) * CW;
+            float t1 = 0.0f, l1 = 0.0f;
+            for (int c = 0; c < CW; ++c) {
+                float v = row[c];
+                float x = (v - t) * b;
+                float e = x > cut ? expf(x) : 0.0f;
+                t1 += e;
+                l1 += e * v;
+                row[c] = x;
+            }
+            sum_e += t1;
+            sum_ev += l1;
+        }
+        tot[d] = sum_e;
+        lk[d] = sum_ev;
+    }
+}
+
+void emc_prob_norm(int nthreads, float *L, int64_t nchunk, int64_t nd, const double *tot,
+                   const float *logw, const double *sums, const double *fscale, double cutoff,
+                   double floor_p, double *info, double *expected, double *den) {
     int64_t npad = nchunk * CW;
 #pragma omp parallel num_threads(nthreads)
     {
@@ -126,47 +180,12 @@ void emc_probabilities(int nthreads, float *L, int64_t nchunk, int64_t nd, int64
         th = omp_get_thread_num();
 #endif
         double *dpart = den + (int64_t)th * npad;
-        float *sums32 = malloc((size_t)npad * sizeof(float));
+        float *sums32 = malloc((size_t)(npad + 1) * sizeof(float));
         for (int64_t r = 0; r < npad; ++r) sums32[r] = (float)sums[r];
 #pragma omp for schedule(static)
         for (int64_t d = 0; d < nd; ++d) {
-            double ph = phi[d];
-            float top = -FLT_MAX;
-            int64_t arg = 0;
-            for (int64_t ch = 0; ch < nchunk; ++ch) {
-                float *row = L + (ch * nd + d) * CW;
-                const double *sm = sums + ch * CW;
-                float m = -FLT_MAX;
-                for (int c = 0; c < CW; ++c) {  /* in double, rounded once (as the numpy path) */
-                    float v = (float)((double)row[c] - ph * sm[c]);
-                    row[c] = v;
-                    m = v > m ? v : m;
-                }
-                if (m > top) {
-                    for (int c = 0; c < CW; ++c)
-                        if (row[c] == m && ch * CW + c < nr) { top = m; arg = ch * CW + c; break; }
-                }
-            }
-            best[d] = arg;
-            float b = (float)beta[d], cut = (float)-cutoff;
-            double tot = 0.0, lk = 0.0;
-            for (int64_t ch = 0; ch < nchunk; ++ch) {
-                float *row = L + (ch * nd + d) * CW;
-                float t1 = 0.0f, l1 = 0.0f;
-                for (int c = 0; c < CW; ++c) {
-                    float v = row[c];
-                    float x = (v - top) * b;
-                    float e = x > cut ? expf(x) : 0.0f;
-                    t1 += e;
-                    l1 += e * v;
-                    row[c] = x;
-                }
-                tot += t1;
-                lk += l1;
-            }
-            double inv = 1.0 / tot;
-            float inv32 = (float)inv, ltot = (float)log(tot), fl = (float)floor_p;
-            float fs = (float)fscale[d];
+            float inv = (float)(1.0 / tot[d]), ltot = (float)log(tot[d]), fl = (float)floor_p;
+            float cut = (float)-cutoff, fs = (float)fscale[d];
             double mi = 0.0, ex = 0.0;
             for (int64_t ch = 0; ch < nchunk; ++ch) {
                 float *row = L + (ch * nd + d) * CW;
@@ -176,7 +195,7 @@ void emc_probabilities(int nthreads, float *L, int64_t nchunk, int64_t nd, int64
                 float m1 = 0.0f, e1 = 0.0f;
                 for (int c = 0; c < CW; ++c) {
                     float x = row[c];
-                    float p = (x > cut ? expf(x) : 0.0f) * inv32;
+                    float p = (x > cut ? expf(x) : 0.0f) * inv;
                     m1 += p >= fl ? p * (x - ltot - lw[c]) : 0.0f;
                     e1 += p * sm[c];
                     dp[c] += fs * p;
@@ -185,7 +204,6 @@ void emc_probabilities(int nthreads, float *L, int64_t nchunk, int64_t nd, int64
                 mi += m1;
                 ex += e1;
             }
-            like[d] = lk * inv - sum_log_fact[d];
             info[d] = mi;
             expected[d] = ex;
         }

@@ -92,8 +92,9 @@ _D = ctypes.c_double
 _SIGNATURES = {
     "emc_tile_width": ([], ctypes.c_int),
     "emc_likelihood": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _I, _I, _P, _P, _P, _P, _P, _P], None),
-    "emc_probabilities": ([ctypes.c_int, _P, _I, _I, _I, _P, _P, _P, _P, _P, _P, _D, _D,
-                           _P, _P, _P, _P, _P], None),
+    "emc_prob_shift": ([ctypes.c_int, _P, _I, _I, _I, _P, _P, _P, _P], None),
+    "emc_prob_exp": ([ctypes.c_int, _P, _I, _I, _P, _P, _D, _P, _P], None),
+    "emc_prob_norm": ([ctypes.c_int, _P, _I, _I, _P, _P, _P, _P, _D, _D, _P, _P, _P], None),
     "emc_merge": ([ctypes.c_int, _P, _I, _I, _I, _P, _P, _P, _I, _P, _P, _P, _P, _D, _I, _P], None),
 }
 
@@ -188,31 +189,65 @@ def likelihood(threads: int, model, rot_pad, q, center: float, good_pos, lik_csr
     return L, sums
 
 
-def probabilities(threads: int, L, num_rot: int, beta, logw_pad, phi, sums_pad, sum_log_fact,
-                  frame_scale, cutoff: float, floor: float):
-    """Turn the tile-major ``L`` into probabilities in place (see ``emc_probabilities``).
+def probabilities(threads: int, L, num_valid: int, col0: int, beta, logw_pad, phi, sums_pad,
+                  frame_scale, cutoff: float, floor: float, comm):
+    """Turn the tile-major ``L`` into probabilities in place, over all ranks' orientations.
+
+    Each rank holds every frame and the orientations ``col0 : col0 + num_valid`` (its tiles);
+    the per-frame maximum, normalisation and figures are combined over ``comm`` between the
+    three passes of ``emc_prob_*``, so every rank ends with the same per-frame results.
+
+    Parameters
+    ----------
+    L : ndarray, shape (nchunk, nd, CW), float32
+        This rank's ``log w + K log W``; overwritten with ``P`` (0 at or below ``floor``).
+    num_valid : int
+        Real orientations in this rank's tiles (the rest is padding).
+    col0 : int
+        Global index of this rank's first orientation.
+    beta, phi, frame_scale : ndarray, shape (nd,)
+        Inverse temperature, expected-photons factor and scale (``φ_d``, or 1) per frame.
+    logw_pad, sums_pad : ndarray, shape (nchunk * CW,)
+        ``log w_r`` and ``Σ_t W_rt`` of this rank's orientations.
 
     Returns
     -------
     best : ndarray, shape (nd,), int64
-    likelihood, mutual_info, expected : ndarray, shape (nd,), float64
-        ``expected`` is ``Σ_r P_dr Σ_t W_rt`` (for the scale factors).
+        Global index of each frame's most likely orientation (the first, on ties).
+    sum_ev, tot : ndarray, shape (nd,), float64
+        ``Σ_r e v`` and ``Σ_r e`` (e = exp(x)); the likelihood is ``sum_ev / tot − Σ log K!``.
+    mutual_info, expected : ndarray, shape (nd,), float64
+        ``Σ_{P ≥ floor} P log(P / w)`` and ``Σ_r P Σ_t W_rt``.
     den : ndarray, shape (nchunk * CW,), float64
-        ``Σ_d φ_d P_dr`` over this process's frames.
+        ``Σ_d φ_d P_dr`` of this rank's orientations (complete: every rank has every frame).
     """
     lib = library()
     nchunk, nd, cw = L.shape
-    best = np.empty(nd, dtype=np.int64)
-    like, info, expected = (np.empty(nd) for _ in range(3))
-    den = np.zeros((threads, nchunk * cw))
-    args = [_c(a, np.float64) for a in (beta, phi, sums_pad, sum_log_fact, frame_scale)]
+    beta, phi, sums, fscale = (_c(a, np.float64) for a in (beta, phi, sums_pad, frame_scale))
     logw = _c(logw_pad, np.float32)
+    top = np.empty(nd)
+    arg = np.empty(nd, dtype=np.int64)
     with LAUNCH:
-        lib.emc_probabilities(threads, _ptr(L), nchunk, nd, num_rot, _ptr(args[0]), _ptr(logw),
-                              _ptr(args[1]), _ptr(args[2]), _ptr(args[3]), _ptr(args[4]),
-                              float(cutoff), float(floor), _ptr(best), _ptr(like), _ptr(info),
-                              _ptr(expected), _ptr(den))
-    return best, like, info, expected, den.sum(axis=0)
+        lib.emc_prob_shift(threads, _ptr(L), nchunk, nd, num_valid, _ptr(phi), _ptr(sums), _ptr(top),
+                           _ptr(arg))
+    best_top = comm.allreduce_max(top)
+    mine = np.where(top == best_top, arg + col0, np.iinfo(np.int64).max)
+    best = comm.allreduce_min(mine)
+    tot, sum_ev = np.empty(nd), np.empty(nd)
+    with LAUNCH:
+        lib.emc_prob_exp(threads, _ptr(L), nchunk, nd, _ptr(best_top), _ptr(beta), float(cutoff),
+                         _ptr(tot), _ptr(sum_ev))
+    tot = comm.allreduce_sum(tot)
+    sum_ev = comm.allreduce_sum(sum_ev)
+    info, expected = np.empty(nd), np.empty(nd)
+    den = np.zeros((threads, nchunk * cw))
+    with LAUNCH:
+        lib.emc_prob_norm(threads, _ptr(L), nchunk, nd, _ptr(tot), _ptr(logw), _ptr(sums),
+                          _ptr(fscale), float(cutoff), float(floor), _ptr(info), _ptr(expected),
+                          _ptr(den))
+    info = comm.allreduce_sum(info)
+    expected = comm.allreduce_sum(expected)
+    return best, sum_ev, tot, info, expected, den.sum(axis=0)
 
 
 def merge(threads: int, P, num_rot: int, counts_csr, den_pad, corr, rot_pad, q, center: float,

@@ -31,6 +31,14 @@ class SerialComm:
         """Sum over ranks (here: ``arr`` itself)."""
         return arr
 
+    def allreduce_max(self, arr):
+        """Element-wise maximum over ranks (here: ``arr`` itself)."""
+        return arr
+
+    def allreduce_min(self, arr):
+        """Element-wise minimum over ranks (here: ``arr`` itself)."""
+        return arr
+
     def allreduce_scalar(self, value: float) -> float:
         """Sum of a float over ranks."""
         return float(value)
@@ -55,17 +63,26 @@ class MPIComm(SerialComm):
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
 
-    def allreduce_sum(self, arr):
+    def _allreduce(self, arr, op: str):
         from mpi4py import MPI  # noqa: PLC0415
 
         host = np.ascontiguousarray(to_numpy(arr))
         out = np.empty_like(host)
-        self.comm.Allreduce(host, out, op=MPI.SUM)
+        self.comm.Allreduce(host, out, op=getattr(MPI, op))
         if type(arr).__module__.startswith("cupy"):
             import cupy  # noqa: PLC0415
 
             return cupy.asarray(out)
         return out
+
+    def allreduce_sum(self, arr):
+        return self._allreduce(arr, "SUM")
+
+    def allreduce_max(self, arr):
+        return self._allreduce(arr, "MAX")
+
+    def allreduce_min(self, arr):
+        return self._allreduce(arr, "MIN")
 
     def allreduce_scalar(self, value: float) -> float:
         return float(self.comm.allreduce(float(value)))

@@ -142,7 +142,13 @@ class EMC:
         self.quats = np.asarray(quats, dtype=np.float64)
         self.log_weights = np.log(np.asarray(weights, dtype=np.float64))
         self.weights = np.asarray(weights, dtype=np.float64)
-        block = frame_blocks(frames.num_data, self.comm.size)[self.comm.rank]
+        # the C kernels split the orientations over ranks (every rank reads all frames), the
+        # whole-array kernels split the frames; all ranks must take the same path
+        native = self.xp is np and _native.available()
+        self.native = self.comm.allreduce_scalar(float(native)) == self.comm.size
+        self.frames_split = not self.native and self.comm.size > 1
+        block = frame_blocks(frames.num_data, self.comm.size if self.frames_split else 1)[
+            self.comm.rank if self.frames_split else 0]
         self.block = block
         self.frames = frames.subset(block)
         s = self.settings
@@ -195,7 +201,7 @@ class EMC:
         beta = beta_schedule(self.beta0, it, s.beta_factor, s.beta_jump, s.beta_period)
         scaled = s.need_scaling and (it > 1 or self.scale_given)
         local_scale = self.scale[self.block]
-        if xp is np and _native.available():
+        if self.native:
             acc, active, rescale, expected, (best, like, info) = self._step_native(
                 model, beta, scaled, local_scale)
         else:
@@ -214,7 +220,7 @@ class EMC:
             local = self.frames.count / np.where(expected > 0, expected, 1.0)
             full = np.zeros(self.num_data)
             full[self.block] = local
-            full = comm.allreduce_sum(full)
+            full = comm.allreduce_sum(full) if self.frames_split else full
             mean_scale = float(full.mean()) if self.num_data else 1.0
             self.scale = full / mean_scale
             new = new * mean_scale
@@ -226,13 +232,17 @@ class EMC:
         self.iteration = it
 
         total = max(self.num_data, 1)
-        like_mean = comm.allreduce_scalar(float(xp.sum(like))) / total
-        info_mean = comm.allreduce_scalar(float(xp.sum(info))) / total
-        beta_mean = comm.allreduce_scalar(float(np.sum(beta))) / total
+        if self.frames_split:  # per-frame figures of this rank's frames: add / gather them
+            add, gather = comm.allreduce_scalar, comm.gather_rows
+        else:  # every rank holds every frame's figures
+            add, gather = float, to_numpy
+        like_mean = add(float(xp.sum(like))) / total
+        info_mean = add(float(xp.sum(info))) / total
+        beta_mean = add(float(np.sum(beta))) / total
         per_frame = {
-            "orientations": comm.gather_rows(best),
-            "likelihood": comm.gather_rows(like),
-            "mutual_info": comm.gather_rows(info),
+            "orientations": gather(best),
+            "likelihood": gather(like),
+            "mutual_info": gather(info),
         }
         if s.need_scaling:
             per_frame["scale"] = self.scale.copy()
@@ -286,9 +296,10 @@ class EMC:
     def _step_native(self, model, beta, scaled, local_scale):
         """The same step with the C kernels (see ``_native.c``), tile-major and in place.
 
-        Frames stay split over ranks; the merge is linear in the photon sums, so each rank
-        splats its own frames' sums divided by the all-rank denominators and the merged
-        volumes are added once (no per-orientation exchange).
+        Each rank takes a contiguous share of the orientation tiles for every frame (as
+        Dragonfly splits its orientations): expand, both photon products and the merge
+        are divided, not repeated; the ranks exchange only per-frame figures (a few
+        arrays of length num_data), the per-orientation denominators and the merged volume.
         """
         s, det, comm = self.settings, self.detector, self.comm
         nr, nd = self.num_rot, self.frames.num_data
@@ -296,31 +307,39 @@ class EMC:
         nat = self._native_arrays()
         L, sums = _native.likelihood(threads, model, nat["rot"], det.q, det.center, nat["good_pos"],
                                      self._lik, nat["bias"])
-        rescale = self.mean_count / float(np.sum(self.weights * sums[:nr]))
+        rescale = self.mean_count / comm.allreduce_scalar(float(np.sum(nat["w"] * sums)))
         phi = local_scale if scaled else np.full(nd, rescale)
         frame_scale = local_scale if s.need_scaling else np.ones(nd)
-        best, like, info, expected, den = _native.probabilities(
-            threads, L, nr, beta, nat["logw"], phi, sums, self.frames.sum_log_fact, frame_scale,
-            CUTOFF, PROB_FLOOR)
-        den = comm.allreduce_sum(den)
-        acc = _native.merge(threads, L, nr, self._counts, den, det.corr, nat["rot"], det.q,
+        best, sum_ev, tot, info, expected, den = _native.probabilities(
+            threads, L, nat["count"], nat["col0"], beta, nat["logw"], phi, sums, frame_scale,
+            CUTOFF, PROB_FLOOR, comm)
+        like = sum_ev / tot - self.frames.sum_log_fact
+        acc = _native.merge(threads, L, nat["count"], self._counts, den, det.corr, nat["rot"], det.q,
                             det.center, det.size)
         acc = comm.allreduce_sum(acc)
-        return acc, den[:nr] > 0, rescale, expected, (best, like, info)
+        den_all = np.zeros(nr)
+        den_all[nat["col0"]:nat["col0"] + nat["count"]] = den[:nat["count"]]
+        active = comm.allreduce_sum(den_all) > 0
+        return acc, active, rescale, expected, (best, like, info)
 
     def _native_arrays(self) -> dict:
-        """Rotations, priors and pixel positions padded / indexed for the C kernels (once)."""
+        """This rank's tiles of rotations, priors and weights, padded for the C kernels (once)."""
         if getattr(self, "_native_cache", None) is None:
             cw = _native.tile_width()
-            nchunk = -(-self.num_rot // cw)
+            tiles = np.array_split(np.arange(-(-self.num_rot // cw)), self.comm.size)[self.comm.rank]
+            a = int(tiles[0]) * cw if len(tiles) else 0
+            b = min(self.num_rot, (int(tiles[-1]) + 1) * cw) if len(tiles) else 0
             good = np.asarray(self.detector.good, dtype=bool)
             good_pos = np.full(len(good), -1, dtype=np.int32)
             good_pos[good] = np.arange(int(good.sum()), dtype=np.int32)
+            n = len(tiles)
             self._native_cache = {
-                "rot": _native.padded(self._rot, nchunk, 0.0),
+                "col0": a, "count": b - a,
+                "rot": _native.padded(self._rot[a:b], n, 0.0),
                 # padding orientations: a log-prior no frame can prefer (never probable)
-                "bias": _native.padded(self.log_weights, nchunk, -1e30, np.float32),
-                "logw": _native.padded(self.log_weights, nchunk, 0.0, np.float32),
+                "bias": _native.padded(self.log_weights[a:b], n, -1e30, np.float32),
+                "logw": _native.padded(self.log_weights[a:b], n, 0.0, np.float32),
+                "w": _native.padded(self.weights[a:b], n, 0.0),
                 "good_pos": good_pos,
             }
         return self._native_cache
