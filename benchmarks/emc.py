@@ -7,7 +7,9 @@ thread alike; the issue's measurement: Dragonfly is not installable here, so the
 reference is that stated figure, not one measured in this run).
 
 Runs `beamhub emc` on a simulated data set (written once) with 1 rank x all threads, then 2 MPI ranks x 1
-thread when mpiexec is present, and with cupy when a GPU is usable; reports the
+thread when mpiexec is present, and with cupy when a GPU is usable; the reference measured
+in the same run is our own numba loops (BEAMHUB_EMC_NATIVE=0, the previous implementation,
+1 rank x all threads) — the C kernels' speed-up over them is printed too.  Reports the
 median seconds per iteration of iterations 2.. (iteration 1 also loads the numba
 cache) from EMC.log, and the correlation with the truth.  Data go to
 $BEAMHUB_BENCH_DATA (default /tmp/beamhub-bench), outside the checkout.
@@ -67,7 +69,7 @@ def prepare(scale: str) -> Path:
 
 
 def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
-             backend: str = "numpy") -> dict:
+             backend: str = "numpy", native: bool = True) -> dict:
     work = folder.parent / f"{folder.name}-run-{name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -80,6 +82,7 @@ def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
     (work / "config.ini").write_text(text)
     env = dict(os.environ, BEAMHUB_BACKEND=backend, NUMBA_NUM_THREADS=str(threads),
                BEAMHUB_THREADS=str(threads), OMP_NUM_THREADS="1",
+               BEAMHUB_EMC_NATIVE="1" if native else "0",
                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = [beamhub_exe(), "emc", str(work / "config.ini"), "-n", str(iterations), "-q"]
     if ranks > 1:
@@ -124,6 +127,8 @@ def main() -> int:
     ap.add_argument("--scale", choices=sorted(PROBLEMS), default="issue")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--no-mpi", action="store_true", help="skip the 2-rank case")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip the numba-loops reference run (1 rank)")
     ap.add_argument("--truth", action="store_true", help="also report correlation with the truth")
     args = ap.parse_args()
     from beamhub.kernels.backend import cpu_workers, gpu_available  # noqa: PLC0415
@@ -135,15 +140,17 @@ def main() -> int:
     print(f"problem: {nd} frames, {detsize}x{detsize} pixels, num_div {num_div} "
           f"({num_rotations(num_div)} orientations), ~300 photons/frame")
     cores = cpu_workers()
-    cases = [("1 rank x %d threads" % cores, 1, cores, "numpy")]
+    cases = [("1 rank x %d threads" % cores, 1, cores, "numpy", True)]
     if not args.no_mpi and shutil.which("mpiexec") and cores >= 2:
-        cases.append(("2 ranks x 1 thread", 2, 1, "numpy"))
+        cases.append(("2 ranks x 1 thread", 2, 1, "numpy", True))
     if gpu_available():
-        cases.append(("cupy, 1 GPU", 1, cores, "cupy"))
+        cases.append(("cupy, 1 GPU", 1, cores, "cupy", True))
+    if not args.no_reference:
+        cases.append(("numba loops (reference)", 1, cores, "numpy", False))
     results = []
-    for name, ranks, threads, backend in cases:
-        r = run_case(folder, name.replace(" ", "_").replace(",", ""), args.iterations, ranks, threads,
-                     backend)
+    for name, ranks, threads, backend, native in cases:
+        tag = name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+        r = run_case(folder, tag, args.iterations, ranks, threads, backend, native)
         results.append((name, r))
         times = ", ".join(f"{t:.2f}" for t in r["times"])
         if args.scale == "issue":
@@ -154,6 +161,11 @@ def main() -> int:
         else:
             print(f"{name:22s} beamhub {r['s_per_iter']:7.2f} s/iter   (no Dragonfly figure for this "
                   f"problem; iterations: {times})")
+    ref = dict(results).get("numba loops (reference)")
+    if ref is not None:
+        for name, r in results[:-1]:
+            print(f"{name:22s} vs numba loops measured in this run ({ref['s_per_iter']:.2f} s/iter): "
+                  f"x{ref['s_per_iter'] / r['s_per_iter']:.2f}")
     if args.truth:
         print(truth_figures(folder, results[0][1]["work"], args.iterations))
     return 0

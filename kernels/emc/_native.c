@@ -241,6 +241,10 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
                 const float *pr = tile + d * CW;
                 __m256 p0 = _mm256_loadu_ps(pr), p1 = _mm256_loadu_ps(pr + 8),
                        p2 = _mm256_loadu_ps(pr + 16), p3 = _mm256_loadu_ps(pr + 24);
+                /* a frame with no probable orientation in this tile adds nothing: skip its
+                 * photons (most frames, once the annealing has sharpened the probabilities) */
+                __m256 top = _mm256_max_ps(_mm256_max_ps(p0, p1), _mm256_max_ps(p2, p3));
+                if (!_mm256_movemask_ps(_mm256_cmp_ps(top, _mm256_setzero_ps(), _CMP_GT_OQ))) continue;
                 for (int64_t j = indptr[d]; j < indptr[d + 1]; ++j) {
                     float *o = num + (int64_t)indices[j] * CW;
                     __m256 w = _mm256_set1_ps(data[j]);
