@@ -1,11 +1,14 @@
-"""Frames split across MPI ranks (mpi4py) — or a one-rank stand-in when not under mpiexec.
+"""EMC across MPI ranks (mpi4py) — or a one-rank stand-in when not under mpiexec.
 
-Every rank holds a contiguous block of frames and the whole model.  The
-orientation sums of the merge are added across ranks (``Allreduce``) one chunk of
-orientations at a time, each chunk is merged by one rank, and the merged volumes
-are added again, so every rank ends each iteration with the same model.  Sums
-over ranks change only the order of floating-point additions: results agree with
-a one-rank run up to rounding.
+Every rank holds the whole model.  On the C path (``_native``) every rank reads all
+frames and takes a contiguous share of the orientation tiles; the per-frame maximum,
+normalisation and figures are combined between the probability passes and the merged
+volumes are added.  On the numba / whole-array paths each rank holds a contiguous
+block of frames instead; the orientation sums of the merge are added across ranks one
+chunk at a time, each chunk is merged by one rank and the volumes are added again.
+Either way every rank ends each iteration with the same model, and sums over ranks
+change only the order of floating-point additions: results agree with a one-rank run
+up to rounding.
 """
 
 from __future__ import annotations
