@@ -4,7 +4,8 @@ Why C: the two photon products are sparse-times-dense with 32 orientations per r
 in vector registers they run ~1.5x faster than the best numba form, and the annealed
 probabilities use vectorised ``expf``/``logf`` (glibc's libmvec), which numba's LLVM
 has no access to.  The library is compiled once per machine type with the system C
-compiler (``$CC``, else gcc/cc; ``-O3 -march=native -fopenmp``) into
+compiler (``$CC``, else gcc/cc; ``-O3 -march=native -ffast-math -fopenmp``, linked without
+-ffast-math so the process keeps IEEE subnormals) into
 ``$BEAMHUB_CACHE_DIR`` (default ``~/.cache/beamhub``), named by a hash of the source, the
 flags and the CPU, and renamed into place (concurrent MPI ranks may build it at once).
 Without a compiler, AVX2 or OpenMP the numba loops are used (``BEAMHUB_EMC_NATIVE=0``
@@ -28,7 +29,11 @@ from pathlib import Path
 import numpy as np
 
 SOURCE = Path(__file__).with_name("_native.c")
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-shared", "-fPIC", "-std=c11"]
+#: Compile flags.  -ffast-math is needed for glibc's vectorised expf/logf, but only when
+#: compiling: linked with it, gcc 12 adds crtfastmath.o, whose constructor turns on
+#: flush-to-zero for the whole process (numpy and everything else would lose subnormals).
+FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-std=c11"]
+LINK_FLAGS = ["-shared", "-fopenmp"]
 #: One native call at a time per process (OpenMP teams from two Python threads would oversubscribe).
 LAUNCH = threading.Lock()
 
@@ -67,22 +72,25 @@ def _compiler() -> str | None:
 def build(cc: str, dest_dir: Path) -> Path:
     """Compile ``_native.c`` into ``dest_dir`` (once per source/flags/CPU); returns the .so path."""
     source = SOURCE.read_bytes()
-    key = hashlib.sha256(source + " ".join([cc] + FLAGS).encode() + _cpu_signature().encode())
+    key = hashlib.sha256(source + " ".join([cc] + FLAGS + LINK_FLAGS).encode() + _cpu_signature().encode())
     target = dest_dir / f"emc_native_{key.hexdigest()[:16]}.so"
     if target.exists():
         return target
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".emc_native_", suffix=".so", dir=dest_dir)
     os.close(fd)
+    obj = tmp[:-3] + ".o"
     try:
-        res = subprocess.run([cc, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], capture_output=True,
-                             text=True, timeout=300)
-        if res.returncode != 0:
-            raise RuntimeError(f"{cc} could not build {SOURCE.name}: {res.stderr.strip()[:2000]}")
+        for cmd in ([cc, *FLAGS, "-c", str(SOURCE), "-o", obj],
+                    [cc, *LINK_FLAGS, obj, "-o", tmp, "-lm"]):
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            if res.returncode != 0:
+                raise RuntimeError(f"{cc} could not build {SOURCE.name}: {res.stderr.strip()[:2000]}")
         os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for leftover in (tmp, obj):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
     return target
 
 

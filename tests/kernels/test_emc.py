@@ -159,6 +159,15 @@ def test_native_iterations_match_the_array_path(need_scaling, monkeypatch):
         assert a.rms_change == pytest.approx(b.rms_change, rel=1e-4)
 
 
+@pytest.mark.skipif(not _native.available(), reason="no C compiler / AVX2 for the native EMC kernels")
+def test_native_library_keeps_subnormals_for_the_process():
+    # linked with -ffast-math, gcc would add crtfastmath.o and set flush-to-zero process-wide
+    assert _native.library() is not None
+    tiny = np.nextafter(np.float64(0), np.float64(1))
+    assert tiny > 0 and tiny * 2 > tiny
+    assert np.finfo(np.float32).smallest_normal / np.float32(4) > 0
+
+
 def test_native_build_failure_names_the_compiler(tmp_path):
     with pytest.raises(RuntimeError, match="could not build _native.c"):
         _native.build("false", tmp_path)        # a "compiler" that always fails
