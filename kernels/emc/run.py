@@ -57,7 +57,8 @@ class EMCSettings:
     friedel : bool
         Friedel-symmetrise the merged model (Dragonfly always does in 3-D).
     chunk_size : int
-        Orientations expanded and scored at a time (bounds memory: ~ nd·chunk float32).
+        Orientations expanded and scored at a time on the numba / whole-array paths (bounds
+        their temporaries: ~ nd·chunk float32); the C kernels always use tiles of 32.
     fixed_seed : bool
         Random start from Dragonfly's fixed seed (MT19937, 0x5EED) instead of fresh entropy.
     seed : int or None
@@ -111,13 +112,16 @@ def random_start(size: int, high: float, fixed_seed: bool = False, seed=None) ->
 
 
 class EMC:
-    """One EMC reconstruction on this rank's share of the frames.
+    """One EMC reconstruction on this rank's share of the work.
+
+    With the C kernels (numpy backend, a compiler) each rank keeps every frame and takes a
+    share of the orientations; otherwise each rank keeps a contiguous block of frames.
 
     Parameters
     ----------
     detector : Detector
     frames : Frames
-        All frames (every rank passes the same; each keeps its own block).
+        All frames (every rank passes the same; each keeps what its share needs).
     quats : ndarray, shape (nr, 4)
     weights : ndarray, shape (nr,)
     settings : EMCSettings
