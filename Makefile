@@ -8,7 +8,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
-SYSTEM_PACKAGES := chromium prometheus prometheus-pushgateway openmpi-bin
+# gcc + libc6-dev: EMC's C kernels are compiled on first use (without them, numba loops run)
+SYSTEM_PACKAGES := chromium prometheus prometheus-pushgateway openmpi-bin gcc libc6-dev
 PYTEST_ARGS ?=
 
 .PHONY: up test install system-deps clean help
