@@ -1,21 +1,23 @@
-"""EMC seconds per iteration on the issue's problem, beside Dragonfly's figure for it.
+"""EMC seconds per iteration on the issue's problem, beside Dragonfly and our numba loops.
 
 Problem (issue 6): 6000 frames of a 75x75-pixel detector, ~300 photons per frame,
-num_div 8 (25,680 orientations), a 107^3 model.  Dragonfly (C, MPI + OpenMP) takes
-20 s per iteration on it on the 2-core dev box (1 rank x 2 threads or 2 ranks x 1
-thread alike; the issue's measurement: Dragonfly is not installable here, so the
-reference is that stated figure, not one measured in this run).
+num_div 8 (25,680 orientations), a 107^3 model.  The issue states Dragonfly (C, MPI +
+OpenMP) takes 20 s per iteration on it on the 2-core dev box (1 rank x 2 threads or 2
+ranks x 1 thread alike); that figure is printed beside ours.
 
-Runs `beamhub emc` on a simulated data set (written once) with 1 rank x all threads, then 2 MPI ranks x 1
-thread when mpiexec is present, and with cupy when a GPU is usable; the reference measured
-in the same run is our own numba loops (BEAMHUB_EMC_NATIVE=0, the previous implementation,
-1 rank x all threads) — the C kernels' speed-up over them is printed too.  Reports the
-median seconds per iteration of iterations 2.. (iteration 1 also loads the numba
-cache) from EMC.log, and the correlation with the truth.  Data go to
-$BEAMHUB_BENCH_DATA (default /tmp/beamhub-bench), outside the checkout.
+Runs `beamhub emc` on a simulated data set (written once) with 1 rank x all threads, then 2
+MPI ranks x 1 thread when mpiexec is present, and with cupy when a GPU is usable.  References
+measured in the same run: our own numba loops (BEAMHUB_EMC_NATIVE=0, the previous
+implementation, 1 rank x all threads) and, given `--dragonfly PATH` (or $DRAGONFLY_EMC),
+Dragonfly's own `emc` on the same files in the same two layouts (Dragonfly is not packaged
+for pip or Debian: build it from its source).  Reports the median seconds per iteration of
+iterations 2.. (iteration 1 also loads the kernels) from each EMC.log, and optionally the
+correlation with the truth.  Data go to $BEAMHUB_BENCH_DATA (default /tmp/beamhub-bench),
+outside the checkout.
 
-    python benchmarks/emc.py                      # the issue's problem
-    python benchmarks/emc.py --scale small        # a quick 1/8 problem for a smoke test
+    python benchmarks/emc.py                                   # the issue's problem
+    python benchmarks/emc.py --dragonfly ~/Dragonfly/emc       # ... and Dragonfly beside it
+    python benchmarks/emc.py --scale small                     # a quick 1/8 problem
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ def prepare(scale: str) -> Path:
 
 
 def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
-             backend: str = "numpy", native: bool = True) -> dict:
+             backend: str = "numpy", native: bool = True, dragonfly: str | None = None) -> dict:
+    """Run ``beamhub emc`` (or Dragonfly's ``emc`` when ``dragonfly`` is its path) on a copy of
+    ``folder``; seconds per iteration from its EMC.log."""
     work = folder.parent / f"{folder.name}-run-{name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -84,11 +88,19 @@ def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
                BEAMHUB_THREADS=str(threads), OMP_NUM_THREADS="1",
                BEAMHUB_EMC_NATIVE="1" if native else "0",
                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    cmd = [beamhub_exe(), "emc", str(work / "config.ini"), "-n", str(iterations), "-q"]
-    if ranks > 1:
-        cmd = ["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
+    if dragonfly:
+        # Dragonfly: OpenMP threads per rank, paths relative to the working folder; Open MPI
+        # binds a 1- or 2-rank job to one core each unless told not to
+        env["OMP_NUM_THREADS"] = str(threads)
+        cmd = ["mpirun", "--allow-run-as-root", "--bind-to", "none", "-n", str(ranks), dragonfly,
+               "-c", "config.ini", str(iterations)]
+    else:
+        cmd = [beamhub_exe(), "emc", str(work / "config.ini"), "-n", str(iterations), "-q"]
+        if ranks > 1:
+            cmd = ["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env)
+    subprocess.run(cmd, check=True, env=env, cwd=work,
+                   stdout=subprocess.DEVNULL if dragonfly else None)
     wall = time.perf_counter() - t
     from beamhub.kernels.io.dragonfly import read_log_rows  # noqa: PLC0415
 
@@ -130,6 +142,9 @@ def main() -> int:
     ap.add_argument("--no-reference", action="store_true",
                     help="skip the numba-loops reference run (1 rank)")
     ap.add_argument("--truth", action="store_true", help="also report correlation with the truth")
+    ap.add_argument("--dragonfly", default=os.environ.get("DRAGONFLY_EMC"), metavar="EMC",
+                    help="path to Dragonfly's emc executable: also time it on the same data, same "
+                         "rank/thread layouts (default $DRAGONFLY_EMC)")
     args = ap.parse_args()
     from beamhub.kernels.backend import cpu_workers, gpu_available  # noqa: PLC0415
 
@@ -140,32 +155,41 @@ def main() -> int:
     print(f"problem: {nd} frames, {detsize}x{detsize} pixels, num_div {num_div} "
           f"({num_rotations(num_div)} orientations), ~300 photons/frame")
     cores = cpu_workers()
-    cases = [("1 rank x %d threads" % cores, 1, cores, "numpy", True)]
-    if not args.no_mpi and shutil.which("mpiexec") and cores >= 2:
-        cases.append(("2 ranks x 1 thread", 2, 1, "numpy", True))
+    one = "1 rank x %d threads" % cores
+    two = "2 ranks x 1 thread"
+    mpi = not args.no_mpi and shutil.which("mpiexec") and cores >= 2
+    cases = [(one, 1, cores, "numpy", True, None)]
+    if mpi:
+        cases.append((two, 2, 1, "numpy", True, None))
     if gpu_available():
-        cases.append(("cupy, 1 GPU", 1, cores, "cupy", True))
+        cases.append(("cupy, 1 GPU", 1, cores, "cupy", True, None))
     if not args.no_reference:
-        cases.append(("numba loops (reference)", 1, cores, "numpy", False))
+        cases.append(("numba loops (reference)", 1, cores, "numpy", False, None))
+    if args.dragonfly:
+        cases.append(("Dragonfly " + one, 1, cores, "numpy", True, args.dragonfly))
+        if mpi:
+            cases.append(("Dragonfly " + two, 2, 1, "numpy", True, args.dragonfly))
     results = []
-    for name, ranks, threads, backend, native in cases:
+    for name, ranks, threads, backend, native, dragonfly in cases:
         tag = name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
-        r = run_case(folder, tag, args.iterations, ranks, threads, backend, native)
+        r = run_case(folder, tag, args.iterations, ranks, threads, backend, native, dragonfly)
         results.append((name, r))
         times = ", ".join(f"{t:.2f}" for t in r["times"])
-        if args.scale == "issue":
-            ratio = DRAGONFLY_S_PER_ITER / r["s_per_iter"]
-            print(f"{name:22s} beamhub {r['s_per_iter']:7.2f} s/iter   Dragonfly (issue's figure, same "
-                  f"problem) {DRAGONFLY_S_PER_ITER:5.1f} s/iter   speed-up x{ratio:.2f}   "
-                  f"(iterations: {times})")
-        else:
-            print(f"{name:22s} beamhub {r['s_per_iter']:7.2f} s/iter   (no Dragonfly figure for this "
-                  f"problem; iterations: {times})")
-    ref = dict(results).get("numba loops (reference)")
-    if ref is not None:
-        for name, r in results[:-1]:
-            print(f"{name:22s} vs numba loops measured in this run ({ref['s_per_iter']:.2f} s/iter): "
+        line = f"{name:34s} {r['s_per_iter']:7.2f} s/iter   (iterations: {times})"
+        if args.scale == "issue" and not name.startswith("Dragonfly"):
+            line += (f"   vs the issue's Dragonfly figure {DRAGONFLY_S_PER_ITER:.0f} s/iter: "
+                     f"x{DRAGONFLY_S_PER_ITER / r['s_per_iter']:.2f}")
+        print(line, flush=True)
+    found = dict(results)
+    ref = found.get("numba loops (reference)")
+    for name, r in results:
+        if ref is not None and not name.startswith(("numba", "Dragonfly")):
+            print(f"{name:34s} vs numba loops measured in this run ({ref['s_per_iter']:.2f} s/iter): "
                   f"x{ref['s_per_iter'] / r['s_per_iter']:.2f}")
+        theirs = found.get("Dragonfly " + name)
+        if theirs is not None:
+            print(f"{name:34s} vs Dragonfly measured in this run ({theirs['s_per_iter']:.2f} s/iter): "
+                  f"x{theirs['s_per_iter'] / r['s_per_iter']:.2f}")
     if args.truth:
         print(truth_figures(folder, results[0][1]["work"], args.iterations))
     return 0
