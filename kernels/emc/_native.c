@@ -25,18 +25,32 @@
 
 int emc_tile_width(void) { return CW; }
 
-/* Trilinear value of model (s^3, C order) at M q + center; 0 outside [0, s-2]. */
-static inline double trilinear(const double *model, int64_t s, const double *m, const double *q,
-                               double center) {
+/* Lower corner (flat index into an s^3 C-order grid) and fractions of M q + center;
+ * returns 0 when the point is outside [0, s-2] (no trilinear cell). Shared by slicing
+ * and merging so both see exactly the same positions. */
+static inline int locate(int64_t s, const double *m, const double *q, double center,
+                         int64_t *base, double *fx, double *fy, double *fz) {
     double x = m[0] * q[0] + m[1] * q[1] + m[2] * q[2] + center;
     double y = m[3] * q[0] + m[4] * q[1] + m[5] * q[2] + center;
     double z = m[6] * q[0] + m[7] * q[1] + m[8] * q[2] + center;
     double fx0 = floor(x), fy0 = floor(y), fz0 = floor(z);
     int64_t ix = (int64_t)fx0, iy = (int64_t)fy0, iz = (int64_t)fz0;
-    if (ix < 0 || iy < 0 || iz < 0 || ix > s - 2 || iy > s - 2 || iz > s - 2) return 0.0;
-    double fx = x - fx0, fy = y - fy0, fz = z - fz0;
+    if (ix < 0 || iy < 0 || iz < 0 || ix > s - 2 || iy > s - 2 || iz > s - 2) return 0;
+    *base = (ix * s + iy) * s + iz;
+    *fx = x - fx0;
+    *fy = y - fy0;
+    *fz = z - fz0;
+    return 1;
+}
+
+/* Trilinear value of model (s^3, C order) at M q + center; 0 outside [0, s-2]. */
+static inline double trilinear(const double *model, int64_t s, const double *m, const double *q,
+                               double center) {
+    int64_t base;
+    double fx, fy, fz;
+    if (!locate(s, m, q, center, &base, &fx, &fy, &fz)) return 0.0;
     double gx = 1.0 - fx, gy = 1.0 - fy, gz = 1.0 - fz;
-    const double *p = model + (ix * s + iy) * s + iz;
+    const double *p = model + base;
     const int64_t sy = s, sx = s * s;
     return gx * (gy * (gz * p[0] + fz * p[1]) + fy * (gz * p[sy] + fz * p[sy + 1]))
          + fx * (gy * (gz * p[sx] + fz * p[sx + 1]) + fy * (gz * p[sx + sy] + fz * p[sx + sy + 1]));
@@ -262,17 +276,12 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
                 for (int64_t t = 0; t < npix; ++t) {
                     float nv = num[t * CW + c];
                     if (nv == 0.0f) continue;
-                    const double *qt = q + 3 * t;
-                    double px = m[0] * qt[0] + m[1] * qt[1] + m[2] * qt[2] + center;
-                    double py = m[3] * qt[0] + m[4] * qt[1] + m[5] * qt[2] + center;
-                    double pz = m[6] * qt[0] + m[7] * qt[1] + m[8] * qt[2] + center;
-                    double fx0 = floor(px), fy0 = floor(py), fz0 = floor(pz);
-                    int64_t ix = (int64_t)fx0, iy = (int64_t)fy0, iz = (int64_t)fz0;
-                    if (ix < 0 || iy < 0 || iz < 0 || ix > s - 2 || iy > s - 2 || iz > s - 2) continue;
+                    int64_t base;
+                    double fx, fy, fz;
+                    if (!locate(s, m, q + 3 * t, center, &base, &fx, &fy, &fz)) continue;
                     double v = nv * scale / corr[t];
-                    double fx = px - fx0, fy = py - fy0, fz = pz - fz0;
                     double gx = 1.0 - fx, gy = 1.0 - fy, gz = 1.0 - fz;
-                    double *p = a + (ix * s + iy) * s + iz;
+                    double *p = a + base;
                     const int64_t sy = s, sx = s * s;
                     p[0] += gx * gy * gz * v;
                     p[1] += gx * gy * fz * v;

@@ -7,7 +7,18 @@ import numpy as np
 from beamhub.kernels.backend import array_module
 from beamhub.kernels.emc import _fused
 
-__all__ = ["slice_model", "log_slices", "expand_log", "voxel_positions"]
+__all__ = ["slice_model", "log_slices", "expand_log", "voxel_positions", "good_positions"]
+
+
+def good_positions(good, dtype=np.int64) -> np.ndarray:
+    """Index of each pixel among the likelihood (mask-0) pixels, -1 for the others.
+
+    ``good``: shape (npix,), bool.  Returns shape (npix,), ``dtype``.
+    """
+    good = np.asarray(good, dtype=bool)
+    pos = np.full(len(good), -1, dtype=dtype)
+    pos[good] = np.arange(int(good.sum()), dtype=dtype)
+    return pos
 
 
 def voxel_positions(rot, q, center: float):
@@ -136,8 +147,7 @@ def expand_log(model, rot, q, center: int, good, dtype=np.float32):
     xp = array_module(model)
     if xp is np and _fused.available():
         good = np.asarray(good, dtype=bool)
-        good_pos = np.full(len(good), -1, dtype=np.int64)
-        good_pos[good] = np.arange(int(good.sum()))
+        good_pos = good_positions(good)
         out = np.empty((int(good.sum()), rot.shape[0]), dtype=dtype)
         sums = np.empty(rot.shape[0], dtype=np.float64)
         with _fused.LAUNCH:

@@ -22,7 +22,7 @@ from beamhub.kernels.backend import cpu_workers, get_xp, to_numpy
 from beamhub.kernels.emc import _fused, _native
 from beamhub.kernels.emc.compress import finish_model, merge_values, merge_weights, photon_sums
 from beamhub.kernels.emc.detector import Detector
-from beamhub.kernels.emc.expand import expand_log
+from beamhub.kernels.emc.expand import expand_log, good_positions
 from beamhub.kernels.emc.maximize import (CUTOFF, PROB_FLOOR, beta_schedule, beta_start, photon_log_term,
                                           probabilities)
 from beamhub.kernels.emc.mpi import SerialComm, frame_blocks
@@ -333,9 +333,6 @@ class EMC:
             tiles = np.array_split(np.arange(-(-self.num_rot // cw)), self.comm.size)[self.comm.rank]
             a = int(tiles[0]) * cw if len(tiles) else 0
             b = min(self.num_rot, (int(tiles[-1]) + 1) * cw) if len(tiles) else 0
-            good = np.asarray(self.detector.good, dtype=bool)
-            good_pos = np.full(len(good), -1, dtype=np.int32)
-            good_pos[good] = np.arange(int(good.sum()), dtype=np.int32)
             n = len(tiles)
             self._native_cache = {
                 "col0": a, "count": b - a,
@@ -344,7 +341,7 @@ class EMC:
                 "bias": _native.padded(self.log_weights[a:b], n, -1e30, np.float32),
                 "logw": _native.padded(self.log_weights[a:b], n, 0.0, np.float32),
                 "w": _native.padded(self.weights[a:b], n, 0.0),
-                "good_pos": good_pos,
+                "good_pos": good_positions(self.detector.good, np.int32),
             }
         return self._native_cache
 
