@@ -22,130 +22,15 @@ settings) to KubeSpawner trait values, tested without an API server.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import Any
 
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, List, Unicode, default
 
 from beamhub.hub.catalog import Environment
-from beamhub.hub.identity import Identity
 from beamhub.hub.menu import EnvironmentMenuMixin
+from beamhub.hub.pods import ClusterSettings, environment_overrides
 
-GPU_RESOURCE = "nvidia.com/gpu"
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    """Site settings that, with an environment and an identity, decide a pod."""
-
-    scheduler_name: str | None = "beamhub-scheduler"
-    priority_class_prefix: str = "beamhub"
-    gpu_node_selector: dict = field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
-    gpu_tolerations: tuple = ({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"},)
-    data_volumes: dict = field(default_factory=dict)  # mount name -> Kubernetes volume source
-    home_volume: dict | None = None  # Kubernetes volume source for the user's space (read-write)
-    home_sub_path: str = "{username}"
-    home_mount_path: str = "/home/jovyan"
-    examples_dir: str = "/opt/beamhub-notebooks"  # in the image; copied to a new user's home once
-
-
-def security_context(identity: Identity) -> tuple[dict, dict]:
-    """(pod securityContext, container securityContext) that run as the SSO identity, nothing more."""
-    pod = {
-        "runAsUser": identity.uid,
-        "runAsGroup": identity.gid,
-        "fsGroup": identity.gid,
-        "runAsNonRoot": True,
-        "supplementalGroups": list(identity.gids),
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    container = {
-        "runAsUser": identity.uid,
-        "runAsGroup": identity.gid,
-        "runAsNonRoot": True,
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    return pod, container
-
-
-def environment_overrides(env: Environment, identity: Identity, settings: ClusterSettings) -> dict[str, Any]:
-    """KubeSpawner trait values for starting ``env`` as ``identity`` (a pure function)."""
-    groups = set(identity.groups)
-    pod_sc, container_sc = security_context(identity)
-    overrides: dict[str, Any] = {
-        "image": env.image,
-        "uid": identity.uid,
-        "gid": identity.gid,
-        "fs_gid": identity.gid,
-        "supplemental_gids": list(identity.gids),
-        "privileged": False,
-        "allow_privilege_escalation": False,
-        "pod_security_context": pod_sc,
-        "container_security_context": container_sc,
-        "priority_class_name": f"{settings.priority_class_prefix}-{env.qos}",
-        "extra_labels": {"beamhub.io/environment": env.slug, "beamhub.io/qos": env.qos},
-        "extra_annotations": {"beamhub.io/environment-title": env.title},
-        "environment": {
-            **env.local_env,
-            **identity.environment(),
-            "BEAMHUB_ENVIRONMENT": env.slug,
-            "BEAMHUB_ENVIRONMENT_TITLE": env.title,
-            "BEAMHUB_IMAGE": env.image,
-            "BEAMHUB_QOS": env.qos,
-        },
-        "node_selector": dict(env.node_selector),
-        "tolerations": [],
-        "extra_resource_guarantees": {},
-        "extra_resource_limits": {},
-    }
-    if settings.scheduler_name:
-        overrides["scheduler_name"] = settings.scheduler_name
-
-    if env.qos == "besteffort":
-        # BestEffort means no requests and no limits at all
-        overrides.update(cpu_guarantee=None, cpu_limit=None, mem_guarantee=None, mem_limit=None)
-    else:
-        overrides.update(
-            cpu_guarantee=env.cpu.guarantee or None,
-            cpu_limit=env.cpu.limit,
-            mem_guarantee=int(env.memory.guarantee) or None,
-            mem_limit=int(env.memory.limit),
-        )
-    if env.gpus:
-        # extended resources are never overcommitted: request == limit
-        overrides["extra_resource_limits"] = {GPU_RESOURCE: str(env.gpus)}
-        overrides["extra_resource_guarantees"] = {GPU_RESOURCE: str(env.gpus)}
-        overrides["node_selector"] = {**settings.gpu_node_selector, **env.node_selector}
-        overrides["tolerations"] = [dict(t) for t in settings.gpu_tolerations]
-
-    volumes, mounts = [], []
-    for mount in env.mounts:
-        source = settings.data_volumes.get(mount.name)
-        if source is None or not mount.allowed_for(groups):
-            continue
-        volumes.append({"name": f"data-{mount.name}", **copy.deepcopy(source)})
-        mounts.append({"name": f"data-{mount.name}", "mountPath": mount.mount_path, "readOnly": mount.read_only})
-        overrides["environment"][f"BEAMHUB_DATA_{mount.name.upper().replace('-', '_')}"] = mount.mount_path
-    if settings.home_volume:
-        volumes.append({"name": "home", **copy.deepcopy(settings.home_volume)})
-        mounts.append({"name": "home", "mountPath": settings.home_mount_path, "readOnly": False,
-                       "subPath": settings.home_sub_path.format(username=identity.username, uid=identity.uid)})
-    overrides["volumes"] = volumes
-    overrides["volume_mounts"] = mounts
-    if settings.examples_dir:
-        overrides["lifecycle_hooks"] = {"postStart": {"exec": {"command": [
-            "/bin/sh", "-c", examples_copy_command(settings.examples_dir)]}}}
-    return overrides
-
-
-def examples_copy_command(examples_dir: str) -> str:
-    """Shell that copies the image's example notebooks into $HOME on a user's first start only."""
-    return (f'[ -e "$HOME/.beamhub-examples" ] || {{ cp -n {examples_dir}/*.ipynb "$HOME"/ 2>/dev/null; '
-            f'touch "$HOME/.beamhub-examples"; }}; true')
-
+__all__ = ["BeamSpawner", "ClusterSettings", "environment_overrides"]
 
 _DEFAULTS = ClusterSettings()  # one source of the defaults below
 
@@ -188,6 +73,10 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
         help="Folder of example notebooks in the session images, copied into a user's home on the "
         "first start (a postStart hook); empty to turn it off.",
     )
+
+    @default("automount_service_account_token")
+    def _automount_default(self):
+        return False  # a session never holds cluster credentials, whatever service account it has
 
     @default("profile_list")
     def _profile_list_default(self):

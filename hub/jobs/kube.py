@@ -15,7 +15,7 @@ from beamhub.hub.identity import Identity
 from beamhub.hub.jobs.manifests import job_objects
 from beamhub.hub.jobs.model import FINISHED, Job
 from beamhub.hub.jobs.store import JobStore
-from beamhub.hub.spawner import ClusterSettings
+from beamhub.hub.pods import ClusterSettings
 
 
 class KubernetesBackend:

@@ -2,7 +2,7 @@
 
 A job's pods get exactly what the user's session pod gets — the environment's
 image, resources and data volumes, the SSO uid/gid — from the same
-:func:`~beamhub.hub.spawner.environment_overrides`.  EMC over N ranks becomes an
+:func:`~beamhub.hub.pods.environment_overrides`.  EMC over N ranks becomes an
 MPIJob where the Kubeflow MPI Operator is installed, else an Indexed Job with a
 headless Service: pod 0 launches ``mpiexec`` over the pods' host names
 (``<job>-<i>.<job>``), the others run the image's sshd on port 2222 as the user; passwordless
@@ -17,7 +17,7 @@ from typing import Any
 from beamhub.hub.catalog import Environment
 from beamhub.hub.identity import Identity
 from beamhub.hub.jobs.model import Job
-from beamhub.hub.spawner import ClusterSettings, environment_overrides
+from beamhub.hub.pods import ClusterSettings, container_resources, environment_overrides, quantity
 
 TTL_AFTER_FINISHED = 7 * 24 * 3600
 SSH_PORT = 2222
@@ -36,33 +36,18 @@ def _labels(job: Job) -> dict[str, str]:
     }
 
 
-def _quantity(value: Any) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{float(value):g}"
-
-
 def pod_template(job: Job, env: Environment, identity: Identity, settings: ClusterSettings,
                  command: list[str], name: str = "job", ranks: int = 1) -> dict[str, Any]:
     """The pod template shared by every kind of job (one container, the session's identity and mounts)."""
     o = environment_overrides(env, identity, settings)
-    requests, limits = {}, {}
-    if o["cpu_guarantee"]:
-        requests["cpu"] = _quantity(o["cpu_guarantee"] / ranks if ranks > 1 else o["cpu_guarantee"])
-    if o["cpu_limit"]:
-        limits["cpu"] = _quantity(o["cpu_limit"] / ranks if ranks > 1 else o["cpu_limit"])
-    if o["mem_guarantee"]:
-        requests["memory"] = str(int(o["mem_guarantee"] // ranks))
-    if o["mem_limit"]:
-        limits["memory"] = str(int(o["mem_limit"] // ranks))
-    requests.update(o["extra_resource_guarantees"])
-    limits.update(o["extra_resource_limits"])
     environment = {**o["environment"], "BEAMHUB_JOB_ID": job.id, "OMP_NUM_THREADS": "1" if ranks > 1
-                   else _quantity(max(1, int(env.cpu.limit)))}
+                   else quantity(max(1, int(env.cpu.limit)))}
     container = {
         "name": name,
         "image": o["image"],
         "command": command,
         "env": [{"name": k, "value": v} for k, v in sorted(environment.items())],
-        "resources": {k: v for k, v in (("requests", requests), ("limits", limits)) if v},
+        "resources": container_resources(o, ranks),
         "securityContext": o["container_security_context"],
         "volumeMounts": o["volume_mounts"],
     }
@@ -90,15 +75,35 @@ def job_objects(job: Job, env: Environment, identity: Identity, settings: Cluste
                 namespace: str, mpi_operator: bool = False) -> list[dict[str, Any]]:
     """Every object to create for ``job``, in creation order."""
     meta = {"name": job.id, "namespace": namespace, "labels": _labels(job)}
+    policy = network_policy(job, meta)
     if job.ranks == 1:
         template = pod_template(job, env, identity, settings, job.command)
-        return [{
+        return [policy, {
             "apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
             "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": TTL_AFTER_FINISHED, "template": template},
         }]
     if mpi_operator:
-        return [_mpijob(job, env, identity, settings, meta)]
-    return _indexed_mpi(job, env, identity, settings, meta)
+        return [policy, _mpijob(job, env, identity, settings, meta)]
+    return [policy, *_indexed_mpi(job, env, identity, settings, meta)]
+
+
+def network_policy(job: Job, meta: dict[str, Any]) -> dict[str, Any]:
+    """A job's pods talk to each other (MPI, ssh) and to DNS, and nothing else talks to them.
+
+    Without it a job pod would sit outside every policy: open egress, and the MPI port open to
+    every pod in the cluster.  Data volumes are mounted by the kubelet, not over the pod network.
+    """
+    same_job = {"podSelector": {"matchLabels": {"beamhub.io/job-id": job.id}}}
+    dns = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": dict(meta),
+        "spec": {
+            "podSelector": {"matchLabels": {"beamhub.io/job-id": job.id}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [same_job]}],
+            "egress": [{"to": [same_job]}, {"ports": dns}],
+        },
+    }
 
 
 def _mpijob(job, env, identity, settings, meta) -> dict[str, Any]:

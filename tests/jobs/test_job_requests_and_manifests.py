@@ -1,12 +1,15 @@
 """Job requests are checked field by field; Job manifests are pure builders, tested without a cluster."""
 
+import subprocess
+import sys
+
 import pytest
 
 from beamhub.hub.catalog import load_catalog
 from beamhub.hub.identity import Identity
 from beamhub.hub.jobs.manifests import job_objects
 from beamhub.hub.jobs.model import JobRequestError, parse_request
-from beamhub.hub.spawner import ClusterSettings
+from beamhub.hub.pods import ClusterSettings
 
 CATALOG = load_catalog()
 ALICE = Identity("alice", 2001, 2001, (3001,), ("spi", "tomo"))
@@ -45,7 +48,8 @@ def _job(kind, ranks=1, environment="spi-emc", owner="alice"):
 
 def test_single_pod_job_runs_as_the_user_with_the_session_mounts():
     job = _job("phase", environment="phasing-gpu")
-    (obj,) = job_objects(job, CATALOG.get("phasing-gpu"), ALICE, SETTINGS, "beamhub")
+    policy, obj = job_objects(job, CATALOG.get("phasing-gpu"), ALICE, SETTINGS, "beamhub")
+    assert policy["kind"] == "NetworkPolicy"
     assert obj["kind"] == "Job" and obj["metadata"]["name"] == job.id
     assert obj["metadata"]["labels"]["beamhub.io/owner"] == "alice"
     spec = obj["spec"]["template"]["spec"]
@@ -66,9 +70,13 @@ def test_emc_over_ranks_is_an_indexed_job_with_a_headless_service(ranks):
     job = _job("emc", ranks=ranks)
     objects = job_objects(job, CATALOG.get("spi-emc"), ALICE, SETTINGS, "beamhub")
     if ranks == 1:
-        assert [o["kind"] for o in objects] == ["Job"]
+        assert [o["kind"] for o in objects] == ["NetworkPolicy", "Job"]
         return
-    service, indexed = objects
+    policy, service, indexed = objects
+    # the job's pods reach each other and DNS only; only the job's own pods reach them
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"beamhub.io/job-id": job.id}
+    assert policy["spec"]["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"beamhub.io/job-id": job.id}}}]}]
+    assert {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])} == {53}
     assert service["kind"] == "Service" and service["spec"]["clusterIP"] == "None"
     assert indexed["spec"]["completionMode"] == "Indexed"
     assert indexed["spec"]["completions"] == indexed["spec"]["parallelism"] == 4
@@ -82,7 +90,7 @@ def test_emc_over_ranks_is_an_indexed_job_with_a_headless_service(ranks):
 
 def test_emc_as_mpijob_where_the_operator_is_installed():
     job = _job("emc", ranks=2)
-    (mpijob,) = job_objects(job, CATALOG.get("spi-emc"), ALICE, SETTINGS, "beamhub", mpi_operator=True)
+    _policy, mpijob = job_objects(job, CATALOG.get("spi-emc"), ALICE, SETTINGS, "beamhub", mpi_operator=True)
     assert mpijob["apiVersion"] == "kubeflow.org/v2beta1" and mpijob["kind"] == "MPIJob"
     replicas = mpijob["spec"]["mpiReplicaSpecs"]
     assert replicas["Worker"]["replicas"] == 2
@@ -91,7 +99,15 @@ def test_emc_as_mpijob_where_the_operator_is_installed():
 
 def test_other_claims_give_other_pods():
     job = _job("tomo", environment="tomo", owner="bob")
-    (obj,) = job_objects(job, CATALOG.get("tomo"), BOB, SETTINGS, "beamhub")
+    _policy, obj = job_objects(job, CATALOG.get("tomo"), BOB, SETTINGS, "beamhub")
     spec = obj["spec"]["template"]["spec"]
     assert spec["securityContext"]["runAsUser"] == 2002
     assert spec["securityContext"]["supplementalGroups"] == [3002]
+
+
+def test_job_code_never_imports_kubespawner():
+    """The pure pod builder serves the jobs; KubeSpawner stays the session spawner's business."""
+    code = ("import sys, beamhub.hub.jobs.manifests, beamhub.hub.jobs.kube, beamhub.hub.jobs.service; "
+            "print('kubespawner' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
