@@ -4,7 +4,10 @@
 #
 # Everything Python goes into .venv/ here, the Node services into node_modules/ here.
 
-PYTHON ?= python3
+# Debian's /usr/bin/python3 where there is one: a venv points at its interpreter, and sessions that
+# run as their users' own uids (hub started as root) must be able to reach it, which a Python
+# under /root (pyenv) does not allow.
+PYTHON ?= $(shell test -x /usr/bin/python3 && /usr/bin/python3 -c 'import ensurepip' 2>/dev/null && echo /usr/bin/python3 || echo python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
@@ -12,17 +15,29 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 SYSTEM_PACKAGES := chromium prometheus prometheus-pushgateway openmpi-bin gcc libc6-dev
 PYTEST_ARGS ?=
 
-.PHONY: up test install system-deps clean help
+.PHONY: up test install system-deps cluster cluster-build clean help
 
 help:
 	@echo "make up    - start BeamHub at http://127.0.0.1:8000 (installs into .venv and node_modules first)"
 	@echo "make test  - install everything the tests need and run the whole test suite"
+	@echo "make cluster - a real Kubernetes control plane (KWOK nodes) with the chart and the BeamHub scheduler"
 
 up: install
 	$(VENV)/bin/beamhub up
 
-test: install system-deps
+test: install system-deps cluster-build
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok and helm from the pinned Go
+# modules in deploy/cluster/, built once into ~/.cache/beamhub/cluster/<version> (30-40 min on 2 cores
+# on a fresh machine, seconds after that).
+cluster-build:
+	@command -v go >/dev/null || { echo "Go is needed to build the Kubernetes control plane (Debian: apt-get install golang)"; exit 1; }
+	@deploy/cluster/build.sh --print >/dev/null 2>&1 || echo "building the Kubernetes control plane once (cached by version; ~30-40 min on 2 cores) ..."
+	@start=$$(date +%s); deploy/cluster/build.sh >/dev/null && echo "control plane binaries ready ($$(( $$(date +%s) - start )) s)"
+
+cluster: install cluster-build
+	$(PY) deploy/cluster/beamhub_cluster.py
 
 install: $(VENV)/.installed node_modules/.installed
 

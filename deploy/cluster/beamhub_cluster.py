@@ -1,0 +1,182 @@
+"""BeamHub on the real control plane: the chart installed with helm, the BeamHub scheduler running.
+
+KWOK nodes run no containers, so the scheduler the chart deploys as a Deployment is run here as
+local processes configured from the very objects helm created: the KubeSchedulerConfiguration
+and the extender settings are read back from the chart's ConfigMap in the API server, the
+extender (``beamhub scheduler``) listens on the port the configuration names, and a second
+kube-scheduler serves the ``beamhub-scheduler`` profile with it.  The extender watches Nodes
+through ``kubectl proxy`` (the chart's ``nodeCacheCapable: true`` default).
+
+    make cluster            # python deploy/cluster/beamhub_cluster.py: start it all, wait for Ctrl-C
+
+The Zero to JupyterHub dependency cannot be fetched without a chart repository, so the chart is
+installed from a copy whose Chart.yaml leaves it out (deploy/README.md: how operators get both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from controlplane import ControlPlane, ControlPlaneError, free_port  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "beamhub"
+NAMESPACE = "beamhub"
+RELEASE = "bh"
+PSA_LABELS = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
+
+
+def chart_without_dependencies(dest: Path) -> Path:
+    """A copy of the chart whose Chart.yaml drops the jupyterhub dependency (not fetchable here)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(CHART, dest, symlinks=False)
+    meta = yaml.safe_load((dest / "Chart.yaml").read_text())
+    meta.pop("dependencies", None)
+    (dest / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    (dest / "Chart.lock").unlink(missing_ok=True)
+    return dest
+
+
+class BeamHubCluster:
+    """The control plane plus BeamHub's own objects and scheduler processes."""
+
+    def __init__(self, plane: ControlPlane, *, namespace: str = NAMESPACE, release: str = RELEASE,
+                 python: str = sys.executable):
+        self.plane = plane
+        self.namespace, self.release, self.python = namespace, release, python
+        self.extender_port = free_port()
+        self.prometheus_url = ""
+
+    # ---- namespace and chart ----
+    def create_namespace(self) -> None:
+        """The users' namespace, enforcing PodSecurity ``restricted``."""
+        self.plane.apply({"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": {"name": self.namespace, "labels": PSA_LABELS}})
+
+    def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run([self.plane.tool("helm"), f"--kubeconfig={self.plane.kubeconfig}", *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "HELM_CACHE_HOME": str(self.plane.workdir / "helm-cache"),
+                                   "HELM_CONFIG_HOME": str(self.plane.workdir / "helm-config"),
+                                   "HELM_DATA_HOME": str(self.plane.workdir / "helm-data")})
+        if check and proc.returncode != 0:
+            raise ControlPlaneError(f"helm {' '.join(args[:2])}: {proc.stderr.strip()}")
+        return proc
+
+    def values(self, extra: dict | None = None) -> dict:
+        """Chart values for this cluster: the extender on a free port, Prometheus when given."""
+        values = {"scheduler": {"extender": {"port": self.extender_port, "prometheusUrl": self.prometheus_url}}}
+        for key, value in (extra or {}).items():
+            if isinstance(value, dict) and isinstance(values.get(key), dict):
+                values[key] = {**values[key], **value}
+            else:
+                values[key] = value
+        return values
+
+    def install_chart(self, values: dict | None = None, action: str = "install") -> str:
+        """``helm install`` (or ``upgrade``) the chart into the namespace; returns helm's output."""
+        chart = chart_without_dependencies(self.plane.workdir / "chart")
+        values_file = self.plane.workdir / "values.json"
+        values_file.write_text(json.dumps(self.values(values)))
+        proc = self.helm(action, self.release, str(chart), f"--namespace={self.namespace}",
+                         f"--values={values_file}", "--wait=false")
+        return proc.stdout
+
+    # ---- the scheduler ----
+    def scheduler_config(self) -> tuple[dict, dict]:
+        """(KubeSchedulerConfiguration, extender settings) as the chart's ConfigMap holds them."""
+        maps = self.plane.get("configmap", "-n", self.namespace,
+                              "-l", "app.kubernetes.io/component=scheduler")["items"]
+        data = next(m["data"] for m in maps if "config.yaml" in m.get("data", {}))
+        return yaml.safe_load(data["config.yaml"]), yaml.safe_load(data["extender.yaml"])
+
+    def start_scheduler(self) -> None:
+        """The extender and the ``beamhub-scheduler`` kube-scheduler, configured from the chart's objects."""
+        config, extender = self.scheduler_config()
+        proxy_port = free_port()
+        self.plane.start_process("kubectl-proxy", [
+            self.plane.tool("kubectl"), f"--kubeconfig={self.plane.kubeconfig}", "proxy",
+            "--address=127.0.0.1", f"--port={proxy_port}", "--accept-hosts=^127\\.0\\.0\\.1$"])
+        # in the pod the extender listens on 0.0.0.0 and reads Nodes in-cluster; here loopback and the proxy
+        extender.update(host="127.0.0.1")
+        if extender.get("kube_api") == "in-cluster":
+            extender["kube_api"] = f"http://127.0.0.1:{proxy_port}"
+        extender_file = self.plane.workdir / "extender.yaml"
+        extender_file.write_text(yaml.safe_dump(extender))
+        self.extender_port = int(extender["port"])
+        self.plane.wait_for(lambda: _answers(f"http://127.0.0.1:{proxy_port}/version"), "kubectl proxy", 30)
+        self.plane.start_process("extender", [self.python, "-m", "beamhub", "scheduler", "--config",
+                                              str(extender_file)])
+        self.plane.wait_for(lambda: _answers(f"{self.extender_url}/healthz"), "the BeamHub extender", 60)
+        config["clientConnection"] = {"kubeconfig": str(self.plane.kubeconfig), "qps": 500, "burst": 1000}
+        config_file = self.plane.workdir / "beamhub-scheduler.yaml"
+        config_file.write_text(yaml.safe_dump(config))
+        self.plane.start_process("beamhub-scheduler", self.plane.scheduler_args(config_file))
+
+    @property
+    def extender_url(self) -> str:
+        return f"http://127.0.0.1:{self.extender_port}"
+
+    def extender_metrics(self) -> str:
+        with urllib.request.urlopen(f"{self.extender_url}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workdir", default=str(REPO / "state" / "cluster"),
+                   help="certificates, etcd data, logs and the kubeconfig (wiped at start)")
+    p.add_argument("--cpu-nodes", type=int, default=4)
+    p.add_argument("--gpu-nodes", type=int, default=2)
+    args = p.parse_args(argv)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    plane = ControlPlane(args.workdir)
+    try:
+        plane.start()
+        nodes = plane.add_nodes(args.cpu_nodes, args.gpu_nodes)
+        cluster = BeamHubCluster(plane)
+        cluster.create_namespace()
+        cluster.install_chart()
+        cluster.start_scheduler()
+        print(f"BeamHub cluster: Kubernetes {plane.version()} at {plane.server} "
+              f"(started in {plane.start_seconds:.1f} s), {len(nodes)} KWOK nodes, chart '{cluster.release}' "
+              f"in namespace '{cluster.namespace}', BeamHub scheduler extender at {cluster.extender_url}\n"
+              f"kubeconfig: {plane.kubeconfig}\n"
+              f"try: {plane.tool('kubectl')} --kubeconfig={plane.kubeconfig} get nodes,pods -A\n"
+              "Ctrl-C stops everything.", flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        print("stopping the cluster ...", flush=True)
+    except ControlPlaneError as exc:
+        print(f"make cluster: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        plane.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
