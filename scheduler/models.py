@@ -5,7 +5,9 @@ and either full ``Node`` objects or, when the extender is ``nodeCacheCapable``, 
 only), :class:`ExtenderFilterResult` and :class:`HostPriorityList` go out.  Parsing keeps
 only what placement needs (requests, limits, QoS class, labels, allocatable, conditions)
 and raises :class:`WireFormatError` naming the offending field, which the service turns
-into a 400.  The JSON keys are upstream's: ``pod``, ``nodes``, ``nodenames``,
+into a 400.  Upstream's Go structs carry no JSON tags, so kube-scheduler sends ``Pod``,
+``Nodes``, ``NodeNames`` and decodes replies case-insensitively: requests are read with
+keys of any case (as Go's decoder does); replies use ``nodes``, ``nodenames``,
 ``failedNodes``, ``failedAndUnresolvableNodes``, ``error``, ``host``, ``score``.
 """
 
@@ -267,6 +269,9 @@ class ExtenderArgs:
         passes a caching parser (:meth:`beamhub.scheduler.node_cache.NodeCache.parse`).
         """
         body = _mapping(body, "ExtenderArgs", optional=False)
+        # kube-scheduler's ExtenderArgs has no JSON tags, so it sends "Pod", "Nodes", "NodeNames";
+        # Go matches keys without regard to case, and so do we (found against the real kube-scheduler)
+        body = {key.lower() if isinstance(key, str) else key: value for key, value in body.items()}
         if "pod" not in body or body["pod"] is None:
             raise WireFormatError("ExtenderArgs.pod is required")
         pod = PodDemand.from_json(body["pod"])

@@ -87,3 +87,13 @@ def test_results_use_upstream_keys():
     full = ExtenderFilterResult(nodes=[{"metadata": {"name": "a"}}]).to_json()
     assert full["nodes"]["items"] == [{"metadata": {"name": "a"}}] and "nodenames" not in full
     assert HostPriorityList([HostPriority("a", 7)]).to_json() == [{"host": "a", "score": 7}]
+
+
+def test_kube_schedulers_own_key_spelling_is_read():
+    """kube-scheduler's ExtenderArgs has no JSON tags: it sends Pod / NodeNames (seen on the real one)."""
+    body = {"Pod": {"metadata": {"name": "p", "namespace": "u"},
+                    "spec": {"containers": [{"resources": {"requests": {"cpu": "2"}}}]}},
+            "Nodes": None, "NodeNames": ["kwok-cpu-0", "kwok-gpu-0"]}
+    args = ExtenderArgs.from_json(body)
+    assert args.node_cache_capable and args.names == ["kwok-cpu-0", "kwok-gpu-0"]
+    assert args.pod.name == "p" and args.pod.cpu == 2.0
