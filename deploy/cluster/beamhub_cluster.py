@@ -27,6 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from beamhub.hub.pods import ClusterSettings, container_resources, environment_overrides
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from controlplane import ControlPlane, ControlPlaneError, free_port  # noqa: E402
 
@@ -117,17 +119,30 @@ class BeamHubCluster:
         extender.update(host="127.0.0.1")
         if extender.get("kube_api") == "in-cluster":
             extender["kube_api"] = f"http://127.0.0.1:{proxy_port}"
-        extender_file = self.plane.workdir / "extender.yaml"
-        extender_file.write_text(yaml.safe_dump(extender))
+        self.extender_file = self.plane.workdir / "extender.yaml"
+        self.extender_file.write_text(yaml.safe_dump(extender))
         self.extender_port = int(extender["port"])
         self.plane.wait_for(lambda: _answers(f"http://127.0.0.1:{proxy_port}/version"), "kubectl proxy", 30)
-        self.plane.start_process("extender", [self.python, "-m", "beamhub", "scheduler", "--config",
-                                              str(extender_file)])
-        self.plane.wait_for(lambda: _answers(f"{self.extender_url}/healthz"), "the BeamHub extender", 60)
+        self.start_extender()
         config["clientConnection"] = {"kubeconfig": str(self.plane.kubeconfig), "qps": 500, "burst": 1000}
         config_file = self.plane.workdir / "beamhub-scheduler.yaml"
         config_file.write_text(yaml.safe_dump(config))
         self.plane.start_process("beamhub-scheduler", self.plane.scheduler_args(config_file))
+
+    def start_extender(self) -> None:
+        """(Re)start ``beamhub scheduler`` with the chart's settings and wait for /healthz."""
+        self.plane.stop_process("extender")
+        self.plane.start_process("extender", [self.python, "-m", "beamhub", "scheduler", "--config",
+                                              str(self.extender_file)])
+        self.plane.wait_for(lambda: _answers(f"{self.extender_url}/healthz"), "the BeamHub extender", 60)
+
+    def stop_extender(self) -> None:
+        self.plane.stop_process("extender")
+
+    def summary(self) -> dict:
+        """The extender's public load summary (/summary)."""
+        with urllib.request.urlopen(f"{self.extender_url}/summary", timeout=5) as resp:
+            return json.load(resp)
 
     @property
     def extender_url(self) -> str:
@@ -136,6 +151,30 @@ class BeamHubCluster:
     def extender_metrics(self) -> str:
         with urllib.request.urlopen(f"{self.extender_url}/metrics", timeout=5) as resp:
             return resp.read().decode()
+
+
+def session_pod(name: str, env, identity, namespace: str = NAMESPACE, scheduler: str | None = "beamhub-scheduler",
+                labels: dict | None = None) -> dict:
+    """A session pod as BeamSpawner builds it (hub/pods.py), for tests and benchmarks that create pods directly."""
+    o = environment_overrides(env, identity, ClusterSettings(scheduler_name=scheduler, examples_dir=""))
+    spec = {
+        "securityContext": o["pod_security_context"],
+        "automountServiceAccountToken": False,
+        "priorityClassName": o["priority_class_name"],
+        "containers": [{"name": "notebook", "image": o["image"], "resources": container_resources(o),
+                        "securityContext": o["container_security_context"],
+                        "env": [{"name": k, "value": v} for k, v in sorted(o["environment"].items())]}],
+    }
+    if scheduler:
+        spec["schedulerName"] = scheduler
+    if o["node_selector"]:
+        spec["nodeSelector"] = o["node_selector"]
+    if o["tolerations"]:
+        spec["tolerations"] = o["tolerations"]
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": {**o["extra_labels"], **(labels or {})}},
+            "spec": spec}
 
 
 def _answers(url: str) -> bool:
