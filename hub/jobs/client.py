@@ -61,6 +61,40 @@ def _row(job: dict) -> str:
            f"{job['kind']}{ranks} {' '.join(job['args'])}"
 
 
+def _split_submit(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """submit's own options (--ranks, --environment) wherever they stand before `--`; the rest is the job's.
+
+    `beamhub submit emc config.ini --ranks 4 -- --iterations 30` runs 4 ranks of
+    `beamhub emc config.ini --iterations 30`; `beamhub submit tomo scan.h5 --out r.h5` passes
+    --out to tomo.
+    """
+    argv = list(argv)
+    tail = argv[argv.index("--") + 1:] if "--" in argv else []
+    head = argv[:argv.index("--")] if "--" in argv else argv
+    parser.allow_abbrev = False  # --r must not silently mean --ranks
+    known, _ = parser.parse_known_args(head)
+    return known, _in_order(head, known) + tail
+
+
+def _in_order(head: list[str], known: argparse.Namespace) -> list[str]:
+    """The job's arguments in the order typed: ``head`` without the kind and submit's own options."""
+    out, skip, kind_seen = [], False, False
+    for item in head:
+        if skip:
+            skip = False
+            continue
+        if item in ("--ranks", "--environment"):
+            skip = True
+            continue
+        if item.startswith(("--ranks=", "--environment=")):
+            continue
+        if not kind_seen and item == known.kind:
+            kind_seen = True
+            continue
+        out.append(item)
+    return out
+
+
 def main(argv: list[str], prog: str) -> int:
     verb = prog.split()[-1]
     p = argparse.ArgumentParser(prog=prog, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -76,9 +110,9 @@ def main(argv: list[str], prog: str) -> int:
         p.add_argument("--ranks", type=int, default=1, help="MPI ranks (emc only; default 1)")
         p.add_argument("--environment", default=os.environ.get("BEAMHUB_ENVIRONMENT", ""),
                        help="environment to run in (default: this session's)")
-        p.add_argument("args", nargs=argparse.REMAINDER, help="arguments of `beamhub KIND`")
-        a = p.parse_args(argv)
-        args = [x for x in a.args if x != "--"] if a.args[:1] == ["--"] else a.args
+        p.add_argument("args", nargs="*", metavar="ARG",
+                       help="arguments of `beamhub KIND`; everything after `--` is passed unread")
+        a, args = _split_submit(p, argv)
         job = _call("POST", "", {"kind": a.kind, "args": args, "cwd": os.getcwd(),
                                  "environment": a.environment, "ranks": a.ranks})
         print(f"submitted {job['id']} ({job['state']}); follow it with: beamhub logs {job['id']} --follow")

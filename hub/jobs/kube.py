@@ -2,8 +2,8 @@
 
 The objects come from the pure builders in :mod:`beamhub.hub.jobs.manifests`;
 this module only talks to the API server, with the jobs service's own
-ServiceAccount — users never hold cluster credentials.  Not exercised by the
-test suite (no API server here); the builders are.
+ServiceAccount — users never hold cluster credentials.  tests/cluster runs it
+against the real API server of deploy/cluster.
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ class KubernetesBackend:
                 await config.load_kube_config()
             self._api = client.ApiClient()
         return self._api
+
+    async def close(self) -> None:
+        """Close the API client's connections."""
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
 
     async def mpi_operator_installed(self) -> bool:
         """True when the Kubeflow MPI Operator's MPIJob CRD exists (checked once)."""
@@ -106,5 +112,6 @@ class KubernetesBackend:
             await client.BatchV1Api(api).delete_namespaced_job(job.id, self.namespace, body=body)
             if job.ranks > 1:
                 await client.CoreV1Api(api).delete_namespaced_service(job.id, self.namespace)
+        await client.NetworkingV1Api(api).delete_namespaced_network_policy(job.id, self.namespace)
         job.state, job.finished = "cancelled", time.time()
         self.store.save(job)

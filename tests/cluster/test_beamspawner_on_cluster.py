@@ -11,132 +11,14 @@ JupyterLab is then served through the proxy.
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from sso_client import HubAPI, login, wait_for_lab, xsrf_of
-
-from beamhub.hub.platform import DEMO_ACCOUNTS, Platform, PlatformConfig, free_port
-
-SINGLEUSER = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
-
-
-class KubePlatform(Platform):
-    """The embedded platform with BeamSpawner and the Kubernetes jobs backend instead of local processes."""
-
-    def __init__(self, config, *, namespace: str, singleuser_port: int):
-        super().__init__(config)
-        self.namespace, self.singleuser_port = namespace, singleuser_port
-
-    def _write_files(self):
-        keys = super()._write_files()
-        config = self.state / "jupyterhub_config.py"
-        config.write_text(config.read_text() + f"""
-# --- tests/cluster: BeamSpawner on the real API server (KUBECONFIG in the environment) ---
-c.JupyterHub.spawner_class = "beamhub"
-c.BeamSpawner.namespace = {self.namespace!r}
-c.BeamSpawner.pod_connect_ip = "127.0.0.1"
-c.BeamSpawner.port = {self.singleuser_port}
-c.BeamSpawner.start_timeout = 120
-c.BeamSpawner.http_timeout = 120
-c.BeamSpawner.jobs_url = c.LocalBeamSpawner.jobs_url
-for service in c.JupyterHub.services:
-    if service["name"] == "beamhub-jobs":
-        cmd = service["command"]
-        cmd[cmd.index("--backend") + 1] = "kubernetes"
-        service["command"] = cmd + ["--namespace", {self.namespace!r}]
-""")
-        return keys
-
-
-@pytest.fixture(scope="module")
-def kube_platform(cluster, tmp_path_factory):
-    # not under pytest's 0700 basetemp: as root, sessions run as the users and must pass through
-    state = Path(tempfile.mkdtemp(prefix="beamhub-kube-state-"))
-    token = secrets.token_hex(16)
-    config = PlatformConfig(state_dir=state, port=free_port(), sso_port=free_port(), proxy_api_port=free_port(),
-                            hub_port=free_port(), jobs_port=free_port(),
-                            accounts=[dict(a) for a in DEMO_ACCOUNTS], admin_service_token=token)
-    live = KubePlatform(config, namespace=cluster.namespace, singleuser_port=free_port())
-    old = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(cluster.plane.kubeconfig)
-    try:
-        live.start()
-        live.api = HubAPI(config.public_url, token)
-        live.url = config.public_url
-        live.cluster = cluster
-        yield live
-        live.api.stop_all()
-    finally:
-        live.stop()
-        shutil.rmtree(state, ignore_errors=True)
-        if old is None:
-            os.environ.pop("KUBECONFIG", None)
-        else:
-            os.environ["KUBECONFIG"] = old
-
-
-def _env_of(pod: dict, plane) -> dict[str, str]:
-    env = {}
-    for item in pod["spec"]["containers"][0].get("env", []):
-        if "value" in item:
-            env[item["name"]] = item["value"]
-        elif "secretKeyRef" in item.get("valueFrom", {}):
-            ref = item["valueFrom"]["secretKeyRef"]
-            secret = plane.get("secret", ref["name"], "-n", pod["metadata"]["namespace"])
-            env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
-    return env
-
-
-class PodContainer:
-    """Plays the container of a Running KWOK pod: jupyterhub-singleuser with the pod's env, uid and gids."""
-
-    def __init__(self, plane, namespace: str, pod_name: str, port: int, home: Path):
-        self.plane, self.namespace, self.pod_name, self.port, self.home = plane, namespace, pod_name, port, home
-        self.proc: subprocess.Popen | None = None
-        self.pod: dict | None = None
-
-    def wait_running(self, timeout: float = 90) -> dict:
-        def running():
-            out = self.plane.kubectl("get", "pod", self.pod_name, "-n", self.namespace, "-o", "json", check=False)
-            if not out.startswith("{"):
-                return None
-            pod = json.loads(out)
-            return pod if pod["status"].get("phase") == "Running" else None
-        self.pod = self.plane.wait_for(running, f"pod {self.pod_name} Running", timeout=timeout)
-        return self.pod
-
-    def start(self) -> None:
-        sc = self.pod["spec"]["securityContext"]
-        self.home.mkdir(parents=True, exist_ok=True)
-        os.chown(self.home, sc["runAsUser"], sc["runAsGroup"])
-        env = {**_env_of(self.pod, self.plane), "HOME": str(self.home),
-               "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "JUPYTER_RUNTIME_DIR": str(self.home / ".run")}
-        identity = {}
-        if os.geteuid() == 0:  # as the pod would run: its uid, gid and supplementary gids
-            identity = {"user": sc["runAsUser"], "group": sc["runAsGroup"],
-                        "extra_groups": sc.get("supplementalGroups", [])}
-        self.proc = subprocess.Popen([SINGLEUSER, "--ip=127.0.0.1", f"--port={self.port}"], env=env,
-                                     cwd=self.home, stdout=open(self.home.parent / "singleuser.log", "ab"),
-                                     stderr=subprocess.STDOUT, start_new_session=True, **identity)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
+from kube_hub import PodContainer, env_of
+from sso_client import login, wait_for_lab, xsrf_of
 
 @pytest.fixture
 def pod_home():
@@ -168,7 +50,7 @@ def test_alice_clicks_a_card_and_gets_jupyterlab_from_a_scheduled_pod(kube_platf
         assert spec["priorityClassName"] == "beamhub-burstable" and pod["status"]["qosClass"] == "Burstable"
         assert spec["automountServiceAccountToken"] is False
         assert not any(v["name"].startswith("kube-api-access") for v in spec.get("volumes", []))
-        env = _env_of(pod, plane)
+        env = env_of(pod, plane)
         assert env["BEAMHUB_ENVIRONMENT"] == "tomo" and env["BEAMHUB_UID"] == "2001"
         assert pod["metadata"]["labels"]["beamhub.io/environment"] == "tomo"
         events = plane.kubectl("get", "events", "-n", cluster.namespace,

@@ -111,3 +111,23 @@ def test_job_code_never_imports_kubespawner():
             "print('kubespawner' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("argv, ranks, args", [
+    (["emc", "config.ini", "--ranks", "4", "--", "--iterations", "30"], 4, ["config.ini", "--iterations", "30"]),
+    (["emc", "--ranks", "4", "--environment", "spi-emc", "emc.ini"], 4, ["emc.ini"]),
+    (["tomo", "scan.h5", "--out", "recon.h5", "--center", "auto"], 1, ["scan.h5", "--out", "recon.h5", "--center", "auto"]),
+])
+def test_submit_reads_its_own_options_anywhere_before_the_double_dash(argv, ranks, args):
+    """README's `beamhub submit emc config.ini --ranks 4 -- --iterations 30` used to submit 1 rank."""
+    import argparse
+
+    from beamhub.hub.jobs.client import _split_submit
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind")
+    parser.add_argument("--ranks", type=int, default=1)
+    parser.add_argument("--environment", default="")
+    parser.add_argument("args", nargs="*")
+    known, job_args = _split_submit(parser, argv)
+    assert (known.ranks, job_args) == (ranks, args)
