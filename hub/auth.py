@@ -41,7 +41,8 @@ class BeamAuthenticator(GenericOAuthenticator):
     )
     min_gid = Integer(
         100, config=True,
-        help="Smallest primary gid accepted; lower ids belong to system groups and are refused.",
+        help="Smallest gid accepted, primary and supplementary; lower ids belong to system groups "
+        "(a session holding one could use its files) and are refused.",
     )
 
     @default("username_claim")

@@ -89,7 +89,8 @@ def identity_from_claims(
 
     Refuses (``IdentityError``, with a message a person can act on) a missing
     or non-numeric uid/gid, uid 0 or gid 0 (root), ids below ``min_uid`` /
-    ``min_gid`` (system accounts), and malformed group lists.
+    ``min_gid`` (system accounts; ``min_gid`` applies to the supplementary gids
+    too), and malformed group lists.
     """
     if not username:
         raise IdentityError("the sign-in provider sent no user name")
@@ -114,6 +115,9 @@ def identity_from_claims(
             raise IdentityError(f"supplementary gid {g!r} (claim '{gids_claim}') is not a number") from None
         if isinstance(g, bool) or number <= 0:
             raise IdentityError(f"supplementary gid {g!r} (claim '{gids_claim}') is not allowed")
+        if number < min_gid:
+            # a session holding a system group (disk, shadow, docker...) could use it like its owner
+            raise IdentityError(f"supplementary gid {number} is below {min_gid}, the range of system groups")
         gids.append(number)
     raw_groups = claims.get(groups_claim) or []
     if not isinstance(raw_groups, (list, tuple)) or not all(isinstance(g, str) for g in raw_groups):

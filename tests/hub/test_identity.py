@@ -42,6 +42,9 @@ def test_custom_claim_names():
     ({"gids": "3001"}, ["must be a list"]),
     ({"gids": ["x"]}, ["'x'", "not a number"]),
     ({"gids": [0]}, ["not allowed"]),
+    # min_gid applies to supplementary gids too: a session holding disk (6) or shadow (42) is refused
+    ({"gids": [3001, 6]}, ["supplementary gid 6", "below 100"]),
+    ({"gids": ["42"]}, ["supplementary gid 42", "below 100"]),
     ({"groups": "spi"}, ["list of names"]),
     ({"groups": [1, 2]}, ["list of names"]),
 ])
