@@ -1,20 +1,22 @@
 """LocalBeamSpawner: the environment catalog on local processes — BeamHub's embedded default.
 
-Each user gets a working directory (``workspace_root/<name>``) with the example
-notebooks copied in on first start; the chosen environment's settings are
-applied (its ``local.env`` such as BEAMHUB_BACKEND, thread counts from its CPU
-limit, a memory limit through RLIMIT_DATA where the OS allows); and the SSO
-identity is visible in the session as BEAMHUB_USER/UID/GID/GIDS/GROUPS.
+Each user gets a working directory (``workspace_root/<name>``, also their HOME) with the
+example notebooks copied in on first start; the chosen environment's settings are applied
+(the variables of :func:`~beamhub.hub.session_env.session_environment`: identity, data
+mounts, thread counts from the CPU limit, the environment's ``local.env``; a memory limit
+through RLIMIT_DATA where the OS allows); ``data/<mount>`` links point at the local data
+folders the user's groups may read.
 
-Users need not exist on this machine: when the hub runs as a normal user,
-every session runs as that user (like SimpleLocalProcessSpawner); when it runs
-as root, sessions run as root with ``--allow-root`` (the single-user server
-refuses root otherwise and JupyterHub answers the spawn with a bare 500).
-Real per-user isolation is what BeamSpawner on Kubernetes gives.
+Who the session runs as is :mod:`beamhub.hub.isolation`'s decision: when the hub runs as
+root, as the uid, gid and supplementary gids of the SSO claims (the users need not exist in
+``/etc/passwd``), like JupyterHub's LocalProcessSpawner runs each user as their UNIX account,
+and the workspace is theirs alone (0700); otherwise as the hub's own user (personal mode).
+The hub never starts a session as root.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -24,16 +26,52 @@ from pathlib import Path
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Bool, Unicode, default
 
-from beamhub.hub.catalog import Environment
+from beamhub.hub.catalog import Environment, Mount
+from beamhub.hub.isolation import (
+    IsolationError, command_problem, credentials, ensure_workspace, isolated, process_environment, session_shell,
+)
 from beamhub.hub.menu import EnvironmentMenuMixin
+from beamhub.hub.session_env import BIN_DIR, local_path, session_environment
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BEAMHUB_THREADS")
+#: In a workspace once the example notebooks were copied in (the Kubernetes sessions use the same name).
+EXAMPLES_MARKER = ".beamhub-examples"
+#: The single-user server of the Python running the hub, whatever PATH says.
+SESSION_COMMAND = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
 
 
 def _repo_notebooks() -> str:
     """The notebooks/ folder of this checkout (editable install), if there is one."""
     candidate = Path(__file__).resolve().parent.parent / "notebooks"
     return str(candidate) if candidate.is_dir() else ""
+
+
+def terminal_arguments(shell: str) -> list[str]:
+    """Single-user server arguments that make JupyterLab's terminals keep the session's PATH.
+
+    jupyter_server_terminals starts a *login* shell (``bash -l``) when the server has no
+    terminal of its own, as under a spawner; a login shell reads /etc/profile, which sets PATH
+    afresh, so ``beamhub`` and ``python`` of the session's environment were "command not
+    found".  Naming the shell explicitly makes it an interactive non-login shell: it reads
+    /etc/bash.bashrc and the user's own ~/.bashrc, and keeps the PATH the spawner gave the
+    session (the venv's bin first).  Chosen over writing a ~/.profile into users' workspaces,
+    which would be ours to keep in step with whatever the user puts there.
+    """
+    return [f"--ServerApp.terminado_settings=shell_command={json.dumps([shell])}"]
+
+
+def _open_folder(parent_fd: int, name: str, identity) -> int:
+    """A descriptor of folder ``name`` in ``parent_fd``, created (and given to the user) if absent.
+
+    O_NOFOLLOW: a user who swaps the folder for a link to somewhere else (another workspace,
+    /etc) makes this fail instead of the root hub writing there.
+    """
+    try:
+        os.mkdir(name, 0o755, dir_fd=parent_fd)
+        if isolated() and identity is not None:
+            os.chown(name, identity.uid, identity.gid, dir_fd=parent_fd, follow_symlinks=False)
+    except FileExistsError:
+        pass
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
 
 
 class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
@@ -69,8 +107,7 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
 
     @default("cmd")
     def _cmd_default(self):
-        # the single-user server of the Python running the hub, whatever PATH says
-        return [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
+        return [SESSION_COMMAND]
 
     @default("default_url")
     def _default_url_default(self):
@@ -89,47 +126,38 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
         return Path(self.workspace_root) / self.user.name
 
     # ---- environment -> process settings ----
+    @property
+    def data_base(self) -> Path:
+        """The folder catalog mounts' ``local_path`` values are relative to."""
+        return Path(self.data_root) if self.data_root else Path(self.workspace_root).parent
+
+    def session_mounts(self, env: Environment) -> list[Mount]:
+        """The catalog mounts this session gets: its groups allow them and their local folder exists."""
+        groups = self.user_groups()
+        return [m for m in env.mounts
+                if m.local_path and m.allowed_for(groups) and (self.data_base / m.local_path).is_dir()]
+
     def apply_environment(self, env: Environment) -> None:
         """Environment variables, arguments and notebook folder for ``env``; limits go in preexec."""
         self.notebook_dir = str(self.workspace)
-        extra = list(env.local_args)
-        if os.geteuid() == 0 and "--allow-root" not in extra:
-            extra.append("--allow-root")
-        self.args = extra
-        cores = max(1, int(env.cpu.limit))
-        environment = {
-            "BEAMHUB_ENVIRONMENT": env.slug,
-            "BEAMHUB_ENVIRONMENT_TITLE": env.title,
-            "BEAMHUB_IMAGE": env.image,
-            "BEAMHUB_QOS": env.qos,
-            "CPU_LIMIT": f"{env.cpu.limit:g}",
-            "MEM_LIMIT": str(int(env.memory.limit)),
-            **{var: str(cores) for var in _THREAD_VARS},
-        }
-        for mount in env.mounts:
-            if mount.allowed_for(self.user_groups()):
-                environment[f"BEAMHUB_DATA_{mount.name.upper().replace('-', '_')}"] = mount.mount_path
-        environment.update(env.local_env)
-        if self.jobs_url:
-            environment["BEAMHUB_JOBS_URL"] = self.jobs_url
-        if self.identity:
-            environment.update(self.identity.environment())
+        self.args = [*env.local_args, *terminal_arguments(session_shell())]
         self.chosen_environment = env
-        self._session_env = environment
+        self._session_env = session_environment(env, self.identity, mounts=self.session_mounts(env),
+                                                jobs_url=self.jobs_url)
 
     def get_env(self):
         env = super().get_env()
         env.update(getattr(self, "_session_env", {}))
+        env["PATH"] = local_path(BIN_DIR, env.get("PATH"))
         return env
 
     def user_env(self, env):
-        """HOME is the working directory: users need not exist in this machine's passwd."""
-        env["USER"] = self.user.name
-        env["HOME"] = str(self.workspace)
-        env["SHELL"] = os.environ.get("SHELL", "/bin/bash")
+        """USER, HOME (the working directory) and SHELL: users need not exist in this machine's passwd."""
+        env.update(process_environment(self.identity, self.workspace, self.user.name))
         return env
 
     def make_preexec_fn(self, name):
+        """chdir and memory limit, in the child after it became the user (Popen's user/group/extra_groups)."""
         memory = int(self.chosen_environment.memory.limit) if (self.chosen_environment and self.apply_memory_limit) else 0
         workspace = str(self.workspace)
 
@@ -150,43 +178,89 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
     def prepare_workspace(self) -> int:
         """Create the user's working directory and data links; copy example notebooks on first start.
 
+        The hub may be root here and the workspace is the user's: every write goes through
+        descriptors opened without following links, and new files are created exclusively, so
+        nothing a user placed in their workspace can make the hub write elsewhere.
         Returns the number of notebooks copied (0 after the first start).
         """
         workspace = self.workspace
-        first_start = not workspace.exists()
-        workspace.mkdir(parents=True, exist_ok=True)
-        copied = 0
-        if first_start and self.notebooks_dir and Path(self.notebooks_dir).is_dir():
-            for source in sorted(Path(self.notebooks_dir).glob("*.ipynb")):
-                shutil.copy2(source, workspace / source.name)
-                copied += 1
-        self._link_data(workspace)
+        identity = self.identity
+        ensure_workspace(workspace, identity)
+        fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            copied = 0
+            # a marker, not "the folder is new": a batch job may have made the workspace first
+            if self.notebooks_dir and Path(self.notebooks_dir).is_dir() and EXAMPLES_MARKER not in os.listdir(fd):
+                for source in sorted(Path(self.notebooks_dir).glob("*.ipynb")):
+                    copied += self._copy_new(source, fd, identity)
+                self._copy_new(None, fd, identity, name=EXAMPLES_MARKER)
+            self._link_data(fd, identity)
+        finally:
+            os.close(fd)
         return copied
 
-    def _link_data(self, workspace: Path) -> None:
+    @staticmethod
+    def _copy_new(source: Path | None, folder_fd: int, identity, name: str = "") -> int:
+        """Copy ``source`` (None: an empty file ``name``) into the folder as a new file owned by the user.
+
+        Returns 1, or 0 when the name is taken (what the user has is kept).
+        """
+        try:
+            out = os.open(name or source.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
+                          dir_fd=folder_fd)
+        except FileExistsError:
+            return 0
+        with open(out, "wb") as dest:
+            if isolated() and identity is not None:
+                os.fchown(dest.fileno(), identity.uid, identity.gid)
+            if source is not None:
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, dest)
+        return 1
+
+    def _link_data(self, workspace_fd: int, identity) -> None:
         """data/<mount> links to the environment's local data folders the user's groups may read."""
         if not self.chosen_environment:
             return
-        base = Path(self.data_root) if self.data_root else Path(self.workspace_root).parent
-        for mount in self.chosen_environment.mounts:
-            if not mount.local_path or not mount.allowed_for(self.user_groups()):
-                continue
-            source = (base / mount.local_path).resolve()
-            if not source.is_dir():
-                continue
-            link = workspace / "data" / mount.name
-            link.parent.mkdir(exist_ok=True)
-            if link.is_symlink() or link.exists():
-                if link.is_symlink() and link.resolve() == source:
+        sources = {m.name: (self.data_base / m.local_path).resolve()
+                   for m in self.session_mounts(self.chosen_environment)}
+        if not sources:
+            return
+        try:
+            data_fd = _open_folder(workspace_fd, "data", identity)
+        except OSError as exc:  # the user replaced data/ by a file or a link: leave it alone
+            self.log.warning("Not linking data for %s: %s/data is not a folder (%s)",
+                             self.user.name, self.workspace, exc.strerror)
+            return
+        try:
+            for name, source in sources.items():
+                try:
+                    current = os.readlink(name, dir_fd=data_fd)
+                except FileNotFoundError:
+                    current = None
+                except OSError:
+                    continue  # a real file or folder of the user's with that name: theirs, kept
+                if current == str(source):
                     continue
-                link.unlink()
-            link.symlink_to(source, target_is_directory=True)
+                if current is not None:
+                    os.unlink(name, dir_fd=data_fd)
+                os.symlink(source, name, target_is_directory=True, dir_fd=data_fd)
+                if isolated() and identity is not None:
+                    os.chown(name, identity.uid, identity.gid, dir_fd=data_fd, follow_symlinks=False)
+        finally:
+            os.close(data_fd)
 
     async def start(self):
         self._reset_progress()
         env = self.chosen_environment or self.resolve_environment(self.user_options or {})
         if self.chosen_environment is None:
             self.apply_environment(env)
+        if isolated():
+            problem = command_problem(self.cmd[0])
+            if problem:
+                raise IsolationError(f"cannot start a session as {self.user.name}'s own uid: {problem}")
+        # who the session runs as: Popen switches user, group and supplementary groups in the child
+        self.popen_kwargs = {**self.popen_kwargs, **credentials(self.identity)}
         self.report_progress(10, f"Preparing the workspace of {self.user.name}")
         copied = self.prepare_workspace()
         if copied:

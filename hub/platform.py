@@ -5,6 +5,15 @@ each answers, and stops them in reverse order.  ``beamhub up`` and the
 integration tests both use it, so what the tests exercise is what a person runs.
 State (hub database, secrets, provider keys, user workspaces) lives in one
 folder, so a restart keeps users and their running sessions.
+
+Run as root, the platform is *isolated* (:mod:`beamhub.hub.isolation`): sessions and jobs
+run as their users' SSO uids, so the state folder is laid out for that — the folder itself
+0711 (users pass through it to their workspace, nothing more), every secret, the database,
+the provider's keys, the logs and the job records readable by root only, ``users/`` 0711
+with one 0700 workspace per user, and the demo data folders readable by the POSIX group of
+the catalog mount's SSO group.  Every service is started with umask 077, so what the hub,
+the provider and the jobs service create there (the cookie secret, ``jupyterhub.sqlite``)
+is private from the start.
 """
 
 from __future__ import annotations
@@ -25,7 +34,9 @@ from pathlib import Path
 from typing import IO
 
 from beamhub.errors import UsageError
-from beamhub.hub.catalog import CatalogError, load_catalog
+from beamhub.hub.catalog import EVERYONE, Catalog, CatalogError, load_catalog
+from beamhub.hub.isolation import command_problem, isolated, unreachable
+from beamhub.hub.local import SESSION_COMMAND
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROVIDER_SCRIPT = Path(__file__).with_name("sso") / "provider.mjs"
@@ -41,6 +52,12 @@ DEMO_ACCOUNTS = [
      "email": "admin@beamhub.invalid", "uid": 2000, "gid": 2000, "gids": [],
      "groups": ["admins"]},
 ]
+
+# The POSIX group of each demo SSO group: the demo data folders of a group's mounts belong to it.
+DEMO_GROUP_GIDS = {"spi": 3001, "tomo": 3002}
+
+# What in the state folder users may reach: their workspaces, and the data their groups allow.
+SHARED_FOLDERS = ("users", "data")
 
 
 def node_modules_dir() -> Path:
@@ -63,6 +80,39 @@ def _write_private(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def group_gids(accounts: list[dict], preferred: dict[str, int] | None = None) -> dict[str, int]:
+    """The gid standing for each SSO group: one every member of the group holds.
+
+    The provider's accounts say which groups and which gids each user has, not which gid is
+    which group; a gid all of a group's members (with supplementary gids) hold is that group's
+    (``preferred`` decides when several are).  A group without one is left out, and its data
+    stays readable by all.
+    """
+    preferred = preferred if preferred is not None else DEMO_GROUP_GIDS
+    members: dict[str, list[set[int]]] = {}
+    for account in accounts:
+        held = {int(g) for g in account.get("gids", []) or [] if isinstance(g, int)}
+        if not held:
+            continue  # an account with no supplementary gids reads no group's data either way
+        for group in account.get("groups", []) or []:
+            members.setdefault(group, []).append(held)
+    result = {}
+    for group, sets in members.items():
+        common = set.intersection(*sets)
+        if preferred.get(group) in common:
+            result[group] = preferred[group]
+        elif len(common) == 1:
+            result[group] = common.pop()
+    return result
+
+
+def _private_child() -> None:
+    """In a service's child before exec: umask 077 (its files in the state folder are root's alone), and
+    die with the parent."""
+    os.umask(0o077)
+    _die_with_parent()
+
+
 def _die_with_parent() -> None:
     """In a child before exec: get SIGTERM when `beamhub up` dies, however it dies (Linux).
 
@@ -76,6 +126,16 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def _mount_groups(catalog: Catalog) -> dict[str, set[str]]:
+    """Each local data folder of the catalog and every SSO group any of its mounts is open to."""
+    folders: dict[str, set[str]] = {}
+    for env in catalog:
+        for mount in env.mounts:
+            if mount.local_path:
+                folders.setdefault(mount.local_path, set()).update(mount.groups)
+    return folders
 
 
 def _port_in_use(host: str, port: int) -> bool:
@@ -124,14 +184,17 @@ class Platform:
         self.hub_output = hub_output
         self.procs: dict[str, subprocess.Popen] = {}
         self._log_files: list[IO] = []
+        self.catalog: Catalog | None = None  # read by check()
 
     # ---- preparation ----
     def check(self) -> None:
         """Fail early, with one clear message, on what would break the start."""
         try:
-            load_catalog(self.config.catalog or None)
+            self.catalog = load_catalog(self.config.catalog or None)
         except CatalogError as exc:
             raise UsageError(str(exc)) from None
+        if isolated():
+            self.check_isolation()
         if not shutil.which("node"):
             raise UsageError("Node.js ('node') is not on PATH; install it (Debian: apt-get install nodejs)")
         modules = node_modules_dir()
@@ -149,6 +212,23 @@ class Platform:
                     "or choose another port (see 'beamhub up --help')"
                 )
 
+    def check_isolation(self) -> None:
+        """As root, sessions must be able to run as their users: refuse to start rather than run them as root."""
+        problem = command_problem(SESSION_COMMAND)
+        if problem:
+            raise UsageError(
+                f"sessions cannot be isolated: the session command {SESSION_COMMAND} is out of reach of "
+                f"the users' uids ({problem}); install BeamHub where every user can execute it "
+                "('make up' builds .venv from /usr/bin/python3), or run 'beamhub up' as a normal user "
+                "(personal mode)")
+        nearest = next(p for p in self.state.parents if p.exists())
+        problem = unreachable(nearest)
+        if problem:
+            raise UsageError(
+                f"sessions cannot be isolated: the state folder {self.state} is out of reach of the "
+                f"users' uids ({problem}), so no session could open its workspace; choose a --state-dir "
+                "that other users can pass through (o+x on every folder above it)")
+
     def _secrets(self) -> dict[str, str]:
         path = self.state / "secrets.json"
         if path.exists():
@@ -163,9 +243,9 @@ class Platform:
 
     def _write_files(self) -> dict[str, str]:
         cfg = self.config
-        for sub in ("logs", "sso", "users", "data/public", "data/raw/tomo", "data/raw/spi"):
+        for sub in ("logs", "sso", "jobs", "users", "data/public", "data/raw/tomo", "data/raw/spi",
+                    *self._data_folders()):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
-        os.chmod(self.state, 0o700)
         keys = self._secrets()
         provider = {
             "issuer": cfg.issuer,
@@ -205,6 +285,7 @@ class Platform:
             "scheduler_summary_url": cfg.scheduler_summary_url,
             "admin_service_token": cfg.admin_service_token,
             "jobs_port": cfg.jobs_port,
+            "data_root": str(self.state),
         }
         for name, data in (("sso/provider.json", provider), ("hub-settings.json", hub)):
             _write_private(self.state / name, json.dumps(data, indent=2))
@@ -214,7 +295,64 @@ class Platform:
             "from beamhub.hub.hubconfig import configure\n\n"
             f"configure(c, {str(self.state / 'hub-settings.json')!r})\n"
         )
+        self.secure_state()
         return keys
+
+    def _data_folders(self) -> list[str]:
+        """The catalog mounts' local folders under the state folder (relative paths)."""
+        return sorted(local for local in _mount_groups(self._catalog())
+                      if not Path(local).is_absolute() and ".." not in Path(local).parts)
+
+    def _catalog(self) -> Catalog:
+        if self.catalog is None:
+            self.catalog = load_catalog(self.config.catalog or None)
+        return self.catalog
+
+    def secure_state(self) -> None:
+        """Permissions of the state folder for the mode we run in (see the module docstring).
+
+        Personal mode: the folder is 0700, the one user owns everything.  Isolated: secrets and
+        service folders root's alone, users/ passable, data readable by the groups that may.
+        Safe to call again: the hub creates its cookie secret and database after the first call.
+        """
+        if not isolated():
+            self.state.chmod(0o700)
+            return
+        self.state.chmod(0o711)
+        for entry in self.state.iterdir():
+            if entry.name in SHARED_FOLDERS or entry.is_symlink():
+                continue
+            entry.chmod(0o700 if entry.is_dir() else 0o600)
+        (self.state / "users").chmod(0o711)
+        self._share_data()
+
+    def _share_data(self) -> None:
+        """Data folders: readable by everyone, or only by the POSIX group of the mount's SSO group.
+
+        A mount open to one SSO group whose gid is known gets that group (setgid folders 2750,
+        files group-readable); a mount of several groups cannot be one folder's group and stays
+        readable by all, as does everything else under ``data/``.
+        """
+        gids = group_gids(self.config.accounts)
+        restricted: dict[Path, int] = {}
+        for local, groups in _mount_groups(self._catalog()).items():
+            owners = {gids.get(g) for g in groups}
+            if EVERYONE not in groups and len(owners) == 1 and None not in owners:
+                restricted[(self.state / local).resolve()] = owners.pop()
+        data = (self.state / "data").resolve()
+        for folder, dirs, files in os.walk(data):
+            here = Path(folder)
+            gid = next((g for root, g in restricted.items() if here == root or root in here.parents), None)
+            if gid is None:
+                here.chmod(0o755)
+                continue
+            os.chown(here, -1, gid)
+            here.chmod(0o2750)  # setgid: what is added later belongs to the group too
+            for name in files:
+                path = here / name
+                if not path.is_symlink():
+                    os.chown(path, -1, gid)
+                    path.chmod((path.stat().st_mode & 0o750) | 0o040)
 
     # ---- processes ----
     def _spawn(self, name: str, cmd: list[str], env: dict | None = None, stream: IO | None = None):
@@ -224,7 +362,7 @@ class Platform:
         self.procs[name] = subprocess.Popen(
             cmd, cwd=self.state, env={**os.environ, **(env or {})},
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_private_child,
         )
 
     def _wait(self, name: str, url: str, timeout: float = 60.0, headers: dict | None = None,
@@ -291,6 +429,7 @@ class Platform:
             self.start_provider()
             self.start_proxy(keys["proxy_token"])
             self.start_hub(keys)
+            self.secure_state()  # the cookie secret and the database the hub has just created
         except BaseException:
             self.stop()
             raise

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +24,9 @@ UNSAFE_ACCOUNTS = [
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory):
     """One live platform for the session, on free loopback ports; all sessions stopped at the end."""
-    state = tmp_path_factory.mktemp("beamhub-state")
+    # Not under pytest's basetemp: that is 0700, and as root (isolated mode) users' sessions must pass
+    # through every folder above their workspace.
+    state = Path(tempfile.mkdtemp(prefix="beamhub-state-"))
     token = secrets.token_hex(16)
     config = PlatformConfig(
         state_dir=state,
@@ -41,3 +46,4 @@ def platform(tmp_path_factory):
         live.api.stop_all()
     finally:
         live.stop()
+        shutil.rmtree(state, ignore_errors=True)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from beamhub.errors import UsageError
+from beamhub.hub.isolation import mode_line
 from beamhub.hub.platform import Platform, PlatformConfig
 
 EPILOG = """\
@@ -20,6 +21,10 @@ examples:
 Demo logins (the development SSO provider): alice/alice (groups spi, tomo),
 bob/bob (tomo), admin/admin (admins).  Ctrl-C stops the provider, the proxy and
 the hub; running sessions keep running and the next 'beamhub up' finds them.
+
+Run as root, sessions and batch jobs run as each user's SSO uid/gid (isolated
+mode); run as a normal user, all of them run as that user (personal mode, not
+isolated).  The first lines printed say which.
 """
 
 
@@ -74,6 +79,7 @@ def main(argv: list[str], prog: str) -> int:
     Path(args.state_dir).mkdir(parents=True, exist_ok=True)
     print(f"beamhub up: starting the SSO provider, the proxy and JupyterHub (state in {platform.state})",
           flush=True)
+    print(f"beamhub up: {mode_line()}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         platform.start()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +23,16 @@ def _listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.3)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def tmp_path():
+    """A folder every user can pass through: as root, `beamhub up` refuses a state folder its users'
+    sessions could not reach (pytest's own tmp_path is under a 0700 folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="beamhub-up-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_up_prints_url_and_logins_and_ctrl_c_stops_everything(tmp_path):
@@ -37,6 +50,8 @@ def test_up_prints_url_and_logins_and_ctrl_c_stops_everything(tmp_path):
         banner = "".join(seen)
         assert f"BeamHub is running at http://127.0.0.1:{ports['port']}" in banner, banner[-3000:]
         assert "alice/alice, bob/bob, admin/admin" in banner
+        mode = "isolated mode" if os.geteuid() == 0 else "personal mode, not isolated"
+        assert len([line for line in seen if "mode" in line]) == 1 and mode in banner, banner
         assert all(_listening(port) for port in ports.values())
     finally:
         proc.send_signal(signal.SIGINT)
