@@ -85,6 +85,7 @@ def configure(c: Any, settings: dict[str, Any] | str | Path) -> None:
             "url": f"http://127.0.0.1:{int(settings['jobs_port'])}",
             "command": [sys.executable, "-m", "beamhub.hub.jobs.service", "--backend", "local",
                         "--state", str(state / "jobs"), "--workspace-root", settings["workspace_root"],
+                        "--data-root", settings.get("data_root") or str(state),
                         "--catalog", settings.get("catalog", "")],
         })
         roles.append({"name": "beamhub-jobs", "scopes": ["read:users", "admin:auth_state"],

@@ -3,7 +3,9 @@
 Every request carries the user's own hub token (``Authorization: token ...``);
 the service asks the hub whose it is, reads that user's SSO identity from
 auth_state (with its own token's admin:auth_state scope) and checks the
-environment against the user's groups, exactly as the launch page does.
+environment against the user's groups, exactly as the launch page does.  A backend that
+runs jobs on this machine also says where a user's jobs may work (``job_roots``): a ``cwd``
+or an output outside the owner's workspace and their groups' data is refused with HTTP 400.
 
     python -m beamhub.hub.jobs.service --backend local --state DIR --catalog FILE
 
@@ -31,6 +33,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from beamhub.hub.catalog import Catalog, load_catalog
 from beamhub.hub.identity import Identity
 from beamhub.hub.jobs.model import FINISHED, JobRequestError, parse_request
+from beamhub.hub.jobs.paths import confine
 from beamhub.hub.jobs.store import JobStore
 
 
@@ -108,6 +111,12 @@ class JobListHandler(JobsHandler):
         if not (env.allowed_for(identity.groups) or user.get("admin")):
             raise web.HTTPError(403, f"you may not run jobs in {env.title!r}: it is open to the "
                                      f"group(s) {', '.join(env.groups)}")
+        job_roots = getattr(self.ctx.backend, "job_roots", None)
+        if job_roots is not None:  # local processes: paths are this machine's, checked here
+            try:
+                job.cwd = str(confine(job, job_roots(user["name"], identity, env)))
+            except JobRequestError as exc:
+                raise web.HTTPError(400, str(exc)) from None
         self.ctx.store.save(job)
         try:
             await self.ctx.backend.submit(job, identity, env)
@@ -158,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state", required=True, help="folder for job records and logs")
     p.add_argument("--catalog", default="", help="environment catalog (default: the shipped one)")
     p.add_argument("--workspace-root", default="", help="local backend: users' working directories")
+    p.add_argument("--data-root", default="", help="local backend: folder the catalog mounts' local_path "
+                   "values are relative to (default: the workspace root's parent)")
     p.add_argument("--listen", default="", help="HOST:PORT to bind (default: from JUPYTERHUB_SERVICE_URL)")
     p.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"),
                    help="kubernetes backend: namespace of the jobs")
@@ -167,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.backend == "local":
         from beamhub.hub.jobs.local import LocalBackend
 
-        backend = LocalBackend(store, args.workspace_root)
+        backend = LocalBackend(store, args.workspace_root, args.data_root)
     else:
         from beamhub.hub.jobs.kube import KubernetesBackend
 

@@ -6,11 +6,13 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import pytest
 import requests
 
+from beamhub.hub.platform import DEMO_ACCOUNTS
 from beamhub.kernels import sim
 from beamhub.kernels.io.dxchange import write_dx
 from sso_client import login
@@ -23,6 +25,23 @@ def _token(platform, name) -> str:
     r = platform.api.post(f"/users/{name}/tokens", json={"note": "test session", "expires_in": 3600})
     assert r.status_code in (200, 201), r.text
     return r.json()["token"]
+
+
+def _account(name) -> dict:
+    return next(a for a in DEMO_ACCOUNTS if a["username"] == name)
+
+
+def _workdir(platform, name, sub) -> Path:
+    """A folder in ``name``'s workspace that is theirs, as one made in their session is (jobs work only there)."""
+    account = _account(name)
+    workspace = platform.state / "users" / name
+    folder = workspace / sub
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        for path in (workspace, folder):
+            os.chown(path, account["uid"], account["gid"])
+        workspace.chmod(0o700)
+    return folder
 
 
 def _jobs_url(platform) -> str:
@@ -40,10 +59,9 @@ def _wait(platform, token, job_id, timeout=120) -> dict:
     raise AssertionError(f"job {job_id} still {job['state']} after {timeout} s")
 
 
-def test_submit_with_the_cli_and_see_only_your_own_jobs(platform, tmp_path):
+def test_submit_with_the_cli_and_see_only_your_own_jobs(platform):
     alice, bob = _token(platform, "alice"), _token(platform, "bob")
-    workdir = tmp_path / "alice-run"
-    workdir.mkdir()
+    workdir = _workdir(platform, "alice", "alice-run")
     scan = sim.simulate_scan(n=32, rows=2, n_angles=45, seed=3)
     write_dx(workdir / "scan.h5", scan.tomo, scan.flat, scan.dark, scan.theta)
 
@@ -58,6 +76,8 @@ def test_submit_with_the_cli_and_see_only_your_own_jobs(platform, tmp_path):
                                                      headers={"Authorization": f"token {alice}"}).text
     with h5py.File(workdir / "recon.h5") as f:
         assert f["/exchange/data"].shape == (2, 32, 32)
+    if os.geteuid() == 0:  # isolated: the job ran as alice, so what it wrote is hers
+        assert (workdir / "recon.h5").stat().st_uid == _account("alice")["uid"]
 
     listing = subprocess.run([sys.executable, "-m", "beamhub", "jobs"], env=session_env,
                              capture_output=True, text=True, timeout=60)
@@ -85,24 +105,42 @@ def test_forbidden_environment_bad_request_and_no_token(platform):
     assert anonymous.status_code == 401
 
 
-def test_cancel_a_running_job(platform, tmp_path):
+def test_cancel_a_running_job(platform):
     alice = _token(platform, "alice")
     as_alice = {"Authorization": f"token {alice}"}
+    workdir = _workdir(platform, "alice", "cancel-run")
     # SIRT with many iterations on a larger scan runs for a while: cancel it while it runs
     scan = sim.simulate_scan(n=96, rows=8, n_angles=120, seed=5)
-    write_dx(tmp_path / "scan.h5", scan.tomo, scan.flat, scan.dark, scan.theta)
+    write_dx(workdir / "scan.h5", scan.tomo, scan.flat, scan.dark, scan.theta)
     r = requests.post(_jobs_url(platform), headers=as_alice, timeout=30, json={
         "kind": "tomo", "args": ["scan.h5", "--out", "recon.h5", "--algorithm", "sirt", "--num-iter", "5000",
                                  "--center", "47.5"],
-        "cwd": str(tmp_path), "environment": "tomo"})
+        "cwd": str(workdir), "environment": "tomo"})
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
     assert r.json()["state"] == "running"
+    _check_job_process(int(r.json()["detail"].split()[1]), job_id)
     cancelled = requests.delete(f"{_jobs_url(platform)}/{job_id}", headers=as_alice, timeout=30).json()
     assert cancelled["state"] == "cancelled"
     time.sleep(1)
     assert _wait(platform, alice, job_id)["state"] == "cancelled"
-    assert not (tmp_path / "recon.h5").exists()  # no half-written output
+    assert not (workdir / "recon.h5").exists()  # no half-written output
+
+
+def _check_job_process(pid, job_id):
+    """The running job: alice's identity and the session's variables, nothing of the service's."""
+    environ = dict(item.split("=", 1) for item in
+                   open(f"/proc/{pid}/environ").read().split("\0") if "=" in item)
+    assert environ["BEAMHUB_JOB_ID"] == job_id and environ["BEAMHUB_USER"] == "alice"
+    assert environ["BEAMHUB_DATA_RAW_TOMO"] == "/data/raw/tomo"  # a local job gets the data mounts too
+    assert environ["OMP_NUM_THREADS"] == "4" and environ["BEAMHUB_ENVIRONMENT"] == "tomo"
+    assert environ["HOME"].endswith("/users/alice") and environ["PATH"].startswith(os.path.dirname(sys.executable))
+    # the service's own hub token (admin:auth_state) and root-only MPI switches never reach a job
+    assert not {"JUPYTERHUB_API_TOKEN", "OMPI_ALLOW_RUN_AS_ROOT"} & set(environ)
+    if os.geteuid() == 0:
+        status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines())
+        assert status["Uid"].split()[:2] == ["2001", "2001"] and status["Gid"].split()[:2] == ["2001", "2001"]
+        assert sorted(status["Groups"].split()) == ["3001", "3002"]
 
 
 def test_cli_outside_a_session_says_what_is_missing():
