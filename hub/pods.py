@@ -21,8 +21,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from beamhub.hub.catalog import Environment
+from beamhub.hub.catalog import Environment, Mount
 from beamhub.hub.identity import Identity
+from beamhub.hub.session_env import session_environment
 
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -63,9 +64,14 @@ def security_context(identity: Identity) -> tuple[dict, dict]:
     return pod, container
 
 
+def mounted(env: Environment, identity: Identity, settings: ClusterSettings) -> list[Mount]:
+    """The catalog mounts a pod of ``env`` gets: those the user's groups allow and the site gives a volume."""
+    groups = set(identity.groups)
+    return [m for m in env.mounts if m.name in settings.data_volumes and m.allowed_for(groups)]
+
+
 def environment_overrides(env: Environment, identity: Identity, settings: ClusterSettings) -> dict[str, Any]:
     """KubeSpawner trait values for starting ``env`` as ``identity`` (a pure function)."""
-    groups = set(identity.groups)
     pod_sc, container_sc = security_context(identity)
     overrides: dict[str, Any] = {
         "image": env.image,
@@ -80,14 +86,7 @@ def environment_overrides(env: Environment, identity: Identity, settings: Cluste
         "priority_class_name": f"{settings.priority_class_prefix}-{env.qos}",
         "extra_labels": {"beamhub.io/environment": env.slug, "beamhub.io/qos": env.qos},
         "extra_annotations": {"beamhub.io/environment-title": env.title},
-        "environment": {
-            **env.local_env,
-            **identity.environment(),
-            "BEAMHUB_ENVIRONMENT": env.slug,
-            "BEAMHUB_ENVIRONMENT_TITLE": env.title,
-            "BEAMHUB_IMAGE": env.image,
-            "BEAMHUB_QOS": env.qos,
-        },
+        "environment": {},  # filled below, once the mounts are known
         "node_selector": dict(env.node_selector),
         "tolerations": [],
         "extra_resource_guarantees": {},
@@ -114,13 +113,11 @@ def environment_overrides(env: Environment, identity: Identity, settings: Cluste
         overrides["tolerations"] = [dict(t) for t in settings.gpu_tolerations]
 
     volumes, mounts = [], []
-    for mount in env.mounts:
-        source = settings.data_volumes.get(mount.name)
-        if source is None or not mount.allowed_for(groups):
-            continue
+    for mount in mounted(env, identity, settings):
+        source = settings.data_volumes[mount.name]
         volumes.append({"name": f"data-{mount.name}", **copy.deepcopy(source)})
         mounts.append({"name": f"data-{mount.name}", "mountPath": mount.mount_path, "readOnly": mount.read_only})
-        overrides["environment"][f"BEAMHUB_DATA_{mount.name.upper().replace('-', '_')}"] = mount.mount_path
+    overrides["environment"] = session_environment(env, identity, mounts=mounted(env, identity, settings))
     if settings.home_volume:
         volumes.append({"name": "home", **copy.deepcopy(settings.home_volume)})
         mounts.append({"name": "home", "mountPath": settings.home_mount_path, "readOnly": False,

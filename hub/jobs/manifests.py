@@ -17,7 +17,8 @@ from typing import Any
 from beamhub.hub.catalog import Environment
 from beamhub.hub.identity import Identity
 from beamhub.hub.jobs.model import Job
-from beamhub.hub.pods import ClusterSettings, container_resources, environment_overrides, quantity
+from beamhub.hub.pods import ClusterSettings, container_resources, environment_overrides, mounted
+from beamhub.hub.session_env import session_environment
 
 TTL_AFTER_FINISHED = 7 * 24 * 3600
 SSH_PORT = 2222
@@ -40,8 +41,8 @@ def pod_template(job: Job, env: Environment, identity: Identity, settings: Clust
                  command: list[str], name: str = "job", ranks: int = 1) -> dict[str, Any]:
     """The pod template shared by every kind of job (one container, the session's identity and mounts)."""
     o = environment_overrides(env, identity, settings)
-    environment = {**o["environment"], "BEAMHUB_JOB_ID": job.id, "OMP_NUM_THREADS": "1" if ranks > 1
-                   else quantity(max(1, int(env.cpu.limit)))}
+    environment = session_environment(env, identity, mounts=mounted(env, identity, settings), ranks=ranks,
+                                      extra={"BEAMHUB_JOB_ID": job.id})
     container = {
         "name": name,
         "image": o["image"],

@@ -131,3 +131,18 @@ def test_submit_reads_its_own_options_anywhere_before_the_double_dash(argv, rank
     parser.add_argument("args", nargs="*")
     known, job_args = _split_submit(parser, argv)
     assert (known.ranks, job_args) == (ranks, args)
+
+
+def test_job_pods_and_session_pods_share_one_environment_builder():
+    """hub/session_env.py builds both: same identity, data mounts and limits; threads split over ranks."""
+    from beamhub.hub.pods import environment_overrides
+
+    env = CATALOG.get("spi-emc")
+    session = environment_overrides(env, ALICE, SETTINGS)["environment"]
+    _policy, _service, indexed = job_objects(_job("emc", ranks=4), env, ALICE, SETTINGS, "beamhub")
+    job_env = {e["name"]: e["value"] for e in indexed["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for name in ("BEAMHUB_USER", "BEAMHUB_UID", "BEAMHUB_GIDS", "BEAMHUB_DATA_RAW_SPI", "BEAMHUB_ENVIRONMENT",
+                 "MEM_LIMIT", "CPU_LIMIT"):
+        assert job_env[name] == session[name], name
+    assert session["OMP_NUM_THREADS"] == str(int(env.cpu.limit))
+    assert job_env["OMP_NUM_THREADS"] == str(max(1, int(env.cpu.limit) // 4))
