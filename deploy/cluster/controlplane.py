@@ -349,9 +349,12 @@ class ControlPlane:
             return json.load(resp)["gitVersion"]
 
     def add_nodes(self, cpu_nodes: int = 3, gpu_nodes: int = 2, gpus_per_node: int = 4,
-                  prefix: str = "kwok") -> list[str]:
-        """Create KWOK nodes and wait until every one is Ready; returns their names."""
-        nodes = [node_manifest(f"{prefix}-cpu-{i}") for i in range(cpu_nodes)]
+                  prefix: str = "kwok", cpu: str = "32", memory: str = "128Gi") -> list[str]:
+        """Create KWOK nodes and wait until every one is Ready; returns their names.
+
+        CPU nodes have ``cpu`` cores and ``memory``; GPU nodes 32 cores, 128 GiB and ``gpus_per_node``.
+        """
+        nodes = [node_manifest(f"{prefix}-cpu-{i}", cpu=cpu, memory=memory) for i in range(cpu_nodes)]
         nodes += [node_manifest(f"{prefix}-gpu-{i}", gpus=gpus_per_node) for i in range(gpu_nodes)]
         self.apply(nodes)
         names = [n["metadata"]["name"] for n in nodes]

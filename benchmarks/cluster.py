@@ -1,0 +1,250 @@
+"""Benchmark: the BeamHub scheduler behind the real kube-scheduler, against the default profile.
+
+Run:  .venv/bin/python benchmarks/cluster.py [--nodes 50] [--pods 300] [--seed 0]
+
+On the real control plane of deploy/cluster (kube-apiserver, kube-scheduler and KWOK nodes, the
+chart installed with helm): 80 % CPU nodes (64 cores, 256 GiB) and 20 % GPU nodes (4 GPUs),
+each with a background CPU load pushed through a real Pushgateway and scraped by a real
+Prometheus (what other tenants' work does to a node, invisible to pod requests; a fixed random
+quarter of the nodes is hot, 85-98 %).  Session pods built by hub/pods.py from the catalog
+(the simulator's mix: 60 % scipy/tomo, 10 % spi-emc, 30 % one-GPU environments, and a 4-GPU
+request every 25 pods) are created through the API, once with ``default-scheduler`` and once
+with the ``beamhub-scheduler`` profile whose extender is ours; then once more with the extender
+stopped (``ignorable: true``).
+
+Figures, as the simulator's (``beamhub simulate cluster``) define them where they apply:
+
+(GPUs are scarce on purpose: 1-GPU sessions are 10 % of the pods and a 4-GPU request comes every
+50, together more than the GPU nodes hold, which is when fragmentation decides who waits.)
+
+* ``sessions on hot nodes`` - pods bound to a node whose background CPU is above 85 %;
+* ``node CPU p95 %`` - over nodes, background load plus the CPU the node's pods request;
+* ``free GPUs unusable 4-GPU %`` - free GPUs on nodes with fewer than 4 free, over all free GPUs;
+* ``4-GPU pods pending`` - 4-GPU pods that found no node;
+* ``preempted`` - pods bound, then evicted by a higher-priority pod (PriorityClasses of the chart);
+* bind latency p50 / p99 - from the create call returning to the watch seeing ``spec.nodeName``.
+
+Reference, measured in the same run: the default profile. Aim (issue 13): through the extender at
+most 1.2x the default profile's bind latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "deploy" / "cluster"))
+
+from beamhub_cluster import BeamHubCluster, session_pod  # noqa: E402
+from controlplane import ControlPlane, binaries  # noqa: E402
+from nodeload import LoadPusher, Monitoring, NodeLoad  # noqa: E402
+
+from beamhub.hub.catalog import load_catalog  # noqa: E402
+from beamhub.hub.identity import Identity  # noqa: E402
+
+HOT = 0.85
+NAMESPACE = "beamhub"
+USER = Identity("alice", 2001, 2001, (3001, 3002), ("spi", "tomo"))
+
+
+def workload(count: int, seed: int) -> list[tuple[str, dict | None]]:
+    """(environment slug, GPU override) per pod: the simulator's session mix."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        if i % 50 == 49:
+            out.append(("phasing-gpu", {"gpus": 4}))
+            continue
+        r = rng.random()
+        out.append(("scipy" if r < 0.45 else "tomo" if r < 0.75 else "spi-emc" if r < 0.9
+                    else "phasing-gpu" if r < 0.95 else "dl-gpu", None))
+    return out
+
+
+def build_pods(plan, scheduler: str, batch: str) -> list[dict]:
+    catalog = load_catalog()
+    pods = []
+    for i, (slug, override) in enumerate(plan):
+        pod = session_pod(f"s-{batch}-{i:03d}", catalog.get(slug), USER, scheduler=scheduler,
+                          labels={"bench-batch": batch})
+        if override:
+            container = pod["spec"]["containers"][0]["resources"]
+            container["limits"]["nvidia.com/gpu"] = container["requests"]["nvidia.com/gpu"] = str(override["gpus"])
+        pods.append(pod)
+    return pods
+
+
+async def run_batch(kubeconfig: str, pods: list[dict], settle: float) -> dict[str, tuple[float, str | None]]:
+    """Create ``pods`` one after another; pod -> (seconds from create to bound or nan, node)."""
+    from kubernetes_asyncio import client, config, watch
+
+    await config.load_kube_config(config_file=kubeconfig)
+    api = client.ApiClient()
+    core = client.CoreV1Api(api)
+    created: dict[str, float] = {}
+    bound: dict[str, tuple[float, str]] = {}
+    batch = pods[0]["metadata"]["labels"]["bench-batch"]
+    done = asyncio.Event()
+
+    async def watcher():
+        w = watch.Watch()
+        async with w.stream(core.list_namespaced_pod, NAMESPACE, label_selector=f"bench-batch={batch}",
+                            timeout_seconds=600) as stream:
+            async for event in stream:
+                pod = event["object"]
+                name = pod.metadata.name
+                if pod.spec.node_name and name not in bound:
+                    bound[name] = (time.perf_counter(), pod.spec.node_name)
+                if done.is_set() and len(bound) >= len(created):
+                    return
+
+    task = asyncio.create_task(watcher())
+    await asyncio.sleep(0.5)
+    for pod in pods:
+        await core.create_namespaced_pod(NAMESPACE, pod)
+        created[pod["metadata"]["name"]] = time.perf_counter()
+        await asyncio.sleep(0.02)  # ~50 spawns a second: a lecture hall clicking at once
+    done.set()
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline and len(bound) < len(created):
+        await asyncio.sleep(0.2)
+    task.cancel()
+    await api.close()
+    return {name: ((bound[name][0] - t) if name in bound else float("nan"), bound.get(name, (0, None))[1])
+            for name, t in created.items()}
+
+
+def final_placement(plane, batch: str) -> dict[str, str | None]:
+    """Pod -> node as the API server holds them at the end (a preempted pod is gone: absent here)."""
+    items = plane.get("pods", "-n", NAMESPACE, "-l", f"bench-batch={batch}")["items"]
+    return {p["metadata"]["name"]: p["spec"].get("nodeName") for p in items}
+
+
+def figures(result, final: dict[str, str | None], pods, nodes: dict[str, dict], background: dict[str, float]) -> dict:
+    requested_cpu = {n: 0.0 for n in nodes}
+    free_gpus = {n: nodes[n]["gpus"] for n in nodes}
+    on_hot, pending4, preempted = 0, 0, 0
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        if name not in final:  # bound once, then evicted by a higher-priority pod
+            preempted += 1
+            continue
+        node = final[name]
+        res = pod["spec"]["containers"][0]["resources"]
+        gpus = int(res.get("limits", {}).get("nvidia.com/gpu", 0))
+        if node is None:
+            pending4 += gpus == 4
+            continue
+        cpu = res.get("requests", {}).get("cpu", "0")
+        requested_cpu[node] += float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+        free_gpus[node] -= gpus
+        on_hot += background[node] > HOT
+    util = [min(1.0, background[n] + requested_cpu[n] / nodes[n]["cpu"]) for n in nodes]
+    free = sum(free_gpus.values())
+    stranded = sum(f for f in free_gpus.values() if 0 < f < 4)
+    lat = np.array([v[0] for v in result.values()])
+    ok = lat[~np.isnan(lat)] * 1000
+    return {
+        "bound": sum(1 for n in final.values() if n),
+        "preempted": preempted,
+        "on_hot": on_hot,
+        "cpu_p95": round(100 * float(np.percentile(util, 95)), 1),
+        "stranded_4_pct": round(100 * stranded / free, 1) if free else 0.0,
+        "pending_4gpu": pending4,
+        "p50_ms": round(float(np.percentile(ok, 50)), 1) if ok.size else float("nan"),
+        "p99_ms": round(float(np.percentile(ok, 99)), 1) if ok.size else float("nan"),
+    }
+
+
+def delete_batch(plane, batch: str) -> None:
+    """Delete a batch's pods at once and wait until the API server holds none of them."""
+    selector = f"bench-batch={batch}"
+    plane.kubectl("delete", "pods", "-n", NAMESPACE, "-l", selector, "--grace-period=0", "--force",
+                  "--wait=false", check=False)
+    plane.wait_for(lambda: not plane.get("pods", "-n", NAMESPACE, "-l", selector)["items"],
+                   "the batch's pods deleted", timeout=300, interval=1.0)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nodes", type=int, default=50)
+    p.add_argument("--pods", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", default="/tmp/beamhub-bench-cluster")
+    args = p.parse_args(argv)
+    rng = random.Random(args.seed)
+    t0 = time.perf_counter()
+    bin_dir = binaries(build=True)
+    print(f"control-plane binaries ready in {time.perf_counter() - t0:.1f} s (cached: {bin_dir})", flush=True)
+    plane = ControlPlane(args.workdir, bin_dir, log=lambda m: None)
+    monitoring = Monitoring(Path(args.workdir + "-monitoring"))
+    pusher = None
+    try:
+        t0 = time.perf_counter()
+        plane.start()
+        start_s = time.perf_counter() - t0
+        gpu_nodes = max(1, args.nodes // 5)
+        names = plane.add_nodes(args.nodes - gpu_nodes, gpu_nodes, 4, prefix="n", cpu="64", memory="256Gi")
+        nodes = {n: {"cpu": 64.0 if "-cpu-" in n else 32.0, "gpus": 4 if "-gpu-" in n else 0} for n in names}
+        hot = set(rng.sample(names, len(names) // 4))
+        background = {n: (rng.uniform(0.85, 0.98) if n in hot else rng.uniform(0.05, 0.5)) for n in names}
+        monitoring.start()
+        pusher = LoadPusher(monitoring.pushgateway_url, {n: NodeLoad(cpu=background[n]) for n in names}).start()
+        bh = BeamHubCluster(plane)
+        bh.create_namespace()
+        bh.install_chart({"scheduler": {"extender": {"port": bh.extender_port,
+                                                      "prometheusUrl": monitoring.prometheus_url,
+                                                      "settings": {"refresh_interval": 2}}}})
+        bh.start_scheduler()
+        plane.wait_for(lambda: not bh.summary()["stale"], "the extender reading Prometheus", 60)
+        time.sleep(8)  # a few scrapes so rate() sees every node's slope
+        print(f"control plane up in {start_s:.1f} s (warm start); {len(names)} KWOK nodes "
+              f"({gpu_nodes} with 4 GPUs), {len(hot)} hot; load average {os.getloadavg()[0]:.1f}", flush=True)
+        plan = workload(args.pods, args.seed)
+        rows = {}
+        # the default profile runs first and last, so drift over the run (a warmer API server,
+        # the machine's other load) falls on both sides of the comparison
+        for label, scheduler, extender_up in (("default profile", "default-scheduler", True),
+                                              ("beamhub-scheduler", "beamhub-scheduler", True),
+                                              ("beamhub-scheduler, extender down", "beamhub-scheduler", False),
+                                              ("default profile, again", "default-scheduler", True)):
+            if not extender_up:
+                bh.stop_extender()
+            batch = uuid.uuid4().hex[:6]
+            pods = build_pods(plan, scheduler, batch)
+            result = asyncio.run(run_batch(str(plane.kubeconfig), pods, settle=60))
+            rows[label] = figures(result, final_placement(plane, batch), pods, nodes, background)
+            print(f"  {label}: {rows[label]}", flush=True)
+            delete_batch(plane, batch)
+        first, last = rows["default profile"], rows["default profile, again"]
+        base = {"p50_ms": (first["p50_ms"] + last["p50_ms"]) / 2}
+        print(f"\n{args.nodes} nodes, {args.pods} session pods, seed {args.seed}; load average "
+              f"{os.getloadavg()[0]:.1f} at the end\n")
+        print("| scheduler | bound | preempted | sessions on hot nodes | node CPU p95 % | free GPUs unusable "
+              "4-GPU % | 4-GPU pods pending | bind p50 ms | bind p99 ms | p50 vs default |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for label, r in rows.items():
+            print(f"| {label} | {r['bound']}/{args.pods} | {r['preempted']} | {r['on_hot']} | {r['cpu_p95']} "
+                  f"| {r['stranded_4_pct']} | {r['pending_4gpu']} | {r['p50_ms']} | {r['p99_ms']} "
+                  f"| {r['p50_ms'] / base['p50_ms']:.2f}x |")
+        print(f"\ncontrol plane: warm start {start_s:.1f} s")
+    finally:
+        if pusher:
+            pusher.stop()
+        monitoring.stop()
+        plane.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
