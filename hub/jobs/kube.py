@@ -21,8 +21,10 @@ from beamhub.hub.pods import ClusterSettings
 class KubernetesBackend:
     name = "kubernetes"
 
-    def __init__(self, store: JobStore, namespace: str, settings: ClusterSettings | None = None):
-        self.store, self.namespace = store, namespace
+    def __init__(self, store: JobStore, namespace: str, settings: ClusterSettings | None = None,
+                 kubeconfig: str | None = None):
+        """``kubeconfig``: a file to use; None means in-cluster, else ``$KUBECONFIG`` or ~/.kube/config."""
+        self.store, self.namespace, self.kubeconfig = store, namespace, kubeconfig
         self.settings = settings or ClusterSettings()
         self._api = None
         self._mpi_operator: bool | None = None
@@ -31,11 +33,15 @@ class KubernetesBackend:
         if self._api is None:
             from kubernetes_asyncio import client, config
 
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                await config.load_kube_config()
-            self._api = client.ApiClient()
+            configuration = client.Configuration()
+            if self.kubeconfig:
+                await config.load_kube_config(config_file=self.kubeconfig, client_configuration=configuration)
+            else:
+                try:
+                    config.load_incluster_config(client_configuration=configuration)
+                except config.ConfigException:
+                    await config.load_kube_config(client_configuration=configuration)
+            self._api = client.ApiClient(configuration)
         return self._api
 
     async def close(self) -> None:

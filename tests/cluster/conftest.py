@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -44,7 +45,20 @@ def control_plane(tmp_path_factory):
         plane.nodes = plane.add_nodes(CPU_NODES, GPU_NODES, GPUS_PER_NODE)
         yield plane
     finally:
+        started = dict(plane.procs)
+        ports = dict(plane.ports)
         plane.stop()
+        # the suite leaves nothing behind: every process it started has exited, no port is bound
+        left = [name for name, proc in started.items() if proc.poll() is None]
+        assert not left, f"control-plane processes still running after stop: {left}"
+        bound = [name for name, port in ports.items() if _listening(port)]
+        assert not bound, f"ports still bound after stop: {bound}"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="session")

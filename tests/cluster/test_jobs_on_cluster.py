@@ -133,7 +133,8 @@ def test_mpijob_is_used_once_its_crd_is_installed(kube_platform, tmp_path):
     env = load_catalog().get("spi-emc")
 
     async def submit() -> tuple[bool, Job]:
-        backend = KubernetesBackend(JobStore(tmp_path / "jobs"), namespace="beamhub")
+        backend = KubernetesBackend(JobStore(tmp_path / "jobs"), namespace="beamhub",
+                                    kubeconfig=str(plane.kubeconfig))
         try:
             found = await backend.mpi_operator_installed()
             job = Job(id=f"emc-{int(time.time() * 1000) % 10**8:08d}", owner="alice", kind="emc", args=["emc.ini"],
