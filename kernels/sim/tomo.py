@@ -85,12 +85,13 @@ def shepp_logan_3d(n: int, rows: int, z_range=(-0.25, 0.25), scale: float = 0.85
     Returns
     -------
     numpy.ndarray, shape (rows, n, n), float64
-        Phantom values (1 in the skull); pixel (i, j) centred at
-        ``x = j - (n-1)/2, y = i - (n-1)/2``.
+        Phantom values (1 in the skull), upright as usually drawn; pixel (i, j)
+        centred at ``x = j - (n-1)/2, y = (n-1)/2 - i`` (y up, as in
+        :mod:`beamhub.kernels.tomo.geometry`).
     """
     table = shepp_logan_ellipsoids() if table is None else np.asarray(table)
     sub = (np.arange(n * oversample) + 0.5) / oversample - 0.5 - (n - 1) / 2.0
-    x, y = sub[None, :], sub[:, None]
+    x, y = sub[None, :], -sub[:, None]  # y points up: row 0 is the top of the slice
     vol = np.zeros((rows, n, n))
     for r, z in enumerate(_row_heights(rows, z_range)):
         fine = np.zeros((n * oversample, n * oversample))
@@ -121,7 +122,9 @@ def project_phantom(theta, n: int, rows: int, center: float, z_range=(-0.25, 0.2
     Returns
     -------
     numpy.ndarray, shape (angles, rows, n), float64
-        Line integrals of the phantom values, in value x pixels.
+        Line integrals of the phantom values, in value x pixels: column ``k`` at
+        angle ``theta`` integrates along ``x cos(theta) + y sin(theta) = k - center``
+        (tomopy's orientation, :mod:`beamhub.kernels.tomo.geometry`).
     """
     table = shepp_logan_ellipsoids() if table is None else np.asarray(table)
     theta = np.asarray(theta, dtype=np.float64)

@@ -58,7 +58,8 @@ def backproject(sino, theta, center: float):
     Returns
     -------
     array of the input's module, shape (rows, N, N), float32
-        ``sum_a p_a(x cos theta_a + y sin theta_a + center)``; detector
+        ``sum_a p_a(x cos theta_a + y sin theta_a + center)`` with ``x``, ``y`` of
+        :mod:`beamhub.kernels.tomo.geometry` (``y`` up); detector
         positions outside the detector contribute zero.
     """
     xp = backend.array_module(sino)
@@ -75,8 +76,9 @@ def backproject(sino, theta, center: float):
     for a0 in range(0, n_angles, block):
         a1 = min(n_angles, a0 + block)
         # Detector position (column units, +1 for the pad) of every pixel at every angle.
+        # x runs along the columns, y = -coords up the rows (geometry module).
         u = (cos[a0:a1, None, None] * coords[None, None, :]
-             + sin[a0:a1, None, None] * coords[None, :, None]
+             - sin[a0:a1, None, None] * coords[None, :, None]
              + (center + 1.0)).reshape(a1 - a0, n * n)
         u = xp.clip(u, 0.0, n + 0.999)
         i0 = xp.floor(u)

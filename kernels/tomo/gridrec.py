@@ -54,7 +54,8 @@ def _angle_phase(theta_key: bytes, n: int, m: int) -> np.ndarray:
     theta = np.frombuffer(theta_key, dtype=np.float64)
     offset = (n // 2) - (n - 1) / 2.0  # 0.5 for even N, 0 for odd N
     freq = np.fft.rfftfreq(m)
-    shift = offset * (np.cos(theta) + np.sin(theta))
+    # Grid axis 1 is x, axis 0 is -y (rows count downwards): see _gridding_matrix_cpu.
+    shift = offset * (np.cos(theta) - np.sin(theta))
     return np.exp(2j * np.pi * shift[:, None] * freq[None, :]).astype(np.complex64)
 
 
@@ -78,8 +79,11 @@ def _gridding_matrix_cpu(theta_key: bytes, n_angles: int, m: int, width: int):
     step = max(1, 2_000_000 // m)
     for a0 in range(0, n_angles, step):
         th = theta[a0:a0 + step]
+        # The sample at frequency k of angle theta lies at (kx, ky) = k (cos, sin)
+        # (Fourier-slice theorem).  Grid axis 1 is kx; axis 0 counts image rows,
+        # which run down while y runs up, so it holds -ky.
         gx = np.cos(th)[:, None] * k[None, :]
-        gy = np.sin(th)[:, None] * k[None, :]
+        gy = -np.sin(th)[:, None] * k[None, :]
         per_axis = []
         for g in (gx, gy):
             first = np.floor(g - width / 2.0).astype(np.int64) + 1

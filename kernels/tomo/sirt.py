@@ -50,7 +50,8 @@ def projection_matrix(theta, n: int, center: float):
     pix = np.arange(n * n, dtype=np.int64)
     rows_list, cols_list, vals_list = [], [], []
     for a, th in enumerate(theta):
-        u = (np.cos(th) * coords[None, :] + np.sin(th) * coords[:, None] + center).ravel()
+        # x = coords along columns, y = -coords up the rows (geometry module).
+        u = (np.cos(th) * coords[None, :] - np.sin(th) * coords[:, None] + center).ravel()
         i0 = np.floor(u).astype(np.int64)
         w = u - i0
         for k, weight in ((i0, 1.0 - w), (i0 + 1, w)):

@@ -50,7 +50,7 @@ def test_gridrec_is_the_exact_fourier_backprojection():
         for r in range(3):
             spec = np.fft.fft(sino[r], n=m, axis=-1) * filt
             for a, th in enumerate(theta):
-                u = x[None, :] * np.cos(th) + x[:, None] * np.sin(th) + centers[r]
+                u = x[None, :] * np.cos(th) - x[:, None] * np.sin(th) + centers[r]  # y = -x[:, None] (up)
                 ref[r] += np.real(np.exp(2j * np.pi * f * u[..., None]) @ spec[a])
         assert np.abs(out - ref).max() < 2e-3 * np.abs(ref).max()
 
