@@ -36,6 +36,10 @@ class Job:
     exit_code: int | None = None
     backend: str = ""
     detail: str = ""
+    #: local backend: the job's process (its group leader) and its start time from /proc, so a
+    #: restarted service can tell its job from a process that reused the pid
+    pid: int | None = None
+    started: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         app = make_app(JobsContext(HubAuth(), catalog, store, backend),
                        os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"))
         host, _, port = args.listen.rpartition(":") if args.listen else (url.hostname, None, url.port)
+        recover = getattr(backend, "recover", None)
+        if recover is not None:  # jobs an earlier run of the service started: adopt or settle them
+            await recover()
         app.listen(int(port or 80), host or "127.0.0.1")
         print(f"beamhub-jobs: {args.backend} backend listening on {url.geturl()}", flush=True)
         stop = asyncio.Event()

@@ -1,4 +1,9 @@
-"""Job records on disk: one JSON file per job under <root>/<owner>/<id>.json, written atomically."""
+"""Job records on disk: one JSON file per job under <root>/<owner>/<id>.json, written atomically.
+
+Beside each record: ``<id>.log`` (the job's output) and, for local jobs, ``<id>.status`` (its
+exit status, written when it ends, even when the service that started it is gone).  The
+records are the jobs' state: a restarted service reads them back and adopts what still runs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from beamhub.hub.jobs.model import Job
+from beamhub.hub.jobs.model import FINISHED, Job
 
 _SAFE = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
 
@@ -49,5 +54,20 @@ class JobStore:
         jobs = [Job(**json.loads(p.read_text())) for p in folder.glob("*.json")] if folder.is_dir() else []
         return sorted(jobs, key=lambda j: j.created)
 
+    def unfinished(self) -> list[Job]:
+        """Every owner's jobs not yet finished: for the service's own recovery at start, never for a request."""
+        jobs = []
+        for path in self.root.glob("*/*.json"):
+            try:
+                job = Job(**json.loads(path.read_text()))
+            except (OSError, ValueError, TypeError):
+                continue  # a record we cannot read is left as it is
+            if job.state not in FINISHED:
+                jobs.append(job)
+        return sorted(jobs, key=lambda j: j.created)
+
     def log_path(self, job: Job) -> Path:
         return self._path(job.owner, job.id).with_suffix(".log")
+
+    def status_path(self, job: Job) -> Path:
+        return self._path(job.owner, job.id).with_suffix(".status")
