@@ -19,6 +19,7 @@ from beamhub.kernels.tomo.prep import (
     normalize,
     remove_stripe,
     remove_stripe_based_sorting,
+    remove_stripe_fw,
 )
 from beamhub.kernels.tomo.recon import ALGORITHMS, recon
 
@@ -34,4 +35,5 @@ __all__ = [
     "recon",
     "remove_stripe",
     "remove_stripe_based_sorting",
+    "remove_stripe_fw",
 ]
