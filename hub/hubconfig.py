@@ -62,8 +62,9 @@ def configure(c: Any, settings: dict[str, Any] | str | Path) -> None:
     auth.authorize_url = endpoints["authorize"]
     auth.token_url = endpoints["token"]
     auth.userdata_url = endpoints["userinfo"]
-    if endpoints.get("end_session"):
-        auth.logout_redirect_url = endpoints["end_session"]
+    if endpoints.get("end_session"):  # RP-initiated logout, back to the hub's sign-in afterwards
+        auth.end_session_url = endpoints["end_session"]
+        auth.post_logout_redirect_url = f"{public_url}/hub/login"
     auth.allowed_groups = set(settings.get("allowed_groups", []))
     auth.admin_groups = set(settings.get("admin_groups", []))
     auth.auto_login = bool(settings.get("auto_login", True))

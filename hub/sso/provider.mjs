@@ -1,8 +1,9 @@
 // BeamHub's development OpenID Connect provider.
 //
 // A real, certified OIDC implementation (panva's `oidc-provider`) with discovery,
-// authorization-code flow with PKCE, refresh tokens, userinfo and its own login
-// page; only the account store is ours (demo accounts from a JSON file).
+// authorization-code flow with PKCE, refresh tokens, userinfo, RP-initiated logout and its
+// own (BeamHub-branded) sign-in and sign-out pages; only the account store is ours
+// (demo accounts from a JSON file).
 // Started by `beamhub up` and by the integration tests:
 //
 //   node hub/sso/provider.mjs CONFIG.json
@@ -163,7 +164,7 @@ const provider = new Provider(config.issuer, {
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   features: {
     devInteractions: { enabled: false },
-    rpInitiatedLogout: { enabled: true },
+    rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
   },
   cookies: { keys: cookieKeys },
   jwks,
@@ -196,9 +197,36 @@ main{background:#fff;border-radius:10px;padding:2rem 2.5rem;width:22rem;box-shad
 h1{font-size:1.3rem;margin:0 0 .3rem}p.sub{color:#566;margin:0 0 1.2rem;font-size:.9rem}
 label{display:block;font-size:.85rem;margin:.8rem 0 .2rem}input{width:100%;box-sizing:border-box;padding:.55rem;border:1px solid #bcc;border-radius:5px;font-size:1rem}
 button{margin-top:1.3rem;width:100%;padding:.65rem;border:0;border-radius:5px;background:#e56b1f;color:#fff;font-size:1rem;cursor:pointer}
+button.secondary{background:#e8ecef;color:#1b2433}
 .error{color:#a31515;background:#fdecea;padding:.5rem .7rem;border-radius:5px}
 .demo{font-size:.8rem;color:#667;margin-top:1.2rem}
 </style></head><body><main>${body}</main></body></html>`;
+}
+
+// ---- RP-initiated logout: our pages, not the library's unbranded ones ----
+// A sign-out that carries a valid id_token_hint comes from BeamHub's own logout: the hub has
+// already ended its side, so the page submits itself (no question left on screen; the button is
+// there for a browser without JavaScript).  Without a hint anyone could have sent the user here,
+// so the user confirms.  The provider has validated the hint before it calls this.
+async function logoutSource(ctx, form) {
+  const hinted = Boolean(ctx.oidc.params.id_token_hint && ctx.oidc.entities.IdTokenHint);
+  const account = ctx.oidc.session.accountId;
+  const signOut = '<button id="signout" type="submit" form="op.logoutForm" name="logout" value="yes" autofocus>Sign out</button>';
+  ctx.type = 'html';
+  if (hinted) {
+    ctx.body = page('Signing out', `<h1>Signing you out of BeamHub</h1>
+<p class="sub">Ending the sign-in of <b>${escape(account)}</b>…</p>${form.replace('</form>', '<input type="hidden" name="logout" value="yes"/></form>')}
+${signOut}<script>document.getElementById('op.logoutForm').submit();</script>`);
+    return;
+  }
+  ctx.body = page('Sign out', `<h1>Sign out of BeamHub?</h1>
+<p class="sub">You are signed in as <b>${escape(account)}</b>.</p>${form}${signOut}
+<button type="submit" form="op.logoutForm" class="secondary">Stay signed in</button>`);
+}
+
+async function postLogoutSuccessSource(ctx) {
+  ctx.type = 'html';
+  ctx.body = page('Signed out', '<h1>You are signed out</h1><p class="sub">Close this window, or sign in again from BeamHub.</p>');
 }
 
 function loginPage(uid, clientId, error, username = '') {
