@@ -115,7 +115,9 @@ async def _run_in_kernel(platform, name, token, code, timeout=60) -> str:
             "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
                         "allow_stdin": False, "stop_on_error": True},
         }))
-        out, deadline = [], time.monotonic() + timeout
+        # the reply (shell channel) may overtake the output (iopub): done when both the reply and
+        # iopub's "idle" for this request have come
+        out, seen, deadline = [], set(), time.monotonic() + timeout
         while time.monotonic() < deadline:
             raw = await asyncio.wait_for(conn.read_message(), timeout=deadline - time.monotonic())
             assert raw is not None, "the kernel's websocket closed"
@@ -127,8 +129,10 @@ async def _run_in_kernel(platform, name, token, code, timeout=60) -> str:
                 out.append(content["text"])
             elif kind == "error":
                 raise AssertionError("\n".join(content["traceback"]))
-            elif kind == "execute_reply":
-                return "".join(out)
+            elif kind == "execute_reply" or (kind == "status" and content.get("execution_state") == "idle"):
+                seen.add(kind)
+                if seen == {"execute_reply", "status"}:
+                    return "".join(out)
         raise AssertionError(f"no reply from {name}'s kernel in {timeout} s")
     finally:
         requests.delete(f"{platform.url}/user/{name}/api/kernels/{kernel_id}", headers=headers, timeout=30)
