@@ -15,7 +15,9 @@ Reconstruct a parallel-beam scan stored as Data Exchange HDF5 (/exchange/data,
 float32 slices in /exchange/data of RECON.h5, with the parameters used in
 /process/tomo.  Rows are read, flat/dark-corrected, -log'ed, optionally
 de-striped and reconstructed a slab at a time, so scans larger than memory
-work.  The output file appears only when every slice is written."""
+work.  The output file appears only when every slice is written.  Under
+`mpiexec -n N` the slabs are shared among the ranks (slab i on rank i % N) and
+rank 0 writes them: the output is identical to one process's."""
 
 EPILOG = """\
 examples:
@@ -23,6 +25,7 @@ examples:
   beamhub tomo scan.h5 --out recon.h5 --center 1021.25 --rows 500:516
   beamhub tomo scan.h5 --out recon.h5 --algorithm sirt --num-iter 100 --stripe sorting
   beamhub tomo scan.h5 --out recon.h5 --center entropy --filter hann --circ-mask
+  mpiexec -n 4 beamhub tomo scan.h5 --out recon.h5 --chunk-rows 8
 
 --center: 'auto' or 'vo' = Vo's Fourier method on the middle row of --rows;
 'entropy' = tomopy-style entropy minimisation; a number = the rotation-axis
@@ -75,20 +78,12 @@ def parse_rows(text: str | None, n_rows: int) -> tuple[int, int]:
     return start, stop
 
 
-def _line_integrals(tomo, flat, dark, stripe: str):
-    from beamhub.kernels import tomo as bt  # noqa: PLC0415
-
-    proj = bt.minus_log(bt.normalize(tomo, flat, dark))
-    if stripe != "none":
-        proj = bt.remove_stripe(proj, method=stripe)
-    return proj
-
-
 def _find_center(scan, how: str, start: int, stop: int, stripe: str) -> float:
     from beamhub.kernels import tomo as bt  # noqa: PLC0415
+    from beamhub.kernels.tomo.pipeline import line_integrals  # noqa: PLC0415
 
     row = (start + stop) // 2
-    proj = _line_integrals(*scan.read_rows(row, row + 1), stripe)
+    proj = line_integrals(*scan.read_rows(row, row + 1), stripe)
     if how in ("auto", "vo"):
         return bt.find_center_vo(proj, theta=scan.theta)
     return bt.find_center(proj, scan.theta)
@@ -100,7 +95,8 @@ def main(argv: list[str], prog: str) -> int:
     from beamhub.kernels.io.atomic import InputFormatError  # noqa: PLC0415
     from beamhub.kernels.io.dxchange import DataExchangeScan, ReconWriter  # noqa: PLC0415
     from beamhub.kernels import backend  # noqa: PLC0415
-    from beamhub.kernels import tomo as bt  # noqa: PLC0415
+    from beamhub.kernels.emc.mpi import get_comm  # noqa: PLC0415
+    from beamhub.kernels.tomo.pipeline import reconstruct_slabs  # noqa: PLC0415
 
     center_mode = args.center.strip().lower()
     fixed_center = None
@@ -123,10 +119,12 @@ def main(argv: list[str], prog: str) -> int:
         start, stop = parse_rows(args.rows, n_rows)
         if fixed_center is not None and not 0 <= fixed_center <= n_cols - 1:
             raise UsageError(f"--center {fixed_center}: outside the detector's {n_cols} columns")
-        quiet = args.quiet or not sys.stderr.isatty()
+        comm = get_comm()
+        quiet = args.quiet or not sys.stderr.isatty() or comm.rank != 0
         t0 = time.perf_counter()
         center = fixed_center
         if center is None:
+            # every rank finds the same axis from the same row: no broadcast to hang on
             center = _find_center(scan, center_mode, start, stop, args.stripe)
             if not quiet:
                 print(f"{prog}: rotation axis at column {center:.2f} ({center_mode})",
@@ -136,37 +134,26 @@ def main(argv: list[str], prog: str) -> int:
             "center_method": center_mode if fixed_center is None else "given",
             "filter_name": args.filter_name, "rows": [start, stop], "angles": n_angles,
             "stripe": args.stripe, "circ_mask": bool(args.circ_mask),
-            "backend": backend.backend_name(),
+            "backend": backend.backend_name(), "ranks": comm.size,
+            "chunk_rows": args.chunk_rows,
         }
         if args.algorithm == "sirt":
             params["num_iter"] = args.num_iter
+        options = dict(rows=(start, stop), slab_rows=args.chunk_rows, stripe=args.stripe,
+                       algorithm=args.algorithm, filter_name=args.filter_name,
+                       num_iter=args.num_iter, circ_mask=args.circ_mask, progress=not quiet,
+                       comm=comm if comm.size > 1 else None)
         try:
-            from tqdm import tqdm  # noqa: PLC0415
-        except ImportError:  # pragma: no cover - tqdm is a base dependency
-            tqdm = None
-        bar = tqdm(total=stop - start, unit="slice", disable=quiet, file=sys.stderr,
-                   desc="reconstructing") if tqdm else None
-        xp = backend.get_xp()
-        try:
-            with ReconWriter(args.out, (stop - start, n_cols, n_cols), params) as out:
-                for r0 in range(start, stop, args.chunk_rows):
-                    r1 = min(stop, r0 + args.chunk_rows)
-                    tomo, flat, dark = scan.read_rows(r0, r1)
-                    proj = _line_integrals(backend.asarray(tomo, xp), backend.asarray(flat, xp),
-                                           backend.asarray(dark, xp), args.stripe)
-                    rec = bt.recon(proj, scan.theta, center=center, algorithm=args.algorithm,
-                                   filter_name=args.filter_name, num_iter=args.num_iter)
-                    if args.circ_mask:
-                        rec = bt.circ_mask(rec, axis=0)
-                    out.write(r0 - start, backend.to_numpy(rec))
-                    if bar:
-                        bar.update(r1 - r0)
-                out.update_parameters({"seconds": round(time.perf_counter() - t0, 3)})
+            if comm.rank == 0:
+                with ReconWriter(args.out, (stop - start, n_cols, n_cols), params) as out:
+                    reconstruct_slabs(scan, center, out=out, **options)
+                    out.update_parameters({"seconds": round(time.perf_counter() - t0, 3)})
+            else:
+                reconstruct_slabs(scan, center, **options)
         except InputFormatError as exc:
             raise UsageError(str(exc)) from None
-        finally:
-            if bar:
-                bar.close()
+    if comm.rank != 0:
+        return 0
     if not args.quiet:
         print(f"{prog}: wrote {stop - start} slices of {n_cols}x{n_cols} to {args.out} "
               f"in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

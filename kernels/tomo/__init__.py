@@ -13,6 +13,7 @@ threads), cupy on GPU: every function returns the array type it was given.
 from beamhub.kernels.tomo.center import find_center, find_center_vo
 from beamhub.kernels.tomo.filters import FILTER_NAMES
 from beamhub.kernels.tomo.mask import circ_mask
+from beamhub.kernels.tomo.pipeline import ArrayScan, reconstruct_slabs
 from beamhub.kernels.tomo.prep import (
     STRIPE_METHODS,
     minus_log,
@@ -25,6 +26,7 @@ from beamhub.kernels.tomo.recon import ALGORITHMS, recon
 
 __all__ = [
     "ALGORITHMS",
+    "ArrayScan",
     "FILTER_NAMES",
     "STRIPE_METHODS",
     "circ_mask",
@@ -33,6 +35,7 @@ __all__ = [
     "minus_log",
     "normalize",
     "recon",
+    "reconstruct_slabs",
     "remove_stripe",
     "remove_stripe_based_sorting",
     "remove_stripe_fw",
