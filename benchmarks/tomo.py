@@ -117,7 +117,7 @@ def main() -> int:
     small = dict(n=1024 // scale_div, n_angles=751 // scale_div, rows=1)
     work_ratio = (full["n"] ** 2 * full["n_angles"]) / (small["n"] ** 2 * small["n_angles"])
     print(f"machine: {os.cpu_count()} CPUs ({backend.cpu_workers()} usable), backend "
-          f"{backend.backend_name()}", file=sys.stderr)
+          f"{backend.backend_name()}, load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
 
     scans = {}
     for tag, size in (("full", full), ("small", small)):
@@ -196,6 +196,9 @@ def main() -> int:
         print(f"{r['method']:48s} {r['size']:15s} {r['slices']:6d} {r['seconds'] / r['slices']:8.3f} "
               f"{r['per_s']:9.3f} {ours / r['per_s']:9.1f} {r['error']:7.4f}")
     print(f"(our gridrec's error at the small size: {small_gridrec_error:.4f})")
+    print(f"gridrec setup, once per geometry (angles, N), not in s/slice above: {setup:.2f} s; "
+          f"per slice after it: {rows[0]['seconds'] / rows[0]['slices']:.3f} s")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 
