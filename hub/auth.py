@@ -17,19 +17,75 @@ user's cookie id, so every hub cookie issued so far (a copied one too) stops wor
 sends the browser to the provider's ``end_session_url`` with the user's ``id_token_hint``
 and ``post_logout_redirect_url`` (RP-initiated logout), which ends the provider's session
 and sends the browser back to the hub, where the next visitor is asked to sign in.
+
+The provider being down is not the hub being down (:class:`ProviderUnavailable`): a sign-in
+is checked against ``provider_check_url`` before the browser is sent to the provider, and a
+provider that does not answer (then or during the callback) gets a readable 503 "sign-in
+unavailable, retry" page instead of a dead link or a traceback; users already signed in keep
+their sign-in (a refresh that cannot reach the provider keeps what the hub has), and their
+running sessions never talk to the provider at all.
 """
 
 from __future__ import annotations
 
+from html import escape
 from urllib.parse import urlencode
 
-from jupyterhub.utils import new_token
+from jupyterhub.utils import new_token, url_path_join
 from oauthenticator.generic import GenericOAuthenticator
-from oauthenticator.oauth2 import OAuthLogoutHandler
+from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, OAuthLogoutHandler
 from tornado import web
-from traitlets import Integer, Unicode, default
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Float, Integer, Unicode, default
 
 from beamhub.hub.identity import AUTH_STATE_KEY, IdentityError, identity_from_claims
+
+
+class ProviderUnavailable(web.HTTPError):
+    """The SSO provider does not answer: a 503 page saying so, with a retry link (no traceback)."""
+
+    def __init__(self, retry_url: str, why: str = ""):
+        super().__init__(503, reason="Sign-in unavailable",
+                         log_message=f"the SSO provider does not answer{f' ({why})' if why else ''}")
+        self.headers = {"Retry-After": "10"}
+        self.jupyterhub_message = ("Sign-in is unavailable right now: the sign-in service is not answering. "
+                                   "Sessions that are already running keep running. Retry in a moment.")
+        self.jupyterhub_html_message = (
+            f"{escape(self.jupyterhub_message)}</p>"
+            f'<p><a id="retry-sign-in" class="btn btn-primary" href="{escape(retry_url)}">Retry sign-in</a>')
+
+
+def _unreachable(exc: Exception) -> bool:
+    """True when ``exc`` means the provider was not reached at all (refused, timed out, DNS), not a refusal."""
+    if isinstance(exc, HTTPClientError):
+        return exc.code == 599 or exc.response is None
+    return isinstance(exc, (OSError, TimeoutError))
+
+
+class BeamLoginHandler(OAuthLoginHandler):
+    """Send the browser to the provider only when the provider answers; else the sign-in unavailable page."""
+
+    async def get(self):
+        problem = await self.authenticator.provider_problem()
+        if problem:
+            next_url = self.get_argument("next", "")
+            retry = url_path_join(self.hub.base_url, "login") + (f"?{urlencode({'next': next_url})}" if next_url else "")
+            raise ProviderUnavailable(retry, problem)
+        return super().get()
+
+
+class BeamCallbackHandler(OAuthCallbackHandler):
+    """The OAuth callback; a provider that stops answering half-way gets the same readable page."""
+
+    async def get(self):
+        try:
+            return await super().get()
+        except web.HTTPError:
+            raise
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            raise ProviderUnavailable(url_path_join(self.hub.base_url, "login"), str(exc)) from None
 
 
 class BeamLogoutHandler(OAuthLogoutHandler):
@@ -63,6 +119,8 @@ class BeamLogoutHandler(OAuthLogoutHandler):
 class BeamAuthenticator(GenericOAuthenticator):
     """GenericOAuthenticator that also maps the provider's claims to a POSIX identity."""
 
+    login_handler = BeamLoginHandler
+    callback_handler = BeamCallbackHandler
     logout_handler = BeamLogoutHandler
 
     login_service = Unicode("BeamHub SSO", config=True, help="Name on the login button.")
@@ -123,6 +181,46 @@ class BeamAuthenticator(GenericOAuthenticator):
     @default("auth_refresh_age")
     def _auth_refresh_age_default(self):
         return 300
+
+    provider_check_url = Unicode(
+        "", config=True,
+        help="A URL of the provider fetched before a browser is sent there to sign in (its OpenID "
+        "discovery document, say). When it does not answer, the browser gets a 'sign-in unavailable, "
+        "retry' page instead of a dead link. Empty: no check.",
+    )
+    provider_check_timeout = Float(
+        3.0, config=True, help="Seconds to wait for provider_check_url before calling the provider unavailable.",
+    )
+
+    async def provider_problem(self) -> str:
+        """Why the provider cannot take a sign-in now ('' when it answers or nothing is checked)."""
+        if not self.provider_check_url:
+            return ""
+        request = HTTPRequest(self.provider_check_url, connect_timeout=self.provider_check_timeout,
+                              request_timeout=self.provider_check_timeout)
+        try:
+            await AsyncHTTPClient().fetch(request)
+        except HTTPClientError as exc:
+            if exc.code < 500 and exc.code != 599:
+                return ""  # it answered: whatever it thinks of this URL, it is up
+            return str(exc)
+        except (OSError, TimeoutError) as exc:
+            return str(exc) or type(exc).__name__
+        return ""
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """oauthenticator's refresh, except that a provider that cannot be reached keeps the user signed in.
+
+        A refused or expired token still signs the user out (or stops a spawn); only "nobody
+        answered" is forgiven, so a provider restart does not sign everybody out of the hub.
+        """
+        try:
+            return await super().refresh_user(user, handler, **kwargs)
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            self.log.warning("Keeping %s signed in: the SSO provider cannot be reached (%s)", user.name, exc)
+            return True
 
     def end_session_redirect(self, id_token: str | None) -> str:
         """The provider's logout URL for a user holding ``id_token`` (empty when there is no end_session_url)."""

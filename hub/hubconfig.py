@@ -62,6 +62,8 @@ def configure(c: Any, settings: dict[str, Any] | str | Path) -> None:
     auth.authorize_url = endpoints["authorize"]
     auth.token_url = endpoints["token"]
     auth.userdata_url = endpoints["userinfo"]
+    # a sign-in while the provider is down gets a "sign-in unavailable, retry" page, not a dead link
+    auth.provider_check_url = f"{settings['issuer'].rstrip('/')}/.well-known/openid-configuration"
     if endpoints.get("end_session"):  # RP-initiated logout, back to the hub's sign-in afterwards
         auth.end_session_url = endpoints["end_session"]
         auth.post_logout_redirect_url = f"{public_url}/hub/login"

@@ -37,6 +37,7 @@ from beamhub.errors import UsageError
 from beamhub.hub.catalog import EVERYONE, Catalog, CatalogError, load_catalog
 from beamhub.hub.isolation import command_problem, isolated, unreachable
 from beamhub.hub.local import SESSION_COMMAND
+from beamhub.hub.restart import Backoff
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROVIDER_SCRIPT = Path(__file__).with_name("sso") / "provider.mjs"
@@ -144,6 +145,25 @@ def _port_in_use(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def exit_description(code: int) -> str:
+    """'exited with status 1' or 'was killed by SIGKILL', from a Popen return code."""
+    if code is not None and code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+class ServiceCrashed(RuntimeError):
+    """The hub or the proxy died under `beamhub up`; the message names the log holding the cause."""
+
+    def __init__(self, name: str, code: int, log: Path, tail: str = ""):
+        self.name, self.code, self.log = name, code, log
+        message = f"the {name} {exit_description(code)}; the cause is in {log}"
+        super().__init__(message + (f"; its last lines:\n{tail}" if tail else ""))
+
+
 @dataclass
 class PlatformConfig:
     """Where the platform keeps its state and which loopback ports it uses."""
@@ -164,6 +184,7 @@ class PlatformConfig:
     access_token_ttl: int = 3600
     show_demo_accounts: bool = True
     admin_service_token: str = ""
+    provider_restart_max: float = 30.0  # the longest wait between restarts of a crashing provider (s)
 
     @property
     def public_url(self) -> str:
@@ -185,6 +206,9 @@ class Platform:
         self.procs: dict[str, subprocess.Popen] = {}
         self._log_files: list[IO] = []
         self.catalog: Catalog | None = None  # read by check()
+        self.provider_backoff = Backoff(maximum=config.provider_restart_max)
+        self._started_at: dict[str, float] = {}
+        self._provider_restart_at: float | None = None
 
     # ---- preparation ----
     def check(self) -> None:
@@ -364,6 +388,7 @@ class Platform:
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=_private_child,
         )
+        self._started_at[name] = time.monotonic()
 
     def _wait(self, name: str, url: str, timeout: float = 60.0, headers: dict | None = None,
               expect: int | None = None) -> None:
@@ -392,9 +417,12 @@ class Platform:
             time.sleep(0.2)
         raise RuntimeError(f"{name} did not answer at {url} within {timeout:.0f} s ({last})")
 
-    def start_provider(self) -> None:
+    def spawn_provider(self) -> None:
         self._spawn("sso", ["node", str(PROVIDER_SCRIPT), str(self.state / "sso" / "provider.json")],
                     env={"NODE_PATH": str(node_modules_dir())})
+
+    def start_provider(self) -> None:
+        self.spawn_provider()
         self._wait("sso", f"{self.config.issuer}/.well-known/openid-configuration")
 
     def start_proxy(self, token: str) -> None:
@@ -433,6 +461,32 @@ class Platform:
         except BaseException:
             self.stop()
             raise
+
+    def supervise(self, now: float | None = None) -> list[str]:
+        """One round of watching the services; returns what to tell the person who started them.
+
+        The SSO provider is restarted when it dies, after a bounded back-off
+        (:class:`~beamhub.hub.restart.Backoff`): while it is down the hub and the sessions keep
+        running, and a sign-in gets the hub's "sign-in unavailable" page.  The hub or the proxy
+        dying ends the platform: :class:`ServiceCrashed` names the log that holds the cause.
+        """
+        now = time.monotonic() if now is None else now
+        for name in ("hub", "proxy"):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                raise ServiceCrashed(name, proc.returncode, self.logs / f"{name}.log", self.log_tail(name))
+        lines = []
+        proc = self.procs.get("sso")
+        if self._provider_restart_at is None and proc is not None and proc.poll() is not None:
+            delay = self.provider_backoff.crashed(now - self._started_at.get("sso", now))
+            self._provider_restart_at = now + delay
+            lines.append(f"the SSO provider {exit_description(proc.returncode)} (see {self.logs / 'sso.log'}); "
+                         f"sign-in is unavailable until it is back; restarting it in {delay:g} s")
+        if self._provider_restart_at is not None and now >= self._provider_restart_at:
+            self._provider_restart_at = None
+            self.spawn_provider()
+            lines.append(f"restarted the SSO provider (pid {self.procs['sso'].pid})")
+        return lines
 
     def stop_process(self, name: str, timeout: float = 15.0) -> None:
         proc = self.procs.pop(name, None)

@@ -92,10 +92,9 @@ def main(argv: list[str], prog: str) -> int:
             "  Press Ctrl-C to stop (running sessions keep running).\n",
             flush=True,
         )
-        while True:
-            for name, alive in platform.running().items():
-                if not alive:
-                    raise UsageError(f"{name} stopped unexpectedly; see {platform.logs / (name + '.log')}")
+        while True:  # the provider is restarted when it dies; the hub or the proxy dying ends this
+            for line in platform.supervise():
+                print(f"beamhub up: {line}", flush=True)
             time.sleep(1)
     except KeyboardInterrupt:
         print("\nbeamhub up: stopping the hub, the proxy and the provider...", flush=True)
