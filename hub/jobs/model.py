@@ -11,6 +11,8 @@ from typing import Any
 KINDS = ("phase", "tomo", "emc")
 STATES = ("pending", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
+#: kinds whose command splits its work over MPI ranks (EMC: orientations; tomo: slabs)
+MPI_KINDS = ("emc", "tomo")
 MAX_RANKS = 64
 _ARG = re.compile(r"^[^\x00-\x1f]{0,4096}$")
 
@@ -76,7 +78,7 @@ def parse_request(body: Any, owner: str) -> Job:
     ranks = body.get("ranks", 1)
     if not isinstance(ranks, int) or isinstance(ranks, bool) or not 1 <= ranks <= MAX_RANKS:
         raise JobRequestError(f"'ranks' must be an integer from 1 to {MAX_RANKS}")
-    if ranks > 1 and kind != "emc":
-        raise JobRequestError("only emc jobs run over several MPI ranks")
+    if ranks > 1 and kind not in MPI_KINDS:
+        raise JobRequestError(f"only {' and '.join(MPI_KINDS)} jobs run over several MPI ranks")
     return Job(id=new_job_id(kind), owner=owner, kind=kind, args=list(args), cwd=cwd,
                environment=environment, ranks=ranks)

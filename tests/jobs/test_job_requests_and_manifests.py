@@ -146,3 +146,13 @@ def test_job_pods_and_session_pods_share_one_environment_builder():
         assert job_env[name] == session[name], name
     assert session["OMP_NUM_THREADS"] == str(int(env.cpu.limit))
     assert job_env["OMP_NUM_THREADS"] == str(max(1, int(env.cpu.limit) // 4))
+
+
+def test_tomo_runs_over_mpi_ranks_like_emc_and_phase_does_not():
+    """`beamhub submit tomo scan.h5 --ranks 4`: slabs split over ranks, an Indexed Job on Kubernetes."""
+    job = parse_request({"kind": "tomo", "args": ["scan.h5", "--out", "r.h5"], "ranks": 4}, "bob")
+    _policy, service, indexed = job_objects(job, CATALOG.get("tomo"), BOB, SETTINGS, "beamhub")
+    assert indexed["spec"]["completions"] == 4 and service["spec"]["clusterIP"] == "None"
+    assert "beamhub tomo scan.h5 --out r.h5" in indexed["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    with pytest.raises(JobRequestError, match="only emc and tomo jobs"):
+        parse_request({"kind": "phase", "args": ["job.json"], "ranks": 2}, "bob")
