@@ -89,7 +89,9 @@ def configure(c: Any, settings: dict[str, Any] | str | Path) -> None:
             "command": [sys.executable, "-m", "beamhub.hub.jobs.service", "--backend", "local",
                         "--state", str(state / "jobs"), "--workspace-root", settings["workspace_root"],
                         "--data-root", settings.get("data_root") or str(state),
-                        "--catalog", settings.get("catalog", "")],
+                        "--catalog", settings.get("catalog", ""),
+                        # `beamhub up` stops it by this record if the hub dies without stopping it
+                        "--pid-file", str(state / "run" / "jobs.pid")],
         })
         roles.append({"name": "beamhub-jobs", "scopes": ["read:users", "admin:auth_state"],
                       "services": ["beamhub-jobs"]})

@@ -14,6 +14,11 @@ with one 0700 workspace per user, and the demo data folders readable by the POSI
 the catalog mount's SSO group.  Every service is started with umask 077, so what the hub,
 the provider and the jobs service create there (the cookie secret, ``jupyterhub.sqlite``)
 is private from the start.
+
+Each service writes its output to ``logs/<name>.log`` (the hub's is also echoed to the
+terminal of `beamhub up`), so a crash message can name the file that holds the cause, and a
+pid file in ``run/`` (:mod:`beamhub.hub.pidfiles`), so the next start stops what a crashed run
+left behind (:meth:`Platform.recover`).  Sessions are not among them: the hub adopts those.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,6 +43,7 @@ from beamhub.errors import UsageError
 from beamhub.hub.catalog import EVERYONE, Catalog, CatalogError, load_catalog
 from beamhub.hub.isolation import command_problem, isolated, unreachable
 from beamhub.hub.local import SESSION_COMMAND
+from beamhub.hub.pidfiles import remove_pid_file, stop_recorded, write_pid_file
 from beamhub.hub.restart import Backoff
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +66,11 @@ DEMO_GROUP_GIDS = {"spi": 3001, "tomo": 3002}
 
 # What in the state folder users may reach: their workspaces, and the data their groups allow.
 SHARED_FOLDERS = ("users", "data")
+
+# Pid files of the services (ours and the hub's jobs service), in the order a crashed run's leftovers
+# are stopped: the hub first, or it would start the jobs service again.
+RUN_DIR = "run"
+SERVICE_ORDER = ("hub", "jobs", "proxy", "sso")
 
 
 def node_modules_dir() -> Path:
@@ -164,6 +176,49 @@ class ServiceCrashed(RuntimeError):
         super().__init__(message + (f"; its last lines:\n{tail}" if tail else ""))
 
 
+class LogEcho(threading.Thread):
+    """Copy what a service appends to its log file to a terminal, until stopped.
+
+    The hub writes to ``logs/hub.log`` — so the log holds everything, even after `beamhub up`
+    is gone — and `beamhub up` shows the same lines as they come.
+    """
+
+    def __init__(self, path: Path, stream: IO, start: int = 0):
+        super().__init__(name=f"echo {path.name}", daemon=True)
+        self.path, self.stream, self.offset = path, stream, start
+        self._stopping = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        with open(self.path, "rb") as log:
+            log.seek(self.offset)
+            while True:
+                chunk = log.read(65536)
+                if chunk:
+                    self._write(chunk)
+                    continue
+                if self._stopping.is_set():
+                    return
+                self._stopping.wait(0.2)
+
+    def _write(self, chunk: bytes) -> None:
+        try:
+            buffer = getattr(self.stream, "buffer", None)
+            if buffer is not None:
+                self.stream.flush()
+                buffer.write(chunk)
+                buffer.flush()
+            else:
+                self.stream.write(chunk.decode(errors="replace"))
+                self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed terminal must not take the hub down
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(timeout=5)
+
+
 @dataclass
 class PlatformConfig:
     """Where the platform keeps its state and which loopback ports it uses."""
@@ -198,13 +253,15 @@ class PlatformConfig:
 class Platform:
     """Start, check and stop the provider, the proxy and the hub."""
 
-    def __init__(self, config: PlatformConfig, hub_output: IO | None = None):
+    def __init__(self, config: PlatformConfig, hub_output: IO | None = None, say=None):
         self.config = config
+        self.say = say or (lambda line: None)  # one-line notes for the person who started the platform
         self.state = Path(config.state_dir).resolve()
         self.logs = self.state / "logs"
         self.hub_output = hub_output
         self.procs: dict[str, subprocess.Popen] = {}
         self._log_files: list[IO] = []
+        self._echoes: list[LogEcho] = []
         self.catalog: Catalog | None = None  # read by check()
         self.provider_backoff = Backoff(maximum=config.provider_restart_max)
         self._started_at: dict[str, float] = {}
@@ -380,15 +437,42 @@ class Platform:
 
     # ---- processes ----
     def _spawn(self, name: str, cmd: list[str], env: dict | None = None, stream: IO | None = None):
-        log = open(self.logs / f"{name}.log", "ab")
+        """Start service ``name`` logging to ``logs/<name>.log`` (also echoed to ``stream``), with a pid file."""
+        path = self.logs / f"{name}.log"
+        log = open(path, "ab")
         self._log_files.append(log)
-        out = stream if stream is not None else log
+        if stream is not None:
+            self._echoes.append(LogEcho(path, stream, start=log.tell()))
         self.procs[name] = subprocess.Popen(
             cmd, cwd=self.state, env={**os.environ, **(env or {})},
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=_private_child,
         )
         self._started_at[name] = time.monotonic()
+        write_pid_file(self.pid_file(name), self.procs[name].pid, name)
+
+    def pid_file(self, name: str) -> Path:
+        return self.state / RUN_DIR / f"{name}.pid"
+
+    def recover(self) -> list[str]:
+        """Stop the services an earlier run left running (a ``kill -9`` of `beamhub up` or of the hub).
+
+        Only process groups whose leader is still the recorded process are stopped; users'
+        sessions are not touched (the hub adopts those that still run and stops the others).
+        Returns one line per service stopped.
+        """
+        folder = self.state / RUN_DIR
+        if not folder.is_dir():
+            return []
+        names = [n for n in SERVICE_ORDER if self.pid_file(n).exists()]
+        names += sorted(p.stem for p in folder.glob("*.pid") if p.stem not in SERVICE_ORDER)
+        lines = []
+        for name in names:
+            pid = stop_recorded(self.pid_file(name))
+            if pid is not None:
+                lines.append(f"stopped the {name} (pid {pid}) that an earlier run left running; "
+                             f"its log: {self.logs / (name + '.log')}")
+        return lines
 
     def _wait(self, name: str, url: str, timeout: float = 60.0, headers: dict | None = None,
               expect: int | None = None) -> None:
@@ -450,7 +534,10 @@ class Platform:
             self._wait("hub", f"{self.config.public_url}/services/beamhub-jobs/api/jobs", timeout=60, expect=401)
 
     def start(self) -> None:
-        """Start provider, proxy and hub; on any failure stop what was started and re-raise."""
+        """Stop a crashed run's leftovers, start provider, proxy and hub; on failure stop what was started."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        for line in self.recover():
+            self.say(line)
         self.check()
         keys = self._write_files()
         try:
@@ -498,11 +585,19 @@ class Platform:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        remove_pid_file(self.pid_file(name), proc.pid)
 
     def stop(self) -> None:
-        """Stop hub, proxy and provider (sessions keep running; the next start finds them)."""
+        """Stop hub, proxy and provider (sessions keep running; the next start finds them).
+
+        A hub that died hard left its jobs service running: that is stopped too.
+        """
         for name in ("hub", "proxy", "sso"):
             self.stop_process(name)
+        stop_recorded(self.pid_file("jobs"))
+        for echo in self._echoes:
+            echo.stop()
+        self._echoes.clear()
         for log in self._log_files:
             log.close()
         self._log_files.clear()

@@ -22,6 +22,10 @@ Demo logins (the development SSO provider): alice/alice (groups spi, tomo),
 bob/bob (tomo), admin/admin (admins).  Ctrl-C stops the provider, the proxy and
 the hub; running sessions keep running and the next 'beamhub up' finds them.
 
+A crashed SSO provider is restarted (bounded back-off); the hub or the proxy
+dying stops 'beamhub up' with the log that holds the cause (STATE/logs).  After
+a crash, the next 'beamhub up' stops what the crashed run left (STATE/run).
+
 Run as root, sessions and batch jobs run as each user's SSO uid/gid (isolated
 mode); run as a normal user, all of them run as that user (personal mode, not
 isolated).  The first lines printed say which.
@@ -75,7 +79,7 @@ def main(argv: list[str], prog: str) -> int:
                 isinstance(a, dict) and "username" in a and "password" in a for a in config.accounts):
             raise UsageError(f"--accounts {args.accounts}: must be a JSON list of objects "
                              "with at least username and password")
-    platform = Platform(config, hub_output=sys.stdout)
+    platform = Platform(config, hub_output=sys.stdout, say=lambda line: print(f"beamhub up: {line}", flush=True))
     Path(args.state_dir).mkdir(parents=True, exist_ok=True)
     print(f"beamhub up: starting the SSO provider, the proxy and JupyterHub (state in {platform.state})",
           flush=True)

@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import signal
+from pathlib import Path
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubAuth
@@ -35,6 +36,7 @@ from beamhub.hub.identity import Identity
 from beamhub.hub.jobs.model import FINISHED, JobRequestError, parse_request
 from beamhub.hub.jobs.paths import confine
 from beamhub.hub.jobs.store import JobStore
+from beamhub.hub.pidfiles import remove_pid_file, write_pid_file
 
 
 class JobsContext:
@@ -170,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default="", help="local backend: folder the catalog mounts' local_path "
                    "values are relative to (default: the workspace root's parent)")
     p.add_argument("--listen", default="", help="HOST:PORT to bind (default: from JUPYTERHUB_SERVICE_URL)")
+    p.add_argument("--pid-file", default="", help="record this process (pid and start time) here, so the "
+                   "next 'beamhub up' can stop it if the hub that started it died")
     p.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"),
                    help="kubernetes backend: namespace of the jobs")
     args = p.parse_args(argv)
@@ -199,7 +203,13 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await stop.wait()
 
-    asyncio.run(serve())
+    if args.pid_file:
+        write_pid_file(Path(args.pid_file), os.getpid(), "beamhub-jobs")
+    try:
+        asyncio.run(serve())
+    finally:
+        if args.pid_file:
+            remove_pid_file(Path(args.pid_file), os.getpid())
     return 0
 
 
