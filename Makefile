@@ -12,15 +12,17 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 # gcc + libc6-dev: EMC's C kernels are compiled on first use (without them, numba loops run)
-SYSTEM_PACKAGES := chromium prometheus prometheus-pushgateway openmpi-bin gcc libc6-dev
+# docker.io + debootstrap: the images are built and smoke-tested for real (tests/images)
+SYSTEM_PACKAGES := chromium prometheus prometheus-pushgateway openmpi-bin gcc libc6-dev docker.io debootstrap
 PYTEST_ARGS ?=
 
-.PHONY: up test install system-deps cluster cluster-build clean help
+.PHONY: up test install system-deps cluster cluster-build images clean help
 
 help:
 	@echo "make up    - start BeamHub at http://127.0.0.1:8000 (installs into .venv and node_modules first)"
 	@echo "make test  - install everything the tests need and run the whole test suite"
 	@echo "make cluster - a real Kubernetes control plane (KWOK nodes) with the chart and the BeamHub scheduler"
+	@echo "make images  - build the hub and session images with Docker (starts Debian's dockerd if needed)"
 
 up: install
 	$(VENV)/bin/beamhub up
@@ -35,6 +37,9 @@ cluster-build:
 	@command -v go >/dev/null || { echo "Go is needed to build the Kubernetes control plane (Debian: apt-get install golang)"; exit 1; }
 	@deploy/cluster/build.sh --print >/dev/null 2>&1 || echo "building the Kubernetes control plane once (cached by version; ~30-40 min on 2 cores) ..."
 	@start=$$(date +%s); deploy/cluster/build.sh >/dev/null && echo "control plane binaries ready ($$(( $$(date +%s) - start )) s)"
+
+images: install system-deps
+	$(PY) images/build.py
 
 cluster: install cluster-build
 	$(PY) deploy/cluster/beamhub_cluster.py

@@ -9,6 +9,7 @@ subcommand module exposes ``main(argv: list[str], prog: str) -> int``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 from beamhub import __version__

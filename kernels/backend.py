@@ -62,6 +62,23 @@ def backend_name(requested: str | None = None) -> str:
     return name
 
 
+def describe() -> str:
+    """One line saying which backend this process uses and why (printed by GPU images at start)."""
+    requested = (os.environ.get("BEAMHUB_BACKEND") or "auto").strip().lower()
+    try:
+        import cupy  # noqa: PLC0415 - lazy on purpose
+
+        installed = f"cupy {cupy.__version__}"
+    except Exception:  # noqa: BLE001 - any import failure means no cupy here
+        installed = ""
+    if gpu_available():
+        device = _cupy().cuda.runtime.getDeviceProperties(0)["name"]
+        name = device.decode() if isinstance(device, bytes) else str(device)
+        return f"beamhub backend: cupy on {name} (BEAMHUB_BACKEND={requested})"
+    why = (f"{installed} is installed but sees no CUDA device" if installed else "cupy is not installed")
+    return f"beamhub backend: numpy on the CPU ({why}; BEAMHUB_BACKEND={requested})"
+
+
 def get_xp(requested: str | None = None) -> ModuleType:
     """The array module (numpy or cupy) for ``requested`` or the process default."""
     return _cupy() if backend_name(requested) == "cupy" else np
@@ -165,3 +182,7 @@ def default_rng(seed=None) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.default_rng(seed)
+
+
+if __name__ == "__main__":  # python -m beamhub.kernels.backend: the one-line report
+    print(describe(), flush=True)
