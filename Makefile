@@ -45,6 +45,13 @@ cluster: install cluster-build
 	$(PY) deploy/cluster/beamhub_cluster.py
 
 install: $(VENV)/.installed node_modules/.installed
+	@# As root, sessions run as the users' own uids (isolated mode) and must reach .venv: every folder
+	@# above the checkout needs search permission for others (o+x; not read: nothing is listed).
+	@if [ "$$(id -u)" = 0 ]; then d="$(CURDIR)"; while [ "$$d" != "/" ]; do \
+	  if [ -z "$$(find "$$d" -maxdepth 0 -perm -o=x)" ]; then \
+	    echo "make: granting search permission (o+x, not read) on $$d, so users' sessions can reach BeamHub's Python"; \
+	    chmod o+x "$$d"; fi; \
+	  d="$$(dirname "$$d")"; done; fi
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
