@@ -53,8 +53,14 @@ def main(argv: list[str], prog: str) -> int:
     from beamhub.kernels.io.atomic import InputFormatError  # noqa: PLC0415
 
     comm = get_comm()
-    cfg = EMCConfig.from_file(args.config)
-    detector, frames, quats, weights, model, scale = load_problem(cfg)
+    try:
+        cfg = EMCConfig.from_file(args.config)
+        detector, frames, quats, weights, model, scale = load_problem(cfg)
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{args.config}: a file it reads is not UTF-8 text (byte {exc.start}); "
+                         "save it as UTF-8") from None
+    except InputFormatError as exc:
+        raise UsageError(str(exc)) from None
     emc = EMC(detector, frames, quats, weights, cfg.settings(), comm=comm, model=model, scale=scale)
     try:
         run(emc, args.iterations, output_folder=cfg.output_folder, log_file=cfg.log_file,

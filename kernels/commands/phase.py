@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from beamhub.errors import UsageError
+from beamhub.kernels.io import InputFormatError, check_output_path
+from beamhub.kernels.io.volumes import read_volume
+from beamhub.kernels.phasing.job import JobError, parse_job
 
 DESCRIPTION = """\
 Iterative phase retrieval (ER, HIO, RAAR; static or shrink-wrap support) of a
@@ -72,12 +75,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def load_job(path: Path):
     """Read and validate the job file; every problem becomes one UsageError naming it."""
-    from beamhub.kernels.phasing.job import JobError, parse_job  # noqa: PLC0415
-
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise UsageError(f"job file {str(path)!r} is a folder; give the JSON file") from None
     except OSError as exc:
-        raise UsageError(f"cannot read job file {str(path)!r}: {exc.strerror}") from exc
+        raise UsageError(f"cannot read job file {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start}); save the job as UTF-8 "
+                         "JSON") from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -90,9 +96,6 @@ def load_job(path: Path):
 
 def load_inputs(job):
     """The intensity (and mask) of ``job``, checked against its shape and the support."""
-    from beamhub.kernels.io import InputFormatError  # noqa: PLC0415
-    from beamhub.kernels.io.volumes import read_volume  # noqa: PLC0415
-
     volumes = {}
     for key in ("data", "mask"):
         spec = getattr(job, key)
@@ -104,12 +107,33 @@ def load_inputs(job):
     mask = mask != 0 if mask is not None else None
     if mask is not None and mask.shape != data.shape:
         raise UsageError(f"'mask' shape {mask.shape} differs from 'data' shape {data.shape}")
+    check_intensity(data, mask, job.data)
     if job.support_size >= min(data.shape):
         raise UsageError(f"'support_size' ({job.support_size:g}) must be smaller than the "
                          f"data's side ({min(data.shape)} pixels)")
     if not job.out_file.parent.is_dir():
         raise UsageError(f"'out_file': folder {str(job.out_file.parent)!r} does not exist")
+    try:
+        check_output_path(job.out_file)
+    except InputFormatError as exc:
+        raise UsageError(f"'out_file': {exc}") from None
     return data, mask
+
+
+def check_intensity(data: np.ndarray, mask: np.ndarray | None, source) -> None:
+    """Refuse an intensity phasing cannot use: NaN or infinite values, or nothing but zeros.
+
+    Negative values mean "unknown" (Dragonfly's convention) and are allowed; a
+    NaN is refused rather than guessed at, since it usually marks a broken merge.
+    """
+    bad = np.count_nonzero(~np.isfinite(data))
+    if bad:
+        raise UsageError(f"'data': {source}: {bad} value(s) are NaN or infinite; mark unknown "
+                         "pixels with a negative value or in 'mask'")
+    known = data >= 0 if mask is None else (data >= 0) & ~mask
+    if not np.any(data[known] > 0):
+        raise UsageError(f"'data': {source}: the intensity is zero at every known pixel; "
+                         "nothing to phase")
 
 
 def main(argv: list[str], prog: str) -> int:

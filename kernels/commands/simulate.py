@@ -1,22 +1,27 @@
 """``beamhub simulate KIND ...``: simulated data with ground truth, one kind per subcommand.
 
 Kinds live in their own packages and are imported only when asked for:
-``spi`` (single-particle frames for EMC, here) and ``cluster`` (the scheduler's cluster
-simulator, ``beamhub.scheduler.simulate.main``).  A new kind is one entry in KINDS.
+``spi`` (single-particle frames for EMC, here), ``tomo`` (a Data Exchange scan, here) and
+``cluster`` (the scheduler's cluster simulator, ``beamhub.scheduler.simulate.main``).  A new kind is one entry in KINDS.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 
 from beamhub.errors import UsageError
+from beamhub.kernels.sim.tomo import simulate_scan, truth_path, write_scan
 
 # kind -> (module, function, one-line help)
 KINDS: dict[str, tuple[str, str, str]] = {
     "spi": ("beamhub.kernels.commands.simulate", "spi_main",
             "single-particle imaging frames in Dragonfly's formats (for `beamhub emc`)"),
+    "tomo": ("beamhub.kernels.commands.simulate", "tomo_main",
+             "a tomography scan in Data Exchange HDF5 (for `beamhub tomo`)"),
     "cluster": ("beamhub.scheduler.simulate", "main",
                 "replay sessions on a simulated cluster to compare placement policies"),
 }
@@ -94,6 +99,8 @@ def spi_main(argv: list[str], prog: str) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if args.mean_count <= 0:
         raise UsageError("--mean-count must be positive")
+    if os.path.exists(args.folder) and not os.path.isdir(args.folder):
+        raise UsageError(f"FOLDER {args.folder!r} is a file; give a folder (it is created)")
     try:
         jump, period = args.beta_schedule.split()
         schedule = (float(jump), int(period))
@@ -123,4 +130,84 @@ def spi_main(argv: list[str], prog: str) -> int:
     print(f"wrote {cfg}  (model edge {sim.intensity.shape[0]}, "
           f"{sim.photons.num_data} frames)", file=sys.stderr)
     print(cfg)
+    return 0
+
+
+TOMO_DESCRIPTION = """\
+Simulate a parallel-beam tomography scan of the 3-D Shepp-Logan phantom and write
+it as Data Exchange HDF5 (/exchange/data, data_white, data_dark, theta in radians),
+as a beamline would: raw counts with flat and dark fields, Poisson noise and a
+rotation axis off the detector middle, so `beamhub tomo --center auto` has work
+to do.  The ground truth (the phantom's slices and the true axis) goes beside it
+in SCAN-truth.h5.  FOLDER_OR_FILE ending in .h5 (or .hdf5) is the scan file;
+anything else is a folder (created) that gets scan.h5."""
+
+TOMO_EPILOG = """\
+examples:
+  beamhub simulate tomo demo/                       # demo/scan.h5 and demo/scan-truth.h5
+  beamhub simulate tomo scan.h5 --size 256 --angles 360 --center-offset -7.5
+  beamhub simulate tomo rings.h5 --stripes 6        # columns with gain errors: rings
+  beamhub tomo demo/scan.h5 --out recon.h5          # then reconstruct it"""
+
+#: What ``FOLDER_OR_FILE`` ends with when it names the scan file itself.
+SCAN_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
+
+
+def _tomo_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=TOMO_DESCRIPTION, epilog=TOMO_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", metavar="FOLDER_OR_FILE", help="scan file (.h5) or folder (created)")
+    p.add_argument("--size", type=int, default=128, metavar="N",
+                   help="detector columns; slices are N x N (default 128)")
+    p.add_argument("--rows", type=int, default=8, metavar="R", help="detector rows (slices, default 8)")
+    p.add_argument("--angles", type=int, default=180, metavar="A",
+                   help="projections over 180 degrees (default 180)")
+    p.add_argument("--center-offset", type=float, default=3.5, metavar="PIX",
+                   help="rotation axis minus the detector middle (N-1)/2, pixels (default 3.5)")
+    p.add_argument("--photons", type=float, default=2e4, metavar="COUNTS",
+                   help="mean open-beam counts per pixel (default 20000; fewer = noisier)")
+    p.add_argument("--flats", type=int, default=10, metavar="K", help="flat fields (default 10)")
+    p.add_argument("--darks", type=int, default=10, metavar="K", help="dark fields (default 10)")
+    p.add_argument("--stripes", type=int, default=0, metavar="K",
+                   help="detector columns with a gain error, which draw rings (default 0)")
+    p.add_argument("--no-noise", action="store_true", help="expected counts, no noise")
+    p.add_argument("--no-truth", action="store_true", help="do not write SCAN-truth.h5")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: fresh entropy)")
+    return p
+
+
+def tomo_scan_path(target: str) -> Path:
+    """The scan file ``FOLDER_OR_FILE`` names: itself if it ends in .h5 (or alike), else ``target/scan.h5``."""
+    path = Path(target)
+    return path if path.suffix.lower() in SCAN_SUFFIXES else path / "scan.h5"
+
+
+def tomo_main(argv: list[str], prog: str) -> int:
+    """``beamhub simulate tomo``: write a simulated Data Exchange scan and its ground truth."""
+    args = _tomo_parser(prog).parse_args(argv)
+    for name, least in (("size", 8), ("rows", 1), ("angles", 2), ("flats", 1), ("darks", 1)):
+        if getattr(args, name) < least:
+            raise UsageError(f"--{name} must be at least {least}")
+    if args.stripes < 0 or args.stripes > args.size:
+        raise UsageError(f"--stripes must be between 0 and --size ({args.size})")
+    if args.photons <= 0:
+        raise UsageError("--photons must be positive")
+    if abs(args.center_offset) >= args.size / 4:
+        raise UsageError(f"--center-offset {args.center_offset:g}: keep the axis within a quarter "
+                         f"of the detector of its middle (|offset| < {args.size / 4:g})")
+    path = tomo_scan_path(args.target)
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give a file name ending in .h5 or a folder to write scan.h5 in")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"simulating {args.angles} projections of {args.rows} rows x {args.size} columns ...",
+          file=sys.stderr)
+    scan = simulate_scan(n=args.size, rows=args.rows, n_angles=args.angles,
+                         center_offset=args.center_offset, photons=args.photons,
+                         noise=not args.no_noise, n_flat=args.flats, n_dark=args.darks,
+                         stripe_columns=args.stripes, seed=args.seed)
+    write_scan(path, scan, truth=not args.no_truth)
+    truth = "" if args.no_truth else f", truth in {truth_path(path)}"
+    print(f"wrote {path}  (rotation axis at column {scan.center:g}{truth})", file=sys.stderr)
+    print(f"reconstruct it: beamhub tomo {path} --out recon.h5", file=sys.stderr)
+    print(path)
     return 0

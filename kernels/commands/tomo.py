@@ -8,6 +8,7 @@ import time
 
 
 from beamhub.errors import UsageError
+from beamhub.kernels.io import InputFormatError, check_output_path
 
 DESCRIPTION = """\
 Reconstruct a parallel-beam scan stored as Data Exchange HDF5 (/exchange/data,
@@ -92,7 +93,6 @@ def _find_center(scan, how: str, start: int, stop: int, stripe: str) -> float:
 def main(argv: list[str], prog: str) -> int:
     """Run ``beamhub tomo``; returns the exit status."""
     args = _parser(prog).parse_args(argv)
-    from beamhub.kernels.io.atomic import InputFormatError  # noqa: PLC0415
     from beamhub.kernels.io.dxchange import DataExchangeScan, ReconWriter  # noqa: PLC0415
     from beamhub.kernels import backend  # noqa: PLC0415
     from beamhub.kernels.emc.mpi import get_comm  # noqa: PLC0415
@@ -109,6 +109,10 @@ def main(argv: list[str], prog: str) -> int:
         raise UsageError("--chunk-rows must be at least 1")
     if args.num_iter < 1:
         raise UsageError("--num-iter must be at least 1")
+    try:
+        check_output_path(args.out)
+    except InputFormatError as exc:
+        raise UsageError(f"--out: {exc}") from None
 
     try:
         scan = DataExchangeScan(args.scan, degrees=args.degrees)
@@ -125,7 +129,10 @@ def main(argv: list[str], prog: str) -> int:
         center = fixed_center
         if center is None:
             # every rank finds the same axis from the same row: no broadcast to hang on
-            center = _find_center(scan, center_mode, start, stop, args.stripe)
+            try:
+                center = _find_center(scan, center_mode, start, stop, args.stripe)
+            except InputFormatError as exc:
+                raise UsageError(str(exc)) from None
             if not quiet:
                 print(f"{prog}: rotation axis at column {center:.2f} ({center_mode})",
                       file=sys.stderr)

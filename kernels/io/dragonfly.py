@@ -26,6 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from beamhub.kernels.io.atomic import InputFormatError, atomic_output
+from beamhub.kernels.io.hdf5errors import HDF5_ERRORS, describe
 
 __all__ = [
     "SparsePhotons", "DetectorFile", "is_hdf5",
@@ -186,8 +187,8 @@ def _read_photons_h5(p: Path) -> SparsePhotons:
             po = list(f["place_ones"][()])
             pm = list(f["place_multi"][()])
             cm = list(f["count_multi"][()])
-    except OSError as exc:
-        raise InputFormatError(f"{str(p)!r}: unreadable HDF5 ({exc})") from None
+    except HDF5_ERRORS as exc:
+        raise InputFormatError(f"{str(p)!r}: unreadable HDF5 ({describe(exc)})") from None
     if not (len(po) == len(pm) == len(cm)):
         raise InputFormatError(f"{str(p)!r}: place_ones, place_multi, count_multi have different "
                                f"frame counts ({len(po)}, {len(pm)}, {len(cm)})")
@@ -331,8 +332,8 @@ def _read_detector_h5(p: Path) -> DetectorFile:
             arrs = {k: np.asarray(f[k][()]) for k in ("qx", "qy", "qz", "corr", "mask")}
             detd = float(np.asarray(f["detd"][()]).ravel()[0]) if "detd" in f else 0.0
             ewald = float(np.asarray(f["ewald_rad"][()]).ravel()[0]) if "ewald_rad" in f else 0.0
-    except OSError as exc:
-        raise InputFormatError(f"{str(p)!r}: unreadable HDF5 ({exc})") from None
+    except HDF5_ERRORS as exc:
+        raise InputFormatError(f"{str(p)!r}: unreadable HDF5 ({describe(exc)})") from None
     shapes = {k: a.shape for k, a in arrs.items()}
     if len(set(shapes.values())) != 1:
         raise InputFormatError(f"{str(p)!r}: detector datasets differ in shape: {shapes}")
@@ -409,10 +410,13 @@ def read_intens(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
     if is_hdf5(p):
         import h5py  # noqa: PLC0415
 
-        with h5py.File(p, "r") as f:
-            if "intens" not in f:
-                raise InputFormatError(f"{str(p)!r}: no 'intens' dataset in the start model file")
-            vol = np.asarray(f["intens"][()], dtype=np.float64)
+        try:
+            with h5py.File(p, "r") as f:
+                if "intens" not in f:
+                    raise InputFormatError(f"{str(p)!r}: no 'intens' dataset in the start model file")
+                vol = np.asarray(f["intens"][()], dtype=np.float64)
+        except HDF5_ERRORS as exc:
+            raise InputFormatError(f"{str(p)!r}: unreadable HDF5 ({describe(exc)})") from None
         if vol.ndim == 4:
             vol = vol[0]
     else:
@@ -441,10 +445,13 @@ def read_scale_file(path: str | os.PathLike, num_data: int) -> np.ndarray:
     if is_hdf5(p):
         import h5py  # noqa: PLC0415
 
-        with h5py.File(p, "r") as f:
-            if "scale" not in f:
-                raise InputFormatError(f"{str(p)!r}: no 'scale' dataset")
-            s = np.asarray(f["scale"][()], dtype=np.float64).ravel()
+        try:
+            with h5py.File(p, "r") as f:
+                if "scale" not in f:
+                    raise InputFormatError(f"{str(p)!r}: no 'scale' dataset")
+                s = np.asarray(f["scale"][()], dtype=np.float64).ravel()
+        except HDF5_ERRORS as exc:
+            raise InputFormatError(f"{str(p)!r}: unreadable HDF5 ({describe(exc)})") from None
     else:
         try:
             s = np.array(p.read_text().split(), dtype=np.float64)

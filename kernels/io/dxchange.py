@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from beamhub.kernels.io.atomic import InputFormatError, atomic_output
+from beamhub.kernels.io.hdf5errors import HDF5_ERRORS, describe
 
 __all__ = ["DataExchangeScan", "ReconWriter", "read_dx", "write_dx"]
 
@@ -76,6 +77,12 @@ class DataExchangeScan:
             raise InputFormatError(f"{self.path}: not a readable HDF5 file ({exc})") from None
         try:
             self._check(degrees)
+        except InputFormatError:
+            self._file.close()
+            raise
+        except HDF5_ERRORS as exc:
+            self._file.close()
+            raise InputFormatError(f"{self.path}: damaged HDF5 file ({describe(exc)})") from None
         except BaseException:
             self._file.close()
             raise
@@ -99,6 +106,10 @@ class DataExchangeScan:
         theta_ds = self._dataset(THETA, 1)
         self.shape = tuple(int(s) for s in self.data.shape)
         n_angles, rows, cols = self.shape
+        if min(self.shape) < 1:
+            raise InputFormatError(
+                f"{self.path}: {DATA} has shape {self.shape}: no projections to reconstruct "
+                "(angles, rows and columns must all be at least 1)")
         for name, dset in ((WHITE, self.white), (DARK, self.dark)):
             if tuple(dset.shape[1:]) != (rows, cols):
                 raise InputFormatError(
@@ -144,7 +155,12 @@ class DataExchangeScan:
                 f"{self.path}: rows {start}:{stop} are outside the {self.n_rows} detector rows"
             )
         sel = np.s_[:, start:stop, :]
-        return self.data[sel], self.white[sel], self.dark[sel]
+        try:
+            return self.data[sel], self.white[sel], self.dark[sel]
+        except HDF5_ERRORS as exc:
+            raise InputFormatError(
+                f"{self.path}: damaged HDF5 file, rows {start}:{stop} unreadable ({describe(exc)})"
+            ) from None
 
     def close(self) -> None:
         """Close the file."""

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from beamhub.kernels.io.atomic import InputFormatError, atomic_output
+from beamhub.kernels.io.hdf5errors import HDF5_ERRORS, describe
 
 __all__ = ["read_bin", "read_h5_dataset", "read_volume", "split_h5_spec", "write_h5"]
 
@@ -106,8 +107,10 @@ def read_h5_dataset(path: str | os.PathLike, dataset: str | None) -> np.ndarray:
                 raise InputFormatError(
                     f"{path}: no dataset {dataset!r}; the file holds {', '.join(names) or 'none'}")
             return np.asarray(f[dataset][()])
-    except OSError as exc:
-        raise InputFormatError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    except InputFormatError:
+        raise
+    except HDF5_ERRORS as exc:
+        raise InputFormatError(f"{path}: not a readable HDF5 file ({describe(exc)})") from None
 
 
 def _datasets(f) -> list[str]:
