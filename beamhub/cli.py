@@ -8,6 +8,7 @@ subcommand module exposes ``main(argv: list[str], prog: str) -> int``.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.util
 import sys
@@ -43,6 +44,30 @@ def _available() -> dict[str, tuple[str, str]]:
             continue
         found[name] = (module, text)
     return found
+
+
+def command_parser(name: str) -> argparse.ArgumentParser | None:
+    """The argument parser of ``beamhub NAME``, built by the subcommand's own ``build_parser``.
+
+    Lets ``beamhub submit`` check a job's options here, before anything is
+    submitted, with exactly the parser the job will run; a parse error raises
+    :class:`UsageError` (one line) instead of printing usage and exiting.
+    Returns None when the subcommand is not installed here or has no parser
+    to offer (the job service and the job itself still check it).
+    """
+    spec = _available().get(name)
+    if spec is None:
+        return None
+    build = getattr(importlib.import_module(spec[0]), "build_parser", None)
+    if build is None:
+        return None
+    parser = build(f"beamhub {name}")
+
+    def refuse(message: str):
+        raise UsageError(f"beamhub {name}: {message} (see 'beamhub {name} --help')")
+
+    parser.error = refuse
+    return parser
 
 
 def _usage(commands: dict[str, tuple[str, str]]) -> str:

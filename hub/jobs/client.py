@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
+from beamhub.cli import command_parser
 from beamhub.errors import UsageError
 
 EPILOG = """\
@@ -95,6 +96,27 @@ def _in_order(head: list[str], known: argparse.Namespace) -> list[str]:
     return out
 
 
+def _refuse(prog: str):
+    """An ``ArgumentParser.error`` that raises one-line UsageError instead of printing usage."""
+    def error(message: str):
+        raise UsageError(f"{message} (see '{prog} --help')")
+    return error
+
+
+def check_job_options(kind: str, args: list[str]) -> None:
+    """Refuse, before submitting, options that ``beamhub KIND`` itself would refuse.
+
+    The job's own argument parser is used (:func:`beamhub.cli.command_parser`),
+    so a typo such as ``--center-of 3`` or a missing ``--out`` is one line here
+    instead of a failed job in the queue; submit's own options were taken out
+    already.  Where the command is not installed in this environment the
+    service and the job check instead.
+    """
+    parser = command_parser(kind)
+    if parser is not None:
+        parser.parse_args(args)
+
+
 def main(argv: list[str], prog: str) -> int:
     verb = prog.split()[-1]
     p = argparse.ArgumentParser(prog=prog, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -105,6 +127,7 @@ def main(argv: list[str], prog: str) -> int:
                                     "logs": "Show the output of one of your jobs.",
                                     "cancel": "Cancel one of your jobs.",
                                 }[verb])
+    p.error = _refuse(prog)
     if verb == "submit":
         p.add_argument("kind", choices=["phase", "tomo", "emc"], help="what to run")
         p.add_argument("--ranks", type=int, default=1, help="MPI ranks (emc only; default 1)")
@@ -113,6 +136,7 @@ def main(argv: list[str], prog: str) -> int:
         p.add_argument("args", nargs="*", metavar="ARG",
                        help="arguments of `beamhub KIND`; everything after `--` is passed unread")
         a, args = _split_submit(p, argv)
+        check_job_options(a.kind, args)
         job = _call("POST", "", {"kind": a.kind, "args": args, "cwd": os.getcwd(),
                                  "environment": a.environment, "ranks": a.ranks})
         print(f"submitted {job['id']} ({job['state']}); follow it with: beamhub logs {job['id']} --follow")

@@ -42,6 +42,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    """The options of this command; ``beamhub submit`` checks a job's options with it."""
+    return _parser(prog)
+
+
 def main(argv: list[str], prog: str) -> int:
     """Run ``beamhub emc``; returns the exit status."""
     args = _parser(prog).parse_args(argv)

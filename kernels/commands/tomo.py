@@ -90,6 +90,11 @@ def _find_center(scan, how: str, start: int, stop: int, stripe: str) -> float:
     return bt.find_center(proj, scan.theta)
 
 
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    """The options of this command; ``beamhub submit`` checks a job's options with it."""
+    return _parser(prog)
+
+
 def main(argv: list[str], prog: str) -> int:
     """Run ``beamhub tomo``; returns the exit status."""
     args = _parser(prog).parse_args(argv)
