@@ -21,6 +21,7 @@ import os
 import resource
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
@@ -137,12 +138,23 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
         return [m for m in env.mounts
                 if m.local_path and m.allowed_for(groups) and (self.data_base / m.local_path).is_dir()]
 
+    def local_mounts(self, env: Environment) -> list[Mount]:
+        """:meth:`session_mounts` with each ``mount_path`` replaced by the folder that holds the data here.
+
+        A local session has no ``/data/raw/tomo``: the catalog's ``mount_path`` is where a pod
+        sees the volume.  ``BEAMHUB_DATA_<NAME>`` must name a folder that exists, or the README's
+        ``beamhub submit tomo $BEAMHUB_DATA_RAW_TOMO/...`` fails on day one; the real folder
+        (not the workspace's ``data/<mount>`` link) is what the jobs service checks inputs against.
+        """
+        return [replace(m, mount_path=str((self.data_base / m.local_path).resolve()))
+                for m in self.session_mounts(env)]
+
     def apply_environment(self, env: Environment) -> None:
         """Environment variables, arguments and notebook folder for ``env``; limits go in preexec."""
         self.notebook_dir = str(self.workspace)
         self.args = [*env.local_args, *terminal_arguments(session_shell())]
         self.chosen_environment = env
-        self._session_env = session_environment(env, self.identity, mounts=self.session_mounts(env),
+        self._session_env = session_environment(env, self.identity, mounts=self.local_mounts(env),
                                                 jobs_url=self.jobs_url)
 
     def get_env(self):

@@ -64,6 +64,15 @@ DEMO_ACCOUNTS = [
 # The POSIX group of each demo SSO group: the demo data folders of a group's mounts belong to it.
 DEMO_GROUP_GIDS = {"spi": 3001, "tomo": 3002}
 
+# A small example for each demo raw-data folder, written on the first start into an empty folder so
+# the README's `beamhub submit tomo $BEAMHUB_DATA_RAW_TOMO/example-scan.h5 --out recon.h5` works on
+# day one: folder (relative to the state folder) -> `beamhub simulate` arguments, {folder} its path.
+# A subprocess, not an import: beamhub.hub does not import beamhub.kernels (docs/DESIGN.md).
+DEMO_EXAMPLES = {
+    "data/raw/tomo": ["tomo", "{folder}/example-scan.h5", "--seed", "17"],
+    "data/raw/spi": ["spi", "{folder}/example", "--num-data", "500", "--seed", "17"],
+}
+
 # What in the state folder users may reach: their workspaces, and the data their groups allow.
 SHARED_FOLDERS = ("users", "data")
 
@@ -240,6 +249,8 @@ class PlatformConfig:
     show_demo_accounts: bool = True
     admin_service_token: str = ""
     provider_restart_max: float = 30.0  # the longest wait between restarts of a crashing provider (s)
+    # example data written into empty data folders on start (see DEMO_EXAMPLES); {} writes none
+    examples: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEMO_EXAMPLES.items()})
 
     @property
     def public_url(self) -> str:
@@ -540,14 +551,54 @@ class Platform:
             self.say(line)
         self.check()
         keys = self._write_files()
+        seeding = self.seed_examples()  # written while the services start; permissions set below
         try:
             self.start_provider()
             self.start_proxy(keys["proxy_token"])
             self.start_hub(keys)
-            self.secure_state()  # the cookie secret and the database the hub has just created
+            self.finish_seeding(seeding)
+            self.secure_state()  # the cookie secret, the database, the example data: their final modes
         except BaseException:
+            for _, proc in seeding:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
             self.stop()
             raise
+
+    # ---- example data ----
+    def seed_examples(self) -> list[tuple[str, subprocess.Popen]]:
+        """Start `beamhub simulate` for each example folder that has nothing in it yet.
+
+        "Nothing" ignores hidden names, so an interrupted earlier seed (a ``.example-scan.h5.*.part``
+        left by the atomic writer) is written again, while a folder an operator filled with real
+        data is never touched.  The children run with umask 022; :meth:`secure_state` then gives
+        a group-restricted folder's files to its group (isolated mode), as for any data there.
+        """
+        started = []
+        for folder, argv in self.config.examples.items():
+            target = self.state / folder
+            if not target.is_dir() or any(not name.startswith(".") for name in os.listdir(target)):
+                continue
+            cmd = [sys.executable, "-m", "beamhub", "simulate", *(a.format(folder=target) for a in argv)]
+            proc = subprocess.Popen(cmd, cwd=target, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True, preexec_fn=lambda: os.umask(0o022))
+            started.append((folder, proc))
+        return started
+
+    def finish_seeding(self, seeding: list[tuple[str, subprocess.Popen]], timeout: float = 120.0) -> None:
+        """Wait for the example writers; a failed one is reported in one line, never fatal."""
+        for folder, proc in seeding:
+            try:
+                _, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+            if proc.returncode == 0:
+                self.say(f"example data written to {self.state / folder}")
+            else:
+                last = (err or "").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+                self.say(f"could not write the example data in {self.state / folder}: {last[0]}")
 
     def supervise(self, now: float | None = None) -> list[str]:
         """One round of watching the services; returns what to tell the person who started them.

@@ -10,14 +10,19 @@ tests do not commit the "inverse crime".  Geometry as in
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import h5py
 import numpy as np
 
 from beamhub.kernels.backend import default_rng
+from beamhub.kernels.io.atomic import atomic_output
+from beamhub.kernels.io.dxchange import write_dx
 
 __all__ = ["TomoScan", "shepp_logan_ellipsoids", "shepp_logan_3d", "project_phantom",
-           "simulate_scan"]
+           "simulate_scan", "truth_path", "write_scan"]
 
 # value, semi-axes (a, b, c), centre (x0, y0, z0), rotation about z in degrees;
 # lengths in units of half the field of view.
@@ -266,3 +271,44 @@ def simulate_scan(
         phantom=phantom.astype(np.float32), line_integrals=proj.astype(np.float32),
         stripe_columns=bad,
     )
+
+
+def truth_path(scan_path: str | os.PathLike) -> Path:
+    """Where :func:`write_scan` puts a scan's ground truth: ``scan.h5`` -> ``scan-truth.h5``."""
+    scan_path = Path(scan_path)
+    return scan_path.with_name(f"{scan_path.stem}-truth{scan_path.suffix or '.h5'}")
+
+
+def write_scan(path: str | os.PathLike, scan: TomoScan, truth: bool = True) -> Path:
+    """Write a simulated scan as Data Exchange HDF5, and its ground truth beside it.
+
+    The scan file is exactly what a beamline writes (``/exchange/data``, ``data_white``,
+    ``data_dark``, ``theta`` in radians), so ``beamhub tomo`` reads it like any other.  The
+    truth goes into a second file (:func:`truth_path`) laid out like a reconstruction
+    (``/exchange/data``: the phantom's slices, float32, 1/pixel) with the true rotation axis
+    as the ``center`` attribute, so a notebook compares the two without special cases.
+    Both writes are atomic.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The scan file to write (its folder must exist).
+    scan : TomoScan
+    truth : bool
+        Also write the ground-truth file.
+
+    Returns
+    -------
+    pathlib.Path
+        The scan file.
+    """
+    path = Path(path)
+    write_dx(path, scan.tomo, scan.flat, scan.dark, scan.theta)
+    if truth:
+        with atomic_output(truth_path(path)) as tmp, h5py.File(tmp, "w") as f:
+            f.create_dataset("/exchange/data", data=scan.phantom)
+            f["/exchange/data"].attrs["units"] = "1/pixel"
+            f.attrs["center"] = scan.center
+            f.attrs["stripe_columns"] = np.asarray(scan.stripe_columns, dtype=np.int64)
+            f.attrs["scan"] = path.name
+    return path

@@ -162,7 +162,10 @@ def test_a_data_folder_swapped_for_a_link_does_not_steer_the_hub(tmp_path):
 def test_session_environment_path_and_terminal(tmp_path):
     spawner = _spawner(tmp_path)
     env = spawner._session_env
-    assert env["BEAMHUB_DATA_RAW_TOMO"] == "/data/raw/tomo" and env["BEAMHUB_USER"] == "alice"
+    # a local session's data variables name the folders that hold the data here, not a pod's /data/...
+    assert env["BEAMHUB_DATA_RAW_TOMO"] == str((tmp_path / "data" / "raw" / "tomo").resolve())
+    assert env["BEAMHUB_DATA_PUBLIC"] == str((tmp_path / "data" / "public").resolve())
+    assert env["BEAMHUB_USER"] == "alice"
     assert "--allow-root" not in spawner.args
     assert terminal_arguments("/bin/bash")[0] in spawner.args
     assert terminal_arguments("/bin/bash") == ['--ServerApp.terminado_settings=shell_command=["/bin/bash"]']

@@ -106,7 +106,9 @@ def test_login_spawn_identity_and_isolation(platform):
     assert env["BEAMHUB_USER"] == "alice" and env["BEAMHUB_UID"] == "2001"
     assert env["BEAMHUB_GROUPS"] == "spi,tomo" and env["BEAMHUB_ENVIRONMENT"] == "tomo"
     assert env["BEAMHUB_BACKEND"] == "numpy" and env["OMP_NUM_THREADS"] == "4"
-    assert env["BEAMHUB_DATA_RAW_TOMO"] == "/data/raw/tomo"
+    # the data variable names the folder that holds the data here, with the example `beamhub up` seeded
+    assert env["BEAMHUB_DATA_RAW_TOMO"] == str((platform.state / "data" / "raw" / "tomo").resolve())
+    assert (platform.state / "data" / "raw" / "tomo" / "example-scan.h5").is_file()
     assert env["BEAMHUB_JOBS_URL"] == f"{platform.url}/services/beamhub-jobs/"
     # the environment's 16 GiB memory limit is the session's data-segment limit
     limits = open(f"/proc/{_pid(platform, 'alice')}/limits").read()
