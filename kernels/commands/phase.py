@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from beamhub.errors import UsageError
+from beamhub.kernels import memory
 from beamhub.kernels.io import InputFormatError, check_output_path
 from beamhub.kernels.io.volumes import read_volume
 from beamhub.kernels.phasing.job import JobError, parse_job
+from beamhub.kernels.phasing.retrieval import PRTF_SOLUTIONS
 
 DESCRIPTION = """\
 Iterative phase retrieval (ER, HIO, RAAR; static or shrink-wrap support) of a
@@ -140,6 +142,7 @@ def main(argv: list[str], prog: str) -> int:
     args = build_parser(prog).parse_args(argv)
     job = load_job(args.job)
     data, mask = load_inputs(job)
+    check_memory(job, data.shape)
     if job.srand is None:
         job = dataclasses.replace(job, srand=secrets.randbits(32))
     if args.check:
@@ -171,6 +174,42 @@ def main(argv: list[str], prog: str) -> int:
             wrote {job.out_file}
               best Fourier error: {best}  (all {job.n_starts} starts in 'scores')"""))
     return 0
+
+
+def memory_estimate(job, shape) -> dict[str, float]:
+    """Bytes a phasing run of ``job`` on an intensity of ``shape`` needs, by cause.
+
+    ``"images"``: the kept solutions and supports, held three times over while
+    they are aligned and stacked; ``"scores"``: the per-start, per-iteration
+    error table; ``"volume"``: the input, its amplitudes and one start's
+    working set (iterate, spectrum, previous iterate, FFT temporaries).
+    """
+    voxels = float(np.prod(shape))
+    complex_size = 8 if job.precision == "single" else 16
+    keep = max(job.n_images, min(job.n_starts, PRTF_SOLUTIONS))
+    iterations = sum(s.iterations for s in job.steps)
+    return {
+        "images": 3.0 * keep * (complex_size + 1) * voxels,
+        "scores": 8.0 * job.n_starts * (iterations + 2),
+        "volume": voxels * (8 + 1 + 8 + complex_size // 2 + 1 + 6 * complex_size),
+    }
+
+
+def check_memory(job, shape) -> None:
+    """Refuse a job whose estimate exceeds the memory available, naming the key to lower."""
+    parts = memory_estimate(job, shape)
+    cause = max(parts, key=parts.get)
+    if cause == "images" and job.n_images <= PRTF_SOLUTIONS:
+        cause = "volume"  # the PRTF keeps this many anyway: fewer images would not help
+    size = memory.shape_text(shape)
+    what, advice = {
+        "images": (f"number_of_outputs_images={job.n_images} at {size}", "lower it"),
+        "scores": (f"number_of_outputs_scores={job.n_starts} with "
+                   f"{sum(s.iterations for s in job.steps)} iterations", "lower it"),
+        "volume": (f"'data' of {size} ({job.precision} precision)",
+                   'use a smaller volume or "precision": "single"'),
+    }[cause]
+    memory.require(sum(parts.values()), what, advice)
 
 
 def result_datasets(result, constraint: str) -> dict[str, np.ndarray]:

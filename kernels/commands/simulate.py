@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 from pathlib import Path
 
 from beamhub.errors import UsageError
+from beamhub.kernels import memory
 from beamhub.kernels.sim.tomo import simulate_scan, truth_path, write_scan
 
 # kind -> (module, function, one-line help)
@@ -111,6 +113,7 @@ def spi_main(argv: list[str], prog: str) -> int:
             float(args.beta)
         except ValueError:
             raise UsageError(f"--beta {args.beta!r}: a number or auto") from None
+    check_spi_memory(args.num_data, args.detsize, args.num_div)
     from beamhub.kernels.emc.detector import model_size  # noqa: PLC0415
     from beamhub.kernels.sim.spi import simulate_spi, spi_detector, write_spi  # noqa: PLC0415
 
@@ -211,3 +214,38 @@ def tomo_main(argv: list[str], prog: str) -> int:
     print(f"reconstruct it: beamhub tomo {path} --out recon.h5", file=sys.stderr)
     print(path)
     return 0
+
+
+def spi_memory_estimate(num_data: int, detsize: int) -> dict[str, float]:
+    """Bytes ``beamhub simulate spi`` needs, by cause.
+
+    ``"frames"``: the dense frames (int32), their expected counts, the Poisson
+    means and draws (float64, int64) before they are made sparse;
+    ``"detector"``: the pixel tables and the model cube, whose edge is at most
+    ``2 ceil(detsize / sqrt 2) + 3`` (the corner pixel's q), with its FFT.
+    """
+    pixels = float(detsize) ** 2
+    edge = 2 * math.ceil(detsize / math.sqrt(2)) + 3
+    return {
+        "frames": 28.0 * num_data * pixels,
+        "detector": 100.0 * pixels + 48.0 * float(edge) ** 3,
+    }
+
+
+def emc_probability_bytes(num_div: int, num_data: int) -> float:
+    """Bytes of the orientation x frame probability table ``beamhub emc`` keeps for this data."""
+    rotations = 10 * (5 * num_div ** 3 + num_div)  # quaternions.num_rotations
+    return 8.0 * rotations * num_data
+
+
+def check_spi_memory(num_data: int, detsize: int, num_div: int) -> None:
+    """Refuse a simulation (or the EMC run its config asks for) that would not fit in memory."""
+    parts = spi_memory_estimate(num_data, detsize)
+    if parts["frames"] >= parts["detector"]:
+        what = f"--num-data={num_data} on a {detsize}x{detsize} detector"
+    else:
+        what = f"--detsize={detsize}"
+    memory.require(sum(parts.values()), what)
+    rotations = 10 * (5 * num_div ** 3 + num_div)
+    memory.require(emc_probability_bytes(num_div, num_data),
+                   f"--num-div={num_div} ({rotations} orientations x {num_data} frames in beamhub emc)")

@@ -8,6 +8,7 @@ import time
 
 
 from beamhub.errors import UsageError
+from beamhub.kernels import memory
 from beamhub.kernels.io import InputFormatError, check_output_path
 
 DESCRIPTION = """\
@@ -126,6 +127,7 @@ def main(argv: list[str], prog: str) -> int:
     with scan:
         n_angles, n_rows, n_cols = scan.shape
         start, stop = parse_rows(args.rows, n_rows)
+        check_memory(n_angles, n_cols, min(args.chunk_rows, stop - start), args.algorithm)
         if fixed_center is not None and not 0 <= fixed_center <= n_cols - 1:
             raise UsageError(f"--center {fixed_center}: outside the detector's {n_cols} columns")
         comm = get_comm()
@@ -170,3 +172,42 @@ def main(argv: list[str], prog: str) -> int:
         print(f"{prog}: wrote {stop - start} slices of {n_cols}x{n_cols} to {args.out} "
               f"in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 0
+
+
+def memory_estimate(n_angles: int, n_cols: int, chunk_rows: int, algorithm: str) -> tuple[float, float]:
+    """``(fixed, per_row)`` bytes of one process reconstructing slabs of ``chunk_rows`` rows.
+
+    Per row: the projections, flat/dark-corrected and -log'ed copies (float32),
+    the slice (float32) and the algorithm's work arrays — for gridrec the
+    padded spectra and the complex grid (m = 2N padded columns); fixed: the
+    precomputed operator — gridrec's gridding matrix (16 taps per polar
+    sample, built once), SIRT's sparse projector and its transpose (about 2
+    pixels per angle per slice pixel).
+    """
+    a, n = float(n_angles), float(n_cols)
+    m = 2.0 * n
+    per_row = 3 * 4 * a * n + 4 * n * n
+    if algorithm == "gridrec":
+        fixed = 2 * 16 * 8 * a * m
+        per_row += 8 * a * (m / 2 + 1) + 4 * a * m + 8 * m * m
+    elif algorithm == "sirt":
+        fixed = 2 * 2 * 8 * a * n * n
+        per_row += 3 * 4 * n * n + 4 * a * n
+    else:  # fbp: filtered sinogram and the back-projection's per-angle temporaries
+        fixed = 0.0
+        per_row += 4 * a * m + 3 * 4 * n * n
+    return fixed, per_row
+
+
+def check_memory(n_angles: int, n_cols: int, chunk_rows: int, algorithm: str) -> None:
+    """Refuse a reconstruction whose estimate exceeds the memory available, naming the option."""
+    fixed, per_row = memory_estimate(n_angles, n_cols, chunk_rows, algorithm)
+    available = memory.available_bytes()
+    scan = f"{n_angles} angles x {n_cols} columns"
+    advice = ("reconstruct fewer columns or angles, or use a machine with more memory"
+              if algorithm == "gridrec" else "choose gridrec, or a machine with more memory")
+    memory.require(fixed + per_row, f"--algorithm {algorithm} at {scan}", advice,
+                   available=available)
+    fits = int((available - fixed) // per_row) if available is not None else chunk_rows
+    memory.require(fixed + chunk_rows * per_row, f"--chunk-rows={chunk_rows} at {scan}",
+                   f"lower it (at most {fits} fits)", available=available)
