@@ -18,6 +18,8 @@ Kubernetes client: these are functions of data, tested without an API server.
 from __future__ import annotations
 
 import copy
+import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,11 @@ from beamhub.hub.identity import Identity
 from beamhub.hub.session_env import session_environment
 
 GPU_RESOURCE = "nvidia.com/gpu"
+
+# Kubernetes label values: at most 63 characters, [A-Za-z0-9] at both ends, [-_.A-Za-z0-9] between.
+LABEL_VALUE_MAX = 63
+_LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9](?:[-_.A-Za-z0-9]*[A-Za-z0-9])?)?")
+_LABEL_BAD = re.compile(r"[^-_.A-Za-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,28 @@ class ClusterSettings:
     home_sub_path: str = "{username}"
     home_mount_path: str = "/home/jovyan"
     examples_dir: str = "/opt/beamhub-notebooks"  # in the image; copied to a new user's home once
+
+
+def label_value(text: str) -> str:
+    """``text`` as a valid Kubernetes label value, unchanged when it already is one.
+
+    SSO usernames such as ``a@b.org`` or ``Zoë Smith`` are not label values; the
+    API server rejects the whole object.  Invalid runs become ``-``, the ends are
+    trimmed to alphanumerics, and an altered (or over-long) value gets an
+    8-hex-digit hash of the original so two names never share a label
+    (``a@b.org`` -> ``a-b.org-1f8e2a4c``, distinct from ``a-b.org``).  The real
+    name goes into an annotation beside it (:func:`owner_metadata`).
+    """
+    if len(text) <= LABEL_VALUE_MAX and _LABEL_VALUE.fullmatch(text):
+        return text
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    stem = _LABEL_BAD.sub("-", text).strip("-_.")[: LABEL_VALUE_MAX - len(digest) - 1].rstrip("-_.")
+    return f"{stem}-{digest}" if stem else digest
+
+
+def owner_metadata(username: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(labels, annotations) naming a pod's owner: the label selectable, the annotation exact."""
+    return {"beamhub.io/owner": label_value(username)}, {"beamhub.io/owner": username}
 
 
 def security_context(identity: Identity) -> tuple[dict, dict]:

@@ -17,7 +17,8 @@ from typing import Any
 from beamhub.hub.catalog import Environment
 from beamhub.hub.identity import Identity
 from beamhub.hub.jobs.model import Job
-from beamhub.hub.pods import ClusterSettings, container_resources, environment_overrides, mounted
+from beamhub.hub.pods import (ClusterSettings, container_resources, environment_overrides, label_value,
+                              mounted, owner_metadata)
 from beamhub.hub.session_env import session_environment
 
 TTL_AFTER_FINISHED = 7 * 24 * 3600
@@ -28,13 +29,21 @@ WORKER_SSHD = (f"ssh-keygen -q -t ed25519 -N '' -f /tmp/ssh_host_ed25519_key && 
 
 
 def _labels(job: Job) -> dict[str, str]:
+    """Labels of every object of ``job``; values from user names are made valid (pods.label_value)."""
+    owner, _ = owner_metadata(job.owner)
     return {
         "app.kubernetes.io/managed-by": "beamhub-jobs",
-        "beamhub.io/job-id": job.id,
-        "beamhub.io/owner": job.owner,
-        "beamhub.io/kind": job.kind,
-        "beamhub.io/environment": job.environment,
+        "beamhub.io/job-id": label_value(job.id),
+        **owner,
+        "beamhub.io/kind": label_value(job.kind),
+        "beamhub.io/environment": label_value(job.environment),
     }
+
+
+def _annotations(job: Job) -> dict[str, str]:
+    """The exact owner name, which a label may only carry sanitised."""
+    _, annotations = owner_metadata(job.owner)
+    return annotations
 
 
 def pod_template(job: Job, env: Environment, identity: Identity, settings: ClusterSettings,
@@ -69,13 +78,13 @@ def pod_template(job: Job, env: Environment, identity: Identity, settings: Clust
         spec["nodeSelector"] = o["node_selector"]
     if o["tolerations"]:
         spec["tolerations"] = o["tolerations"]
-    return {"metadata": {"labels": _labels(job)}, "spec": spec}
+    return {"metadata": {"labels": _labels(job), "annotations": _annotations(job)}, "spec": spec}
 
 
 def job_objects(job: Job, env: Environment, identity: Identity, settings: ClusterSettings,
                 namespace: str, mpi_operator: bool = False) -> list[dict[str, Any]]:
     """Every object to create for ``job``, in creation order."""
-    meta = {"name": job.id, "namespace": namespace, "labels": _labels(job)}
+    meta = {"name": job.id, "namespace": namespace, "labels": _labels(job), "annotations": _annotations(job)}
     policy = network_policy(job, meta)
     if job.ranks == 1:
         template = pod_template(job, env, identity, settings, job.command)
