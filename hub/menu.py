@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import time
 from pathlib import Path
 from urllib.request import urlopen
@@ -29,6 +30,44 @@ _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
     autoescape=True,
 )
+
+
+class EnvironmentRefused(web.HTTPError):
+    """The 403 the menu expects: a user asked for an environment their groups do not open.
+
+    It is the answer working as designed, not a fault of the hub, so it is
+    logged as one warning line (:class:`ExpectedRefusalLog`), not a traceback.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(403, message)
+
+
+class ExpectedRefusalLog(logging.Filter):
+    """Rewrite a log record carrying an :class:`EnvironmentRefused` as one WARNING line.
+
+    JupyterHub's spawn form handler logs every exception of ``options_from_form``
+    with ``log.error(..., exc_info=True)``; a filter on its logger is the one seam
+    that keeps that handler (and its 403 page) as it is while the log shows
+    ``Failed to spawn ... with form: 403 You may not start 'GPU'...``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, EnvironmentRefused):
+            record.msg = f"{record.getMessage()}: 403 {exc.log_message}"
+            record.args = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_expected_refusals(log) -> None:
+    """Install :class:`ExpectedRefusalLog` on ``log`` (a Logger or LoggerAdapter) once."""
+    logger = getattr(log, "logger", log)
+    if isinstance(logger, logging.Logger) and not any(
+            isinstance(f, ExpectedRefusalLog) for f in logger.filters):
+        logger.addFilter(ExpectedRefusalLog())
 
 
 @functools.lru_cache(maxsize=8)
@@ -179,8 +218,10 @@ class EnvironmentMenuMixin(LoggingConfigurable):
             raise web.HTTPError(400, f"There is no environment {slug!r} in the catalog.")
         if not (self.may_see_everything() or env.allowed_for(self.user_groups())):
             groups = ", ".join(sorted(self.user_groups())) or "none"
-            raise web.HTTPError(
-                403,
+            # the spawner's logger and the hub application's ("JupyterHub"), which the handler uses
+            quiet_expected_refusals(self.log)
+            quiet_expected_refusals(logging.getLogger("JupyterHub"))
+            raise EnvironmentRefused(
                 f"You may not start {env.title!r}: it is open to the group(s) "
                 f"{', '.join(env.groups)}, and yours are: {groups}. "
                 "Ask your facility to add you to one of them.",
