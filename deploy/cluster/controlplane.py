@@ -103,17 +103,20 @@ def kubeconfig_text(server: str, pki: Path) -> str:
 
 def node_manifest(name: str, *, cpu: str = "32", memory: str = "128Gi", gpus: int = 0,
                   labels: dict | None = None) -> dict:
-    """A KWOK node with the given capacity; GPU nodes get ``nvidia.com/gpu`` and the GPU label."""
+    """A KWOK node with the given capacity; GPU nodes get ``nvidia.com/gpu``, the GPU label and a taint."""
     capacity = {"cpu": cpu, "memory": memory, "pods": "110"}
     node_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
                    "type": "kwok", "beamhub.io/node-kind": "gpu" if gpus else "cpu", **(labels or {})}
+    spec: dict = {}
     if gpus:
         capacity["nvidia.com/gpu"] = str(gpus)
         node_labels[GPU_LABEL] = "true"
+        # as GPU node pools are usually run: CPU-only pods stay off; GPU pods carry the toleration
+        spec["taints"] = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": node_labels, "annotations": {KWOK_ANNOTATION: "fake"}},
-        "spec": {},
+        "spec": spec,
         "status": {"capacity": capacity, "allocatable": capacity},
     }
 

@@ -97,7 +97,7 @@ def test_single_pod_job_runs_as_alice_and_succeeds(kube_platform, tokens):
 def test_emc_over_four_ranks_is_an_indexed_job_that_can_fail(kube_platform, tokens):
     plane = kube_platform.cluster.plane
     job_id = submitted_id(beamhub(kube_platform, tokens["alice"], "submit", "emc", "--ranks", "4",
-                                  "--environment", "spi-emc", "emc.ini", environment="spi-emc"))
+                                  "--environment", "spi-emc", "emc.ini", "--iterations", "5", environment="spi-emc"))
     job = plane.get("job", job_id, "-n", "beamhub")
     assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 4
     service = plane.get("service", job_id, "-n", "beamhub")
@@ -113,7 +113,7 @@ def test_emc_over_four_ranks_is_an_indexed_job_that_can_fail(kube_platform, toke
 
 def test_cancel_deletes_the_job_and_bob_sees_none_of_alices(kube_platform, tokens):
     plane = kube_platform.cluster.plane
-    job_id = submitted_id(beamhub(kube_platform, tokens["alice"], "submit", "tomo", "scan.h5"))
+    job_id = submitted_id(beamhub(kube_platform, tokens["alice"], "submit", "tomo", "scan.h5", "--out", "r.h5"))
     assert plane.get("job", job_id, "-n", "beamhub")["metadata"]["name"] == job_id
     # bob: no job of alice's is listed, shown or cancellable
     assert job_id not in beamhub(kube_platform, tokens["bob"], "jobs").stdout
