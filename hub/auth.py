@@ -24,6 +24,11 @@ provider that does not answer (then or during the callback) gets a readable 503 
 unavailable, retry" page instead of a dead link or a traceback; users already signed in keep
 their sign-in (a refresh that cannot reach the provider keeps what the hub has), and their
 running sessions never talk to the provider at all.
+
+A callback the provider refuses — a replayed, forged or expired code (``invalid_grant``), a
+state that does not match the browser's cookie, a cancelled sign-in — is the browser's
+problem, not the hub's: a 400 "sign in again" page with a link to a fresh sign-in
+(:class:`SignInAgain`), never a 500.
 """
 
 from __future__ import annotations
@@ -55,6 +60,23 @@ class ProviderUnavailable(web.HTTPError):
             f'<p><a id="retry-sign-in" class="btn btn-primary" href="{escape(retry_url)}">Retry sign-in</a>')
 
 
+class SignInAgain(web.HTTPError):
+    """A sign-in callback that cannot complete (replayed or forged code, state mismatch): 400, with a link."""
+
+    def __init__(self, login_url: str, why: str = ""):
+        super().__init__(400, reason="Sign in again",
+                         log_message=f"sign-in callback refused{f' ({why})' if why else ''}")
+        self.jupyterhub_message = ("This sign-in link has expired or was already used. Please sign in again.")
+        self.jupyterhub_html_message = (
+            f"{escape(self.jupyterhub_message)}</p>"
+            f'<p><a id="sign-in-again" class="btn btn-primary" href="{escape(login_url)}">Sign in again</a>')
+
+
+def _refused_by_provider(exc: Exception) -> bool:
+    """True when the provider answered the code exchange with a client error (invalid_grant and kin)."""
+    return isinstance(exc, HTTPClientError) and exc.response is not None and 400 <= exc.code < 500
+
+
 def _unreachable(exc: Exception) -> bool:
     """True when ``exc`` means the provider was not reached at all (refused, timed out, DNS), not a refusal."""
     if isinstance(exc, HTTPClientError):
@@ -78,14 +100,21 @@ class BeamCallbackHandler(OAuthCallbackHandler):
     """The OAuth callback; a provider that stops answering half-way gets the same readable page."""
 
     async def get(self):
+        login = url_path_join(self.hub.base_url, "login")
         try:
             return await super().get()
-        except web.HTTPError:
+        except SignInAgain:
+            raise
+        except web.HTTPError as exc:
+            if exc.status_code == 400:  # oauthenticator's state/code/error checks
+                raise SignInAgain(login, exc.log_message or "") from None
             raise
         except Exception as exc:
+            if _refused_by_provider(exc):
+                raise SignInAgain(login, f"the provider answered {exc.code} to the code") from None
             if not _unreachable(exc):
                 raise
-            raise ProviderUnavailable(url_path_join(self.hub.base_url, "login"), str(exc)) from None
+            raise ProviderUnavailable(login, str(exc)) from None
 
 
 class BeamLogoutHandler(OAuthLogoutHandler):
