@@ -36,6 +36,8 @@ import yaml
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 
 QOS_CLASSES = ("guaranteed", "burstable", "besteffort")
+#: What each QoS class means to a scientist; pages show these words, the class name on hover.
+QOS_WORDS = {"guaranteed": "guaranteed resources", "burstable": "may burst", "besteffort": "no guarantee"}
 KINDS = ("cpu", "gpu")
 EVERYONE = "*"
 _SLUG = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
@@ -96,6 +98,22 @@ class Environment:
     def allowed_for(self, groups: Iterable[str]) -> bool:
         """True when a user in ``groups`` may start this environment."""
         return EVERYONE in self.groups or bool(set(self.groups) & set(groups))
+
+    @property
+    def qos_words(self) -> str:
+        """The QoS class in plain words ('may burst'), for cards and the home page."""
+        return QOS_WORDS[self.qos]
+
+    @property
+    def qos_detail(self) -> str:
+        """The technical side, shown on hover: 'QoS class burstable: guaranteed 2 CPU · 4 GiB, up to 4 CPU · 16 GiB'."""
+        floor = f"{_fmt_cores(self.cpu.guarantee)} CPU · {_fmt_bytes(self.memory.guarantee)}"
+        ceiling = f"{_fmt_cores(self.cpu.limit)} CPU · {_fmt_bytes(self.memory.limit)}"
+        if self.qos == "guaranteed":
+            return f"QoS class guaranteed: {ceiling} reserved for you"
+        if self.qos == "burstable":
+            return f"QoS class burstable: guaranteed {floor}, up to {ceiling} when the node has room"
+        return f"QoS class besteffort: nothing reserved, up to {ceiling}"
 
     def summary(self) -> str:
         """A short resource line for cards and progress messages, e.g. '4 CPU · 16 GiB · 1 GPU'."""

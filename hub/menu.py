@@ -15,7 +15,9 @@ import functools
 import json
 import logging
 import time
+from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlparse
 from urllib.request import urlopen
 
 import jinja2
@@ -73,6 +75,23 @@ def quiet_expected_refusals(log) -> None:
 @functools.lru_cache(maxsize=8)
 def _cached_catalog(path: str) -> Catalog:
     return load_catalog(path or None)
+
+
+def environment_facts(env: Environment | None, started: datetime | None) -> dict:
+    """The home page's facts about a session: title, image, resources, QoS words and hover, since when.
+
+    ``started`` is JupyterHub's ``orm_spawner.started`` (naive UTC); ``since`` is ISO 8601 with
+    a ``Z`` so the page's script can show it in the reader's time zone and as "12 min ago".
+    """
+    since = None
+    if started is not None:
+        aware = started if started.tzinfo else started.replace(tzinfo=timezone.utc)
+        since = aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if env is None:
+        return {"title": "an environment no longer in the catalog", "slug": "", "image": "", "resources": "",
+                "qos_words": "", "qos_detail": "", "gpus": 0, "since": since}
+    return {"title": env.title, "slug": env.slug, "image": env.image, "resources": env.summary(),
+            "qos_words": env.qos_words, "qos_detail": env.qos_detail, "gpus": env.gpus, "since": since}
 
 
 class EnvironmentMenuMixin(LoggingConfigurable):
@@ -162,6 +181,34 @@ class EnvironmentMenuMixin(LoggingConfigurable):
             username=self.user.name,
             free_gpus=free,
         )
+
+    # ---- the home page (hub/templates/home.html calls this on the user's default spawner) ----
+    def running_environment(self) -> Environment | None:
+        """The catalog entry of this server's session: the one being started, else the one JupyterHub kept.
+
+        After a hub restart the spawner object is new and ``chosen_environment`` unset, but the
+        options of the last start are in the hub's database (``orm_spawner.user_options``).
+        """
+        if self.chosen_environment is not None:
+            return self.chosen_environment
+        slug = self.last_environment_slug() or self.catalog.default_slug()
+        return self.catalog.get(slug) if slug else None
+
+    def home_context(self) -> dict | None:
+        """What the home page says about the running session, or None when none is running."""
+        if not (getattr(self, "active", False) or getattr(self, "ready", False)):
+            return None
+        return environment_facts(self.running_environment(), getattr(self.orm_spawner, "started", None))
+
+    def jobs_api_path(self) -> str:
+        """The jobs API as a path on the hub's own address ('/services/beamhub-jobs/api/jobs'), or ''.
+
+        A path, not ``jobs_url`` itself: the browser calls it from the home page, which may be
+        open under another host name than the configured public URL (localhost, a tunnel).
+        """
+        if not self.jobs_url:
+            return ""
+        return urlparse(self.jobs_url).path.rstrip("/") + "/api/jobs"
 
     async def _free_gpus(self) -> dict | None:
         """The scheduler's /summary (free GPUs now), or None when not configured or not answering."""
