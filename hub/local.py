@@ -28,6 +28,7 @@ from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Bool, Unicode, default
 
 from beamhub.hub.catalog import Environment, Mount
+from beamhub.hub.gpus import count_local_gpus
 from beamhub.hub.isolation import (
     IsolationError, command_problem, credentials, ensure_workspace, isolated, process_environment, session_shell,
 )
@@ -97,6 +98,10 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
         config=True,
         help="Apply the environment's memory limit to the session as RLIMIT_DATA (Linux).",
     )
+
+    @default("local_gpus")
+    def _local_gpus_default(self):
+        return count_local_gpus()
 
     @default("notebooks_dir")
     def _notebooks_dir_default(self):
@@ -273,6 +278,8 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
                 raise IsolationError(f"cannot start a session as {self.user.name}'s own uid: {problem}")
         # who the session runs as: Popen switches user, group and supplementary groups in the child
         self.popen_kwargs = {**self.popen_kwargs, **credentials(self.identity)}
+        for note in self.gpu_notes(env):  # first, before anything else the user reads
+            self.report_progress(5, note)
         self.report_progress(10, f"Preparing the workspace of {self.user.name}")
         copied = self.prepare_workspace()
         if copied:

@@ -22,7 +22,7 @@ from urllib.request import urlopen
 
 import jinja2
 from tornado import web
-from traitlets import Bool, Float, Instance, Unicode, default
+from traitlets import Bool, Float, Instance, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from beamhub.hub.catalog import Catalog, Environment, load_catalog
@@ -77,6 +77,42 @@ def _cached_catalog(path: str) -> Catalog:
     return load_catalog(path or None)
 
 
+def _minutes(seconds: float) -> str:
+    minutes = max(0, round(seconds / 60))
+    return "under a minute" if minutes == 0 else f"{minutes} min"
+
+
+def gpu_availability(summary: dict | None, now: float) -> str | None:
+    """The scheduler's /summary in plain words for a GPU card, or None without a summary.
+
+    "3 of 8 GPUs free now · load data 5 min old"; with none free, the expected wait when the
+    summary gives one (``expected_wait``, seconds), else that none are free now.  The load's
+    age comes from ``measured`` (Unix seconds of the measurement) when the summary has it; a
+    summary marked ``stale`` without it says "load data stale".
+    """
+    if not summary:
+        return None
+    try:
+        free, total = int(summary["free_gpus"]), int(summary.get("total_gpus", 0))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if total <= 0:
+        line = "no GPUs in this cluster"
+    elif free > 0:
+        line = f"{free} of {total} GPUs free now"
+    else:
+        wait = summary.get("expected_wait")
+        line = f"none of {total} GPUs free now"
+        if isinstance(wait, (int, float)) and wait > 0:
+            line += f"; expected wait {_minutes(wait)}"
+    measured = summary.get("measured")
+    if isinstance(measured, (int, float)) and measured > 0:
+        line += f" · load data {_minutes(now - measured)} old"
+    elif summary.get("stale"):
+        line += " · load data stale"
+    return line
+
+
 def environment_facts(env: Environment | None, started: datetime | None) -> dict:
     """The home page's facts about a session: title, image, resources, QoS words and hover, since when.
 
@@ -112,6 +148,15 @@ class EnvironmentMenuMixin(LoggingConfigurable):
     )
     scheduler_summary_timeout = Float(
         1.0, config=True, help="Seconds to wait for the scheduler summary before leaving it out."
+    )
+
+    local_gpus = Integer(
+        None,
+        allow_none=True,
+        config=True,
+        help="GPUs a session started by this spawner can use, where the hub can tell (the local spawner "
+             "counts this machine's: nvidia-smi, /dev/nvidia*). 0 makes GPU cards and starts say the "
+             "session runs on the CPU; None (Kubernetes: GPU pods go to GPU nodes) says nothing.",
     )
 
     jobs_url = Unicode(
@@ -180,7 +225,16 @@ class EnvironmentMenuMixin(LoggingConfigurable):
             identity=self.identity,
             username=self.user.name,
             free_gpus=free,
+            gpu_line=gpu_availability(free, time.time()),
+            no_gpu_here=self.local_gpus == 0,
         )
+
+    def gpu_notes(self, env: Environment) -> list[str]:
+        """What a start of ``env`` must say first about GPUs: that there is none here, if so."""
+        if env.gpus and self.local_gpus == 0:
+            return [f"This machine has no GPU: {env.title} will run on the CPU (numpy), "
+                    "correct but slower; ask for a GPU platform for real work"]
+        return []
 
     # ---- the home page (hub/templates/home.html calls this on the user's default spawner) ----
     def running_environment(self) -> Environment | None:

@@ -58,7 +58,8 @@ async def test_cards_follow_groups_and_put_the_last_used_first():
 
 async def test_gpu_cards_show_free_gpus_from_the_scheduler(summary_server):
     alice = Identity("alice", 2001, 2001, (), ("spi", "tomo"))
-    html = await _spawner(alice, scheduler_summary_url=summary_server)._render_launch_cards()
+    # local_gpus=1: a platform whose sessions have a GPU (else the cards say there is none here)
+    html = await _spawner(alice, scheduler_summary_url=summary_server, local_gpus=1)._render_launch_cards()
     assert html.count("3 of 8 GPUs free now") == 2  # the two GPU environments, not the CPU ones
 
 
