@@ -388,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu-nodes", type=int, default=3)
     p.add_argument("--gpu-nodes", type=int, default=2)
     args = p.parse_args(argv)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # sigwait below takes them
     plane = ControlPlane(args.workdir)
     try:
         plane.start()
