@@ -49,6 +49,11 @@ def alice(platform):
         assert started.status_code in (201, 202), started.text
     _wait_ready(platform, "alice")
     yield session
+    # the other modules expect alice without a session (her launch page, not her server)
+    platform.api.delete("/users/alice/server")
+    deadline = time.monotonic() + 60
+    while (platform.api.user("alice") or {}).get("servers") and time.monotonic() < deadline:
+        time.sleep(0.3)
 
 
 def test_the_seeded_example_is_readable_by_alice_uid(platform):
