@@ -21,7 +21,6 @@ import os
 import resource
 import shutil
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
@@ -33,7 +32,7 @@ from beamhub.hub.isolation import (
     IsolationError, command_problem, credentials, ensure_workspace, isolated, process_environment, session_shell,
 )
 from beamhub.hub.menu import EnvironmentMenuMixin
-from beamhub.hub.session_env import BIN_DIR, local_path, session_environment
+from beamhub.hub.session_env import BIN_DIR, local_path, on_this_machine, session_environment
 
 #: In a workspace once the example notebooks were copied in (the Kubernetes sessions use the same name).
 EXAMPLES_MARKER = ".beamhub-examples"
@@ -151,8 +150,7 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
         ``beamhub submit tomo $BEAMHUB_DATA_RAW_TOMO/...`` fails on day one; the real folder
         (not the workspace's ``data/<mount>`` link) is what the jobs service checks inputs against.
         """
-        return [replace(m, mount_path=str((self.data_base / m.local_path).resolve()))
-                for m in self.session_mounts(env)]
+        return on_this_machine(self.session_mounts(env), self.data_base)
 
     def apply_environment(self, env: Environment) -> None:
         """Environment variables, arguments and notebook folder for ``env``; limits go in preexec."""

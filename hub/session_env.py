@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -110,6 +111,16 @@ def session_environment(
     if extra:
         environment.update({str(k): str(v) for k, v in extra.items()})
     return environment
+
+
+def on_this_machine(mounts: Iterable[Mount], data_base: str | os.PathLike) -> list[Mount]:
+    """``mounts`` with each ``mount_path`` replaced by the folder that holds its data on this machine.
+
+    The embedded platform mounts nothing: a mount's data is the folder ``data_base/local_path``,
+    so BEAMHUB_DATA_<NAME> must name that folder in a local session and a local batch job alike
+    (``/data/raw/tomo`` exists only in a pod).
+    """
+    return [replace(m, mount_path=str((Path(data_base) / m.local_path).resolve())) for m in mounts]
 
 
 def local_path(bin_dir: str = BIN_DIR, inherited: str | None = None) -> str:

@@ -31,7 +31,7 @@ from beamhub.hub.jobs.model import FINISHED, Job
 from beamhub.hub.jobs.paths import JobRoots
 from beamhub.hub.jobs.store import JobStore
 from beamhub.hub.procinfo import group_members, same_process, signal_group, start_time
-from beamhub.hub.session_env import local_path, session_environment
+from beamhub.hub.session_env import local_path, on_this_machine, session_environment
 
 #: Variables of the service's own environment a job keeps (language and time zone, nothing else).
 KEPT_VARIABLES = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
@@ -90,8 +90,8 @@ class LocalBackend:
             **{k: os.environ[k] for k in KEPT_VARIABLES if k in os.environ},
             "PATH": local_path(inherited=os.environ.get("PATH")),
             **process_environment(identity, self.workspace(job.owner), job.owner),
-            **session_environment(env, identity, mounts=self.mounts(identity, env), ranks=job.ranks,
-                                  extra={"BEAMHUB_JOB_ID": job.id}),
+            **session_environment(env, identity, mounts=on_this_machine(self.mounts(identity, env), self.data_root),
+                                  ranks=job.ranks, extra={"BEAMHUB_JOB_ID": job.id}),
         }
 
     async def submit(self, job: Job, identity: Identity, env: Environment) -> None:

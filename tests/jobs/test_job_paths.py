@@ -91,7 +91,9 @@ def test_a_local_job_gets_the_session_variables_and_nothing_of_the_services(stat
     backend = LocalBackend(JobStore(state / "jobs"), str(state / "users"), str(state))
     job = parse_request({"kind": "emc", "args": ["config.ini"], "ranks": 2}, "alice")
     env = backend.environment(job, ALICE, load_catalog().get("spi-emc"))
-    assert env["BEAMHUB_DATA_RAW_SPI"] == "/data/raw/spi" and env["BEAMHUB_JOB_ID"] == job.id
+    # the folder that holds the data on this machine, as in a local session (/data/raw/spi is a pod's path)
+    assert env["BEAMHUB_DATA_RAW_SPI"] == str((state / "data" / "raw" / "spi").resolve())
+    assert env["BEAMHUB_JOB_ID"] == job.id
     assert env["OMP_NUM_THREADS"] == "2" and env["BEAMHUB_UID"] == "2001"
     assert env["HOME"] == str(state / "users/alice") and env["USER"] == "alice"
     assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
