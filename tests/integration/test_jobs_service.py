@@ -119,7 +119,7 @@ def test_cancel_a_running_job(platform):
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
     assert r.json()["state"] == "running"
-    _check_job_process(int(r.json()["detail"].split()[1]), job_id)
+    _check_job_process(int(r.json()["detail"].split()[1]), job_id, platform)
     cancelled = requests.delete(f"{_jobs_url(platform)}/{job_id}", headers=as_alice, timeout=30).json()
     assert cancelled["state"] == "cancelled"
     time.sleep(1)
@@ -127,12 +127,13 @@ def test_cancel_a_running_job(platform):
     assert not (workdir / "recon.h5").exists()  # no half-written output
 
 
-def _check_job_process(pid, job_id):
+def _check_job_process(pid, job_id, platform):
     """The running job: alice's identity and the session's variables, nothing of the service's."""
     environ = dict(item.split("=", 1) for item in
                    open(f"/proc/{pid}/environ").read().split("\0") if "=" in item)
     assert environ["BEAMHUB_JOB_ID"] == job_id and environ["BEAMHUB_USER"] == "alice"
-    assert environ["BEAMHUB_DATA_RAW_TOMO"] == "/data/raw/tomo"  # a local job gets the data mounts too
+    # a local job gets the data mounts too: the folder holding the data here, as its session does
+    assert environ["BEAMHUB_DATA_RAW_TOMO"] == str((platform.state / "data" / "raw" / "tomo").resolve())
     assert environ["OMP_NUM_THREADS"] == "4" and environ["BEAMHUB_ENVIRONMENT"] == "tomo"
     assert environ["HOME"].endswith("/users/alice") and environ["PATH"].startswith(os.path.dirname(sys.executable))
     # the service's own hub token (admin:auth_state) and root-only MPI switches never reach a job
