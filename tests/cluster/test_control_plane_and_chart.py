@@ -63,8 +63,10 @@ def test_chart_objects_are_created_and_accepted(cluster):
     get = cluster.plane.get
     assert "STATUS: deployed" in cluster.install_output
     deployment = get("deployment", "beamhub-scheduler", "-n", "beamhub")
-    containers = {c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]}
-    assert containers == {"kube-scheduler", "extender"}
+    containers = {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
+    assert set(containers) == {"kube-scheduler", "extender"}
+    # kube-scheduler's image follows the API server's version helm read (skew policy)
+    assert containers["kube-scheduler"]["image"] == f"registry.k8s.io/kube-scheduler:{PINNED}"
     config, extender = cluster.scheduler_config()
     assert config["kind"] == "KubeSchedulerConfiguration"
     assert [p["schedulerName"] for p in config["profiles"]] == ["beamhub-scheduler"]

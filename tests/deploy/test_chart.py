@@ -438,3 +438,15 @@ def test_jobs_rbac_lets_only_the_hub_manage_jobs_in_its_namespace():
     mpi = one(render_objects({"jobs": {"mpiOperator": True}}), "Role", "beamhub-jobs")["rules"]
     assert any("kubeflow.org" in r["apiGroups"] and "mpijobs" in r["resources"] for r in mpi)
     assert not find(render_objects({"jobs": {"enabled": False}}), "Role", "beamhub-jobs")
+
+
+def test_kube_scheduler_image_follows_the_cluster_unless_set():
+    """Empty tag: the API server's own version (helm's Capabilities), which the skew policy allows."""
+    def scheduler_image(values):
+        text = render(values)["beamhub/templates/scheduler/deployment.yaml"]
+        return re.search(r"image: (\S*kube-scheduler\S*)", text).group(1)
+
+    default = scheduler_image({})
+    assert re.fullmatch(r"registry\.k8s\.io/kube-scheduler:v1\.\d+\.\d+", default), default
+    pinned = {"scheduler": {"kubeScheduler": {"image": {"tag": "v1.33.2"}}}}
+    assert scheduler_image(pinned) == "registry.k8s.io/kube-scheduler:v1.33.2"
