@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 from controlplane import ControlPlaneError
 
 from beamhub.hub.catalog import load_catalog
+from beamhub.hub.identity import Identity
+from beamhub.hub.pods import ClusterSettings, environment_overrides
 
 PINNED = "v1.34.4"  # deploy/cluster/build.sh K8S_VERSION
+REPO = Path(__file__).resolve().parents[2]
+ALICE = Identity("alice", 2001, 2001, (3001, 3002), ("spi", "tomo"))
 
 
 def _restricted_pod(name: str, **spec_extra) -> dict:
@@ -113,3 +118,23 @@ def test_helm_upgrade_then_uninstall_of_a_second_release(cluster, control_plane)
                                  "-l", "app.kubernetes.io/instance=second", "-o", "name")
     assert left.strip() == ""
     assert "bh2-guaranteed" not in control_plane.kubectl("get", "priorityclass", "-o", "name")
+
+
+@pytest.mark.parametrize("example", sorted((REPO / "deploy" / "examples").glob("values-*.yaml")), ids=lambda p: p.stem)
+def test_documented_storage_examples_pass_restricted(cluster, example):
+    """Each example's data and home volumes, on a session pod as BeamSpawner builds it, pass
+    PodSecurity restricted (the API server's own admission, as a server-side dry run)."""
+    storage = (yaml.safe_load(example.read_text()).get("sessions") or {}).get("storage") or {}
+    home = storage.get("home") or {}
+    settings = ClusterSettings(data_volumes=storage.get("dataVolumes") or {}, home_volume=home.get("volume"),
+                               examples_dir="")
+    overrides = environment_overrides(load_catalog().get("spi-emc"), ALICE, settings)
+    pod = _restricted_pod(f"storage-{example.stem}")
+    pod["spec"]["securityContext"] = overrides["pod_security_context"]
+    pod["spec"]["containers"][0]["securityContext"] = overrides["container_security_context"]
+    pod["spec"]["volumes"] = overrides["volumes"]
+    pod["spec"]["containers"][0]["volumeMounts"] = overrides["volume_mounts"]
+    assert overrides["volumes"], f"{example.name} configures no volume"
+    out = cluster.plane.kubectl("create", "--dry-run=server", "-f", "-", "-o", "name", input=json.dumps(pod),
+                                check=False)
+    assert out.strip() == f"pod/storage-{example.stem}", f"{example.name}: {out.strip()}"
