@@ -39,6 +39,11 @@ LOCAL_BASE = "beamhub/debian-python:trixie"
 CA_BUNDLE = Path(os.environ.get("BEAMHUB_BUILD_CA", "/etc/ssl/certs/ca-certificates.crt"))
 CONDA_FORGE = "https://conda.anaconda.org/conda-forge/noarch/repodata.json"
 LOG_DIR = REPO / "state" / "images"
+#: BuildKit's cache is kept to this size (GB) after a build: each change to BeamHub's code makes
+#: new multi-GB venv layers, and without a bound a few dozen rebuilds fill a disk
+CACHE_GB = int(os.environ.get("BEAMHUB_BUILD_CACHE_GB", "20"))
+#: on every image built here, so the images a rebuild replaced (untagged) can be removed, and only those
+PROJECT_LABEL = "org.beamhub.project=beamhub"
 
 
 class BuildError(RuntimeError):
@@ -185,6 +190,7 @@ def build(engine: Engine, name: str, base: str, extra_args: dict[str, str], no_c
     log = LOG_DIR / f"{name}.log"
     log.write_text("")
     args = [engine.docker, "build", "--progress=plain", "--network=host", "--build-arg", f"BASE={base}",
+            "--label", PROJECT_LABEL,
             "-f", f"images/{name}/Dockerfile", "-t", f"{REGISTRY}/{name}:{TAG}"]
     for key, value in extra_args.items():
         args += ["--build-arg", f"{key}={value}"]
@@ -233,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             size = image_size(engine, f"{REGISTRY}/{name}:{TAG}")
             summary[name] = {"seconds": round(seconds, 1), "bytes": size, "base": base}
             say(f"[{number}/{len(names)}] {name}: {size / 1e9:.2f} GB, {seconds:.0f} s")
+        # keep the most recently used layers (the pip cache and today's images), drop the rest, and
+        # remove our own images that a rebuild left untagged
+        run([engine.docker, "builder", "prune", "--force", f"--keep-storage={CACHE_GB}GB"], timeout=600)
+        run([engine.docker, "image", "prune", "--force", "--filter", f"label={PROJECT_LABEL}"], timeout=600)
         if args.summary:
             tmp = args.summary.with_suffix(".tmp")
             tmp.write_text(json.dumps(summary, indent=2))
