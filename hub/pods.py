@@ -99,8 +99,12 @@ def mounted(env: Environment, identity: Identity, settings: ClusterSettings) -> 
     return [m for m in env.mounts if m.name in settings.data_volumes and m.allowed_for(groups)]
 
 
-def environment_overrides(env: Environment, identity: Identity, settings: ClusterSettings) -> dict[str, Any]:
-    """KubeSpawner trait values for starting ``env`` as ``identity`` (a pure function)."""
+def environment_overrides(env: Environment, identity: Identity, settings: ClusterSettings,
+                          jobs_url: str = "") -> dict[str, Any]:
+    """KubeSpawner trait values for starting ``env`` as ``identity`` (a pure function).
+
+    ``jobs_url`` becomes the session's BEAMHUB_JOBS_URL (omitted when empty).
+    """
     pod_sc, container_sc = security_context(identity)
     overrides: dict[str, Any] = {
         "image": env.image,
@@ -142,11 +146,12 @@ def environment_overrides(env: Environment, identity: Identity, settings: Cluste
         overrides["tolerations"] = [dict(t) for t in settings.gpu_tolerations]
 
     volumes, mounts = [], []
-    for mount in mounted(env, identity, settings):
+    data = mounted(env, identity, settings)
+    for mount in data:
         source = settings.data_volumes[mount.name]
         volumes.append({"name": f"data-{mount.name}", **copy.deepcopy(source)})
         mounts.append({"name": f"data-{mount.name}", "mountPath": mount.mount_path, "readOnly": mount.read_only})
-    overrides["environment"] = session_environment(env, identity, mounts=mounted(env, identity, settings))
+    overrides["environment"] = session_environment(env, identity, mounts=data, jobs_url=jobs_url)
     if settings.home_volume:
         volumes.append({"name": "home", **copy.deepcopy(settings.home_volume)})
         mounts.append({"name": "home", "mountPath": settings.home_mount_path, "readOnly": False,

@@ -115,9 +115,7 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
         if not hasattr(self, "_site_traits"):
             self._site_traits = {name: copy.deepcopy(getattr(self, name))
                                  for name in self._MERGED_DICTS + self._MERGED_LISTS}
-        overrides = environment_overrides(env, self.identity, self.cluster_settings())
-        if self.jobs_url:
-            overrides["environment"]["BEAMHUB_JOBS_URL"] = self.jobs_url
+        overrides = environment_overrides(env, self.identity, self.cluster_settings(), jobs_url=self.jobs_url)
         for name, value in overrides.items():
             site = self._site_traits.get(name)
             if name in self._MERGED_DICTS and site:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -151,6 +152,12 @@ class BeamHubCluster:
     def extender_metrics(self) -> str:
         with urllib.request.urlopen(f"{self.extender_url}/metrics", timeout=5) as resp:
             return resp.read().decode()
+
+    def extender_calls(self, endpoint: str, code: str = "200") -> float:
+        """How many ``endpoint`` requests (/filter, /prioritize) the extender answered with ``code``."""
+        found = re.search(rf'beamhub_scheduler_requests_total{{code="{code}",endpoint="{endpoint}"}} ([0-9.e+]+)',
+                          self.extender_metrics())
+        return float(found.group(1)) if found else 0.0
 
 
 def session_pod(name: str, env, identity, namespace: str = NAMESPACE, scheduler: str | None = "beamhub-scheduler",

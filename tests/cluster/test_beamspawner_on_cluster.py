@@ -68,6 +68,26 @@ def test_alice_clicks_a_card_and_gets_jupyterlab_from_a_scheduled_pod(kube_platf
         kube_platform.api.delete("/users/alice/server")
 
 
+def test_alices_gpu_card_goes_through_the_extender_to_a_gpu_node(kube_platform):
+    cluster, plane = kube_platform.cluster, kube_platform.cluster.plane
+    before = {verb: cluster.extender_calls(verb) for verb in ("/filter", "/prioritize")}
+    session, page = login(kube_platform.url, "alice", "alice")
+    try:
+        clicked = session.post(f"{kube_platform.url}/hub/spawn",
+                               data={"_xsrf": xsrf_of(page), "environment": "phasing-gpu"}, timeout=60)
+        assert clicked.status_code == 200, clicked.text[-1000:]
+        pod = PodContainer(plane, cluster.namespace, "jupyter-alice", 0, Path("/nonexistent")).wait_running()
+        assert pod["spec"]["nodeName"].startswith("kwok-gpu-"), pod["spec"]["nodeName"]
+        assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert pod["status"]["qosClass"] == "Guaranteed"
+        for verb, count in before.items():  # the real kube-scheduler asked our extender about this pod
+            assert cluster.extender_calls(verb) > count, verb
+    finally:
+        kube_platform.api.delete("/users/alice/server")
+        plane.wait_for(lambda: "NotFound" in plane.kubectl("get", "pod", "jupyter-alice", "-n", cluster.namespace,
+                                                           check=False), "alice's pod deleted", timeout=90)
+
+
 def test_bob_cannot_start_spi_emc_and_no_pod_is_made(kube_platform):
     session, page = login(kube_platform.url, "bob", "bob")
     refused = session.post(f"{kube_platform.url}/hub/spawn",
