@@ -44,6 +44,7 @@ from beamhub.hub.catalog import EVERYONE, Catalog, CatalogError, load_catalog
 from beamhub.hub.isolation import command_problem, isolated, unreachable
 from beamhub.hub.local import SESSION_COMMAND
 from beamhub.hub.pidfiles import remove_pid_file, stop_recorded, write_pid_file
+from beamhub.hub.procinfo import port_holders
 from beamhub.hub.restart import Backoff
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -279,8 +280,12 @@ class Platform:
         self._provider_restart_at: float | None = None
 
     # ---- preparation ----
-    def check(self) -> None:
-        """Fail early, with one clear message, on what would break the start."""
+    def check(self, port_grace: float = 0.0) -> None:
+        """Fail early, with one clear message, on what would break the start.
+
+        ``port_grace``: seconds to wait for a taken port to come free (after stopping a crashed
+        run's services, whose sockets may outlive the moment their process group looked empty).
+        """
         try:
             self.catalog = load_catalog(self.config.catalog or None)
         except CatalogError as exc:
@@ -298,9 +303,16 @@ class Platform:
         for name, port in (("hub", self.config.port), ("SSO provider", self.config.sso_port),
                            ("proxy API", self.config.proxy_api_port), ("hub API", self.config.hub_port),
                            ("jobs service", self.config.jobs_port)):
+            # a service the recovery just stopped may take a moment to let go of its port
+            deadline = time.monotonic() + (port_grace if port else 0)
+            while _port_in_use("127.0.0.1", port) and time.monotonic() < deadline:
+                time.sleep(0.2)
             if _port_in_use("127.0.0.1", port):
+                holders = port_holders(port)
+                who = "; held by " + ", ".join(f"pid {pid} ({command[:80]})" for pid, command in holders) \
+                    if holders else ""
                 raise UsageError(
-                    f"port {port} ({name}) is already in use on 127.0.0.1; stop what uses it "
+                    f"port {port} ({name}) is already in use on 127.0.0.1{who}; stop what uses it "
                     "or choose another port (see 'beamhub up --help')"
                 )
 
@@ -547,9 +559,10 @@ class Platform:
     def start(self) -> None:
         """Stop a crashed run's leftovers, start provider, proxy and hub; on failure stop what was started."""
         self.state.mkdir(parents=True, exist_ok=True)
-        for line in self.recover():
+        recovered = self.recover()
+        for line in recovered:
             self.say(line)
-        self.check()
+        self.check(port_grace=20.0 if recovered else 0.0)
         keys = self._write_files()
         seeding = self.seed_examples()  # written while the services start; permissions set below
         try:

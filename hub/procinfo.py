@@ -69,3 +69,50 @@ def signal_group(pid: int, started: int | None, sig: int = signal.SIGTERM) -> bo
     except ProcessLookupError:
         return False
     return True
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on TCP ``port`` (IPv4 and IPv6), from ``/proc/net/tcp*``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    # local address is HEX_IP:HEX_PORT; state 0A is LISTEN
+                    if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(fields[9])
+        except OSError:
+            continue
+    return inodes
+
+
+def port_holders(port: int) -> list[tuple[int, str]]:
+    """``(pid, command line)`` of the processes listening on TCP ``port``, as far as ``/proc`` shows them.
+
+    Used to say *who* holds a port a service needs, rather than only that it is taken.
+    Processes of other users are invisible to a non-root caller; the list is then shorter.
+    """
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return []
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    holders = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{fd}") in wanted:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                    holders.append((int(entry), command))
+                    break
+            except OSError:
+                continue
+    return holders

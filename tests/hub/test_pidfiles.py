@@ -2,12 +2,13 @@
 
 import os
 import signal
+import socket
 import subprocess
 import time
 
 from beamhub.hub.pidfiles import read_pid_file, stop_recorded, write_pid_file
 from beamhub.hub.platform import Platform, PlatformConfig
-from beamhub.hub.procinfo import group_members, same_process, start_time
+from beamhub.hub.procinfo import group_members, port_holders, same_process, start_time
 
 
 def _orphan_group():
@@ -61,3 +62,14 @@ def test_a_reused_pid_is_left_alone(tmp_path):
         assert stranger.poll() is None
     finally:
         _kill(stranger)
+
+
+def test_port_holders_names_the_listening_process_and_nothing_for_a_free_port():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        holders = port_holders(port)
+        assert [pid for pid, _ in holders] == [os.getpid()]
+        assert "python" in holders[0][1] or "pytest" in holders[0][1]
+    assert port_holders(port) == []

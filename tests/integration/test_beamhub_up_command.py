@@ -70,6 +70,7 @@ def test_up_refuses_a_busy_port_with_one_line(tmp_path):
                               f"--port={port}"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert f"port {port} (hub) is already in use" in out.stderr and "Traceback" not in out.stderr
+    assert f"held by pid {os.getpid()}" in out.stderr  # the message names who holds the port
 
 
 def test_up_refuses_a_bad_catalog_naming_entry_and_field(tmp_path):
