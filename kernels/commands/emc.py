@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 from beamhub.errors import UsageError
+from beamhub.kernels.emc import EMC, run
+from beamhub.kernels.emc.config import EMCConfig, load_problem
+from beamhub.kernels.emc.mpi import get_comm
+from beamhub.kernels.io.atomic import InputFormatError
 
 DESCRIPTION = """\
 Reconstruct a 3-D diffraction intensity from sparse single-particle photon frames
@@ -38,8 +44,20 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                    help="last iteration number to reach")
     p.add_argument("--resume", "-r", action="store_true",
                    help="continue from output_folder/emc_checkpoint.h5")
-    p.add_argument("--quiet", "-q", action="store_true", help="no per-iteration progress lines")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no per-iteration lines on stderr (EMC.log is written regardless)")
     return p
+
+
+def _log_to_stderr() -> None:
+    """Send the EMC logger's INFO lines (the per-iteration figures) to stderr, once."""
+    logger = logging.getLogger("beamhub.kernels.emc")
+    if not any(getattr(h, "_beamhub_emc", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._beamhub_emc = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -52,12 +70,9 @@ def main(argv: list[str], prog: str) -> int:
     args = _parser(prog).parse_args(argv)
     if args.iterations < 1:
         raise UsageError("--iterations must be at least 1")
-    from beamhub.kernels.emc.config import EMCConfig, load_problem  # noqa: PLC0415
-    from beamhub.kernels.emc.mpi import get_comm  # noqa: PLC0415
-    from beamhub.kernels.emc.run import EMC, run  # noqa: PLC0415
-    from beamhub.kernels.io.atomic import InputFormatError  # noqa: PLC0415
-
     comm = get_comm()
+    if not args.quiet and comm.rank == 0:
+        _log_to_stderr()
     try:
         cfg = EMCConfig.from_file(args.config)
         detector, frames, quats, weights, model, scale = load_problem(cfg)
@@ -69,7 +84,7 @@ def main(argv: list[str], prog: str) -> int:
     emc = EMC(detector, frames, quats, weights, cfg.settings(), comm=comm, model=model, scale=scale)
     try:
         run(emc, args.iterations, output_folder=cfg.output_folder, log_file=cfg.log_file,
-            resume=args.resume, progress=not args.quiet and comm.rank == 0)
+            resume=args.resume, progress=not args.quiet and comm.rank == 0 and sys.stderr.isatty())
     except InputFormatError as exc:
         raise UsageError(str(exc)) from None
     return 0

@@ -1,7 +1,8 @@
 /* Native CPU kernels of the EMC iteration: C, OpenMP threads, AVX2 + FMA vectors.
  *
  * Built on first use by _native.py (gcc -O3 -march=native -ffast-math -fopenmp) and
- * loaded with ctypes; the numba loops in _fused.py are the fallback where no compiler is.
+ * loaded with ctypes; ops.ops_for picks them on the CPU (the numba loops in _numba.py
+ * where no compiler is).  The one trilinear locate step of this language is locate().
  *
  * Orientations are processed in tiles of CW = 32.  The log-likelihood / probability
  * matrix is stored tile-major, L[ch][d][c] for orientation r = ch*CW + c, so that every
@@ -54,6 +55,57 @@ static inline double trilinear(const double *model, int64_t s, const double *m, 
     const int64_t sy = s, sx = s * s;
     return gx * (gy * (gz * p[0] + fz * p[1]) + fy * (gz * p[sy] + fz * p[sy + 1]))
          + fx * (gy * (gz * p[sx] + fz * p[sx + 1]) + fy * (gz * p[sx + sy] + fz * p[sx + sy + 1]));
+}
+
+/* Slices (tests, simulation): out[r][t] = trilinear model value at M_r q_t + center, and
+ * sums[r] = sum of out[r][t] over the pixels with good[t] != 0. */
+void emc_slice(int nthreads, const double *model, int64_t s, int64_t nr, const double *rot,
+               int64_t npix, const double *q, double center, const uint8_t *good, double *out,
+               double *sums) {
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < nr; ++r) {
+        double acc = 0.0;
+        for (int64_t t = 0; t < npix; ++t) {
+            double v = trilinear(model, s, rot + 9 * r, q + 3 * t, center);
+            out[r * npix + t] = v;
+            if (good[t]) acc += v;
+        }
+        sums[r] = acc;
+    }
+}
+
+/* Interpolation weights: the trilinear weights of every pixel of every orientation splatted
+ * into this thread's copy of acc (nthreads x s^3, summed by the caller); independent of the
+ * data, computed once per run.  Fixed orientations per thread: a reproducible sum. */
+void emc_merge_weights(int nthreads, int64_t nr, const double *rot, int64_t npix, const double *q,
+                       double center, int64_t s, double *acc) {
+#pragma omp parallel num_threads(nthreads)
+    {
+        int th = 0;
+#ifdef _OPENMP
+        th = omp_get_thread_num();
+#endif
+        double *a = acc + (int64_t)th * s * s * s;
+        const int64_t sy = s, sx = s * s;
+#pragma omp for schedule(static, 32)
+        for (int64_t r = 0; r < nr; ++r) {
+            for (int64_t t = 0; t < npix; ++t) {
+                int64_t base;
+                double fx, fy, fz;
+                if (!locate(s, rot + 9 * r, q + 3 * t, center, &base, &fx, &fy, &fz)) continue;
+                double gx = 1.0 - fx, gy = 1.0 - fy, gz = 1.0 - fz;
+                double *p = a + base;
+                p[0] += gx * gy * gz;
+                p[1] += gx * gy * fz;
+                p[sy] += gx * fy * gz;
+                p[sy + 1] += gx * fy * fz;
+                p[sx] += fx * gy * gz;
+                p[sx + 1] += fx * gy * fz;
+                p[sx + sy] += fx * fy * gz;
+                p[sx + sy + 1] += fx * fy * fz;
+            }
+        }
+    }
 }
 
 /* Expand + Maximize, first half: for every tile of orientations, the log of the slices at

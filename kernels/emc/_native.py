@@ -8,8 +8,9 @@ compiler (``$CC``, else gcc/cc; ``-O3 -march=native -ffast-math -fopenmp``, link
 -ffast-math so the process keeps IEEE subnormals) into
 ``$BEAMHUB_CACHE_DIR`` (default ``~/.cache/beamhub``), named by a hash of the source, the
 flags and the CPU, and renamed into place (concurrent MPI ranks may build it at once).
-Without a compiler, AVX2 or OpenMP the numba loops are used (``BEAMHUB_EMC_NATIVE=0``
-forces that); both are checked against the whole-array numpy path by the tests.
+Without a compiler, AVX2 or OpenMP :func:`~beamhub.kernels.emc.ops.ops_for` picks the
+numba loops (``BEAMHUB_EMC_NATIVE=0`` forces that); both are checked against the
+whole-array numpy set by the tests.  Nothing here needs numba.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from beamhub.kernels.emc.maximize import CUTOFF, PROB_FLOOR
+from beamhub.kernels.emc.share import Prepared, prepare_share, threads_per_process
+
 SOURCE = Path(__file__).with_name("_native.c")
 #: Compile flags.  -ffast-math is needed for glibc's vectorised expf/logf, but only when
 #: compiling: linked with it, gcc 12 adds crtfastmath.o, whose constructor turns on
@@ -37,7 +41,7 @@ LINK_FLAGS = ["-shared", "-fopenmp"]
 #: One native call at a time per process (OpenMP teams from two Python threads would oversubscribe).
 LAUNCH = threading.Lock()
 
-__all__ = ["available", "library", "tile_width", "likelihood", "probabilities", "merge"]
+__all__ = ["NativeOps", "available", "build", "library"]
 
 
 def _cpu_signature() -> str:
@@ -99,6 +103,8 @@ _I = ctypes.c_int64
 _D = ctypes.c_double
 _SIGNATURES = {
     "emc_tile_width": ([], ctypes.c_int),
+    "emc_slice": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _P, _P], None),
+    "emc_merge_weights": ([ctypes.c_int, _I, _P, _I, _P, _D, _I, _P], None),
     "emc_likelihood": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _I, _I, _P, _P, _P, _P, _P, _P], None),
     "emc_prob_shift": ([ctypes.c_int, _P, _I, _I, _I, _P, _P, _P, _P], None),
     "emc_prob_exp": ([ctypes.c_int, _P, _I, _I, _P, _P, _D, _P, _P], None),
@@ -134,160 +140,139 @@ def available() -> bool:
     return library() is not None
 
 
-def tile_width() -> int:
-    """Orientations per tile (the last axis of the tile-major probability matrix)."""
-    return int(library().emc_tile_width())
-
-
 def _ptr(a: np.ndarray):
     return a.ctypes.data_as(ctypes.c_void_p)
 
 
-def _c(a, dtype) -> np.ndarray:
+def _c(a, dtype=np.float64) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=dtype)
 
 
-def padded(values, num_chunks: int, fill: float, dtype=np.float64) -> np.ndarray:
-    """``values`` (shape (nr, ...)) padded along axis 0 to ``num_chunks * tile_width()`` with ``fill``."""
-    values = np.asarray(values, dtype=dtype)
-    n = num_chunks * tile_width()
-    out = np.full((n,) + values.shape[1:], fill, dtype=dtype)
-    out[: len(values)] = values
-    return out
+class NativeOps:
+    """The EMC operations as the C kernels of ``_native.c`` (see :mod:`~beamhub.kernels.emc.ops`).
 
-
-def likelihood(threads: int, model, rot_pad, q, center: float, good_pos, lik_csr, bias_pad):
-    """``L = log w + K log W`` for every frame and orientation, tile-major, and the slice sums.
-
-    Parameters
-    ----------
-    model : ndarray, shape (s, s, s), float64
-    rot_pad : ndarray, shape (nchunk * CW, 3, 3), float64
-        Rotation matrices, padded to whole tiles.
-    q : ndarray, shape (npix, 3), float64
-    good_pos : ndarray, shape (npix,), int32
-        Index of each pixel among the likelihood (mask-0) pixels, or -1.
-    lik_csr : scipy.sparse.csr_matrix, shape (nd, ngood), float32
-        Photon counts on the likelihood pixels.
-    bias_pad : ndarray, shape (nchunk * CW,), float32
-        ``log w_r`` (and a large negative number for the padding).
-
-    Returns
-    -------
-    L : ndarray, shape (nchunk, nd, CW), float32
-    sums : ndarray, shape (nchunk * CW,), float64
-        ``Σ_t W_rt`` over the likelihood pixels.
+    Layout: ``L`` / ``P`` are tile-major, shape (ntiles, nd, CW) float32 with orientation
+    ``r = tile * CW + c``, so each tile's (frames x 32) block is contiguous.
     """
-    lib = library()
-    cw = tile_width()
-    nchunk = len(rot_pad) // cw
-    nd, ngood = lik_csr.shape
-    model = _c(model, np.float64)
-    rot = _c(rot_pad, np.float64)
-    q = _c(q, np.float64)
-    good_pos = _c(good_pos, np.int32)
-    indptr, indices, data = _c(lik_csr.indptr, np.int64), _c(lik_csr.indices, np.int32), _c(lik_csr.data, np.float32)
-    bias = _c(bias_pad, np.float32)
-    L = np.empty((nchunk, nd, cw), dtype=np.float32)
-    sums = np.empty(nchunk * cw, dtype=np.float64)
-    with LAUNCH:
-        lib.emc_likelihood(threads, _ptr(model), model.shape[0], nchunk, _ptr(rot), len(q), _ptr(q),
-                           float(center), _ptr(good_pos), ngood, nd, _ptr(indptr), _ptr(indices),
-                           _ptr(data), _ptr(bias), _ptr(L), _ptr(sums))
-    return L, sums
 
+    name = "native"
 
-def probabilities(threads: int, L, num_valid: int, col0: int, beta, logw_pad, phi, sums_pad,
-                  frame_scale, cutoff: float, floor: float, comm):
-    """Turn the tile-major ``L`` into probabilities in place, over all ranks' orientations.
+    def __init__(self):
+        self.lib = library()
+        if self.lib is None:
+            raise RuntimeError("the C EMC kernels cannot be built on this machine")
+        self.tile = int(self.lib.emc_tile_width())
+        self.threads = threads_per_process()
 
-    Each rank holds every frame and the orientations ``col0 : col0 + num_valid`` (its tiles);
-    the per-frame maximum, normalisation and figures are combined over ``comm`` between the
-    three passes of ``emc_prob_*``, so every rank ends with the same per-frame results.
+    def prepare(self, detector, frames, rot, log_weights, weights, rank=0, size=1) -> Prepared:
+        """This rank's share, padded to whole tiles (see :class:`~beamhub.kernels.emc.share.Prepared`)."""
+        prep = prepare_share(np, self.tile, detector, frames, rot, log_weights, weights, rank, size)
+        for name, m in (("lik", prep.lik), ("counts", prep.counts)):
+            prep.extra[name] = (_c(m.indptr, np.int64), _c(m.indices, np.int32), _c(m.data, np.float32))
+        prep.extra["corr"] = _c(prep.corr)
+        return prep
 
-    Parameters
-    ----------
-    L : ndarray, shape (nchunk, nd, CW), float32
-        This rank's ``log w + K log W``; overwritten with ``P`` (0 at or below ``floor``).
-    num_valid : int
-        Real orientations in this rank's tiles (the rest is padding).
-    col0 : int
-        Global index of this rank's first orientation.
-    beta, phi, frame_scale : ndarray, shape (nd,)
-        Inverse temperature, expected-photons factor and scale (``φ_d``, or 1) per frame.
-    logw_pad, sums_pad : ndarray, shape (nchunk * CW,)
-        ``log w_r`` and ``Σ_t W_rt`` of this rank's orientations.
+    # ---------------------------------------------------------------- layout
+    def to_layout(self, dense, fill: float = 0.0):
+        """(nd, n) float32 as tile-major (ntiles, nd, CW), the last tile padded with ``fill``."""
+        dense = np.asarray(dense, dtype=np.float32)
+        nd, n = dense.shape
+        nt = -(-n // self.tile)
+        full = np.full((nd, nt * self.tile), fill, dtype=np.float32)
+        full[:, :n] = dense
+        return np.ascontiguousarray(full.reshape(nd, nt, self.tile).transpose(1, 0, 2))
 
-    Returns
-    -------
-    best : ndarray, shape (nd,), int64
-        Global index of each frame's most likely orientation (the first, on ties).
-    sum_ev, tot : ndarray, shape (nd,), float64
-        ``Σ_r e v`` and ``Σ_r e`` (e = exp(x)); the likelihood is ``sum_ev / tot − Σ log K!``.
-    mutual_info, expected : ndarray, shape (nd,), float64
-        ``Σ_{P ≥ floor} P log(P / w)`` and ``Σ_r P Σ_t W_rt``.
-    den : ndarray, shape (nchunk * CW,), float64
-        ``Σ_d φ_d P_dr`` of this rank's orientations (complete: every rank has every frame).
-    """
-    lib = library()
-    nchunk, nd, cw = L.shape
-    beta, phi, sums, fscale = (_c(a, np.float64) for a in (beta, phi, sums_pad, frame_scale))
-    logw = _c(logw_pad, np.float32)
-    top = np.empty(nd)
-    arg = np.empty(nd, dtype=np.int64)
-    with LAUNCH:
-        lib.emc_prob_shift(threads, _ptr(L), nchunk, nd, num_valid, _ptr(phi), _ptr(sums), _ptr(top),
-                           _ptr(arg))
-    best_top = comm.allreduce_max(top)
-    mine = np.where(top == best_top, arg + col0, np.iinfo(np.int64).max)
-    best = comm.allreduce_min(mine)
-    tot, sum_ev = np.empty(nd), np.empty(nd)
-    with LAUNCH:
-        lib.emc_prob_exp(threads, _ptr(L), nchunk, nd, _ptr(best_top), _ptr(beta), float(cutoff),
-                         _ptr(tot), _ptr(sum_ev))
-    tot = comm.allreduce_sum(tot)
-    sum_ev = comm.allreduce_sum(sum_ev)
-    info, expected = np.empty(nd), np.empty(nd)
-    den = np.zeros((threads, nchunk * cw))
-    with LAUNCH:
-        lib.emc_prob_norm(threads, _ptr(L), nchunk, nd, _ptr(tot), _ptr(logw), _ptr(sums),
-                          _ptr(fscale), float(cutoff), float(floor), _ptr(info), _ptr(expected),
-                          _ptr(den))
-    info = comm.allreduce_sum(info)
-    expected = comm.allreduce_sum(expected)
-    return best, sum_ev, tot, info, expected, den.sum(axis=0)
+    def from_layout(self, L, n: int):
+        """The first ``n`` orientations of tile-major ``L`` as an (nd, n) array."""
+        nt, nd, cw = L.shape
+        return L.transpose(1, 0, 2).reshape(nd, nt * cw)[:, :n]
 
+    # ---------------------------------------------------------------- expand + maximize
+    def slice_model(self, model, rot, q, center: int, good=None):
+        """Slices (nr, npix) float64 at the rotated pixels and their sums (nr,) over ``good``."""
+        model, rot, q = _c(model), _c(rot), _c(q)
+        nr, npix = len(rot), len(q)
+        good = np.ones(npix, np.uint8) if good is None else _c(good, np.uint8)
+        out, sums = np.empty((nr, npix)), np.empty(nr)
+        with LAUNCH:
+            self.lib.emc_slice(self.threads, _ptr(model), model.shape[0], nr, _ptr(rot), npix, _ptr(q),
+                               float(center), _ptr(good), _ptr(out), _ptr(sums))
+        return out, sums
 
-def merge(threads: int, P, num_rot: int, counts_csr, den_pad, corr, rot_pad, q, center: float,
-          size: int):
-    """Probability-weighted photons of every orientation splatted into the model grid.
+    def likelihood(self, model, prep: Prepared):
+        """``L = log w + K log W`` (ntiles, nd, CW) float32 and the slice sums (ntiles * CW,) float64.
 
-    Parameters
-    ----------
-    P : ndarray, shape (nchunk, nd, CW), float32
-        From :func:`probabilities` (0 at or below the floor).
-    counts_csr : scipy.sparse.csr_matrix, shape (nd, npix), float32
-        Photon counts, frames as rows.
-    den_pad : ndarray, shape (nchunk * CW,), float64
-        ``Σ_d φ_d P_dr`` over all frames (all ranks).
-    corr : ndarray, shape (npix,), float64
+        ``model``: (s, s, s) float64; the sums run over the likelihood (mask-0) pixels.
+        """
+        cw = self.tile
+        nchunk = len(prep.rot) // cw
+        nd, ngood = prep.lik.shape
+        model = _c(model)
+        indptr, indices, data = prep.extra["lik"]
+        L = np.empty((nchunk, nd, cw), dtype=np.float32)
+        sums = np.empty(nchunk * cw)
+        with LAUNCH:
+            self.lib.emc_likelihood(self.threads, _ptr(model), model.shape[0], nchunk, _ptr(prep.rot),
+                                    len(prep.q), _ptr(prep.q), float(prep.center), _ptr(prep.good_pos),
+                                    ngood, nd, _ptr(indptr), _ptr(indices), _ptr(data), _ptr(prep.bias),
+                                    _ptr(L), _ptr(sums))
+        return L, sums
 
-    Returns
-    -------
-    ndarray, shape (size, size, size), float64
-        Sum of the splatted values ``Σ_d P K / den_r / corr_t`` (weights are separate).
-    """
-    lib = library()
-    nchunk, nd, _ = P.shape
-    acc = np.zeros((threads, size, size, size))
-    k = counts_csr
-    indptr, indices, data = _c(k.indptr, np.int64), _c(k.indices, np.int32), _c(k.data, np.float32)
-    den = _c(den_pad, np.float64)
-    corr = _c(corr, np.float64)
-    rot = _c(rot_pad, np.float64)
-    q = _c(q, np.float64)
-    with LAUNCH:
-        lib.emc_merge(threads, _ptr(P), nchunk, nd, num_rot, _ptr(indptr), _ptr(indices), _ptr(data),
-                      k.shape[1], _ptr(den), _ptr(corr), _ptr(rot), _ptr(q), float(center), size,
-                      _ptr(acc))
-    return acc.sum(axis=0)
+    def prob_shift(self, L, num_valid: int, phi, sums):
+        """Pass 1 (see :func:`~beamhub.kernels.emc.maximize.shift_rows`), on the tiles."""
+        nchunk, nd, _ = L.shape
+        phi, sums = _c(phi), _c(sums)
+        top, arg = np.empty(nd), np.empty(nd, dtype=np.int64)
+        with LAUNCH:
+            self.lib.emc_prob_shift(self.threads, _ptr(L), nchunk, nd, int(num_valid), _ptr(phi), _ptr(sums),
+                                    _ptr(top), _ptr(arg))
+        return top, arg
+
+    def prob_exp(self, L, top, beta):
+        """Pass 2 (see :func:`~beamhub.kernels.emc.maximize.exp_rows`), on the tiles."""
+        nchunk, nd, _ = L.shape
+        top, beta = _c(top), _c(beta)
+        tot, sum_ev = np.empty(nd), np.empty(nd)
+        with LAUNCH:
+            self.lib.emc_prob_exp(self.threads, _ptr(L), nchunk, nd, _ptr(top), _ptr(beta), CUTOFF,
+                                  _ptr(tot), _ptr(sum_ev))
+        return tot, sum_ev
+
+    def prob_norm(self, L, tot, logw, sums, frame_scale):
+        """Pass 3 (see :func:`~beamhub.kernels.emc.maximize.norm_rows`), on the tiles."""
+        nchunk, nd, cw = L.shape
+        tot, sums, fscale = _c(tot), _c(sums), _c(frame_scale)
+        logw = _c(logw, np.float32)
+        info, expected = np.empty(nd), np.empty(nd)
+        den = np.zeros((self.threads, nchunk * cw))
+        with LAUNCH:
+            self.lib.emc_prob_norm(self.threads, _ptr(L), nchunk, nd, _ptr(tot), _ptr(logw), _ptr(sums),
+                                   _ptr(fscale), CUTOFF, PROB_FLOOR, _ptr(info), _ptr(expected), _ptr(den))
+        return info, expected, den.sum(axis=0)
+
+    # ---------------------------------------------------------------- compress
+    def merge(self, P, prep: Prepared, den):
+        """Σ over this rank's orientations of the splatted ``Σ_d P K / den_r / corr_t`` (s, s, s) float64.
+
+        ``P``: (ntiles, nd, CW) float32 from the probability passes (0 at or below the
+        floor); ``den``: (ntiles * CW,) float64, ``Σ_d φ_d P_dr``.
+        """
+        nchunk, nd, _ = P.shape
+        size = prep.size
+        acc = np.zeros((self.threads, size, size, size))
+        indptr, indices, data = prep.extra["counts"]
+        den = _c(den)
+        with LAUNCH:
+            self.lib.emc_merge(self.threads, _ptr(P), nchunk, nd, prep.count, _ptr(indptr), _ptr(indices),
+                               _ptr(data), prep.counts.shape[1], _ptr(den), _ptr(prep.extra["corr"]),
+                               _ptr(prep.rot), _ptr(prep.q), float(prep.center), size, _ptr(acc))
+        return acc.sum(axis=0)
+
+    def merge_weights(self, rot, q, center: int, size: int):
+        """Interpolation weight (s, s, s) float64 of every voxel with all of ``rot`` merged."""
+        rot, q = _c(rot), _c(q)
+        acc = np.zeros((self.threads, size, size, size))
+        with LAUNCH:
+            self.lib.emc_merge_weights(self.threads, len(rot), _ptr(rot), len(q), _ptr(q), float(center),
+                                       size, _ptr(acc))
+        return acc.sum(axis=0)

@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from beamhub.errors import UsageError
+from beamhub.kernels.emc.detector import Detector
+from beamhub.kernels.emc.iteration import EMCSettings
+from beamhub.kernels.emc.photons import Frames
+from beamhub.kernels.emc.quaternions import quaternion_sampling
+from beamhub.kernels.io import dragonfly as dio
+from beamhub.kernels.io.atomic import InputFormatError
 
 __all__ = ["parse_ini", "EMCConfig", "load_problem", "SUPPORTED_KEYS", "REFUSED_KEYS"]
 
@@ -258,9 +265,7 @@ class EMCConfig:
             seed=None if seed is None else number("seed", int, None, 0))
 
     def settings(self):
-        """The :class:`~beamhub.kernels.emc.run.EMCSettings` this config asks for."""
-        from beamhub.kernels.emc.run import EMCSettings  # noqa: PLC0415
-
+        """The :class:`~beamhub.kernels.emc.iteration.EMCSettings` this config asks for."""
         return EMCSettings(beta=self.beta, beta_factor=self.beta_factor, beta_jump=self.beta_jump,
                            beta_period=self.beta_period, need_scaling=self.need_scaling,
                            update_scale=self.update_scale, alpha=self.alpha, friedel=self.friedel,
@@ -286,14 +291,6 @@ def load_problem(cfg: EMCConfig):
     UsageError
         With the file and the problem, for unreadable or mismatched inputs.
     """
-    import scipy.sparse as sp  # noqa: PLC0415
-
-    from beamhub.kernels.emc.detector import Detector  # noqa: PLC0415
-    from beamhub.kernels.emc.photons import Frames  # noqa: PLC0415
-    from beamhub.kernels.emc.quaternions import quaternion_sampling  # noqa: PLC0415
-    from beamhub.kernels.io import dragonfly as dio  # noqa: PLC0415
-    from beamhub.kernels.io.atomic import InputFormatError  # noqa: PLC0415
-
     try:
         det_file = dio.read_detector(cfg.detector_file)
         detector = Detector.from_file(det_file, cfg.size)

@@ -1,13 +1,16 @@
-"""Expand: slice the 3-D model at every orientation's rotated detector q positions."""
+"""Expand: slice the 3-D model at every orientation's rotated detector q positions.
+
+Whole-array forms for any array module (the numba and C operator sets have their own);
+:func:`locate` is this language's one trilinear locate step, shared with the merge.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from beamhub.kernels.backend import array_module
-from beamhub.kernels.emc import _fused
 
-__all__ = ["slice_model", "log_slices", "expand_log", "voxel_positions", "good_positions"]
+__all__ = ["slice_model", "log_slices", "voxel_positions", "good_positions", "locate", "corner_weights"]
 
 
 def good_positions(good, dtype=np.int64) -> np.ndarray:
@@ -27,8 +30,12 @@ def voxel_positions(rot, q, center: float):
     return xp.einsum("rij,tj->rti", rot, q) + center
 
 
-def _corners(pos, size: int):
-    """Lower-corner indices, fractions and an inside flag for trilinear interpolation."""
+def locate(pos, size: int):
+    """Trilinear cells of model positions ``pos`` (..., 3) in an ``size``³ C-order grid.
+
+    Returns the flat index of each lower corner (0 where outside), the fractions (..., 3)
+    and an ``inside`` flag (the lower corner within ``[0, size − 2]`` on every axis).
+    """
     xp = array_module(pos)
     i0 = xp.floor(pos)
     frac = pos - i0
@@ -39,7 +46,7 @@ def _corners(pos, size: int):
     return base, frac, inside
 
 
-def _corner_weights(frac):
+def corner_weights(frac):
     """The 8 (offset index, weight) pairs of trilinear interpolation."""
     fx, fy, fz = frac[..., 0], frac[..., 1], frac[..., 2]
     for dx in (0, 1):
@@ -78,20 +85,11 @@ def slice_model(model, rot, q, center: int, good=None):
     nr, npix = rot.shape[0], q.shape[0]
     if good is None:
         good = xp.ones(npix, dtype=bool)
-    if xp is np and _fused.available():
-        fns = _fused.compiled()
-        out = np.empty((nr, npix), dtype=np.float64)
-        sums = np.empty(nr, dtype=np.float64)
-        with _fused.LAUNCH:
-            fns.slice_model(np.ascontiguousarray(model, dtype=np.float64), np.ascontiguousarray(rot),
-                            np.ascontiguousarray(q), float(center), np.ascontiguousarray(good),
-                            out, sums)
-        return out, sums
     size = model.shape[0]
-    base, frac, inside = _corners(voxel_positions(rot, q, center), size)
+    base, frac, inside = locate(voxel_positions(rot, q, center), size)
     flat = model.ravel()
     out = xp.zeros((nr, npix), dtype=xp.float64)
-    for (dx, dy, dz), w in _corner_weights(frac):
+    for (dx, dy, dz), w in corner_weights(frac):
         out += w * flat[base + (dx * size + dy) * size + dz]
     out = xp.where(inside, out, 0.0)
     return out, (out * good).sum(axis=1)
@@ -113,47 +111,6 @@ def log_slices(slices, good_cols, dtype=np.float32):
         outside pixel by ``DBL_MIN``, so it adds nothing).
     """
     xp = array_module(slices)
-    if xp is np and _fused.available():
-        out = np.empty((len(good_cols), slices.shape[0]), dtype=dtype)
-        with _fused.LAUNCH:
-            _fused.compiled().log_transpose(slices, np.ascontiguousarray(good_cols), out)
-        return out
     w = slices[:, good_cols].T
     pos = w > 0
     return xp.ascontiguousarray(xp.where(pos, xp.log(xp.where(pos, w, 1.0)), 0.0).astype(dtype))
-
-
-def expand_log(model, rot, q, center: int, good, dtype=np.float32):
-    """Expand for the likelihood: ``log W`` at the mask-0 pixels, transposed, and the slice sums.
-
-    Same result as :func:`slice_model` followed by :func:`log_slices`; on the CPU with numba
-    one fused pass that never stores the slices.
-
-    Parameters
-    ----------
-    model : ndarray, shape (s, s, s)
-    rot : ndarray, shape (nr, 3, 3)
-    q : ndarray, shape (npix, 3)
-    center : int
-    good : ndarray, shape (npix,), bool
-        Mask-0 pixels.
-
-    Returns
-    -------
-    log_w : ndarray, shape (ngood, nr), ``dtype``
-    sums : ndarray, shape (nr,), float64
-        ``Σ_t W_rt`` over the good pixels.
-    """
-    xp = array_module(model)
-    if xp is np and _fused.available():
-        good = np.asarray(good, dtype=bool)
-        good_pos = good_positions(good)
-        out = np.empty((int(good.sum()), rot.shape[0]), dtype=dtype)
-        sums = np.empty(rot.shape[0], dtype=np.float64)
-        with _fused.LAUNCH:
-            _fused.compiled().expand_log(np.ascontiguousarray(model, dtype=np.float64),
-                                         np.ascontiguousarray(rot), np.ascontiguousarray(q),
-                                         float(center), good_pos, out, sums)
-        return out, sums
-    slices, sums = slice_model(model, rot, q, center, good)
-    return log_slices(slices, xp.flatnonzero(good), dtype), sums

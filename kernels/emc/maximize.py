@@ -1,27 +1,37 @@
 """Maximize: Poisson log-likelihood of every frame in every orientation, and the probabilities.
 
-``L_dr = log w_r − φ_d Σ_t W_rt + Σ_t K_dt log W_rt`` (mask-0 pixels), written as one
-sparse-times-dense product ``K @ log W`` per chunk of orientations; the probabilities
+``L_dr = log w_r − φ_d Σ_t W_rt + Σ_t K_dt log W_rt`` (mask-0 pixels); the probabilities
 follow with deterministic annealing: ``P_dr ∝ exp(β_d (L_dr − max_r L_dr))``.
+
+:func:`probabilities` runs the three per-frame passes of an operator set
+(:mod:`~beamhub.kernels.emc.ops`) and combines each frame's maximum, normalisation and
+figures over the MPI ranks between them (each rank holds a share of the orientations of
+every frame).  The whole-array forms of the passes (``shift_rows``, ``exp_rows``,
+``norm_rows``) and of the photon product are here too; the numba and C sets have their own.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from beamhub.kernels.backend import array_module
-from beamhub.kernels.emc import _fused
+from beamhub.kernels.backend import array_module, to_numpy
+from beamhub.kernels.emc.mpi import SerialComm
 
-__all__ = ["photon_log_term", "beta_start", "beta_schedule", "probabilities", "PROB_FLOOR"]
+__all__ = ["photon_log_term", "beta_start", "beta_schedule", "probabilities", "Probabilities",
+           "shift_rows", "exp_rows", "norm_rows", "PROB_FLOOR", "CUTOFF"]
 
 #: Probabilities below this do not count in the mutual information nor the merge numerator.
 PROB_FLOOR = 1e-6
 #: Orientations with β (L − max L) below −CUTOFF get probability 0 (as Dragonfly's 14/β).
 CUTOFF = 14.0
+#: Frames per block of the whole-array passes (bounds their temporaries).
+ROW_BLOCK = 512
 
 
-def photon_log_term(good_counts, log_w, out=None, bias=None, col0: int = 0):
-    """``Σ_t K_dt log W_rt`` for all frames and a chunk of orientations.
+def photon_log_term(good_counts, log_w, bias=None):
+    """``bias_r + Σ_t K_dt log W_rt`` for all frames and a chunk of orientations (whole arrays).
 
     Parameters
     ----------
@@ -29,8 +39,6 @@ def photon_log_term(good_counts, log_w, out=None, bias=None, col0: int = 0):
         Photon counts on mask-0 pixels.
     log_w : ndarray, shape (ngood, nr), float32
         From :func:`~beamhub.kernels.emc.expand.log_slices`.
-    out : ndarray, shape (nd, >= col0 + nr), float32, optional
-        Where to write: columns ``col0 : col0 + nr`` of this (C-ordered) matrix.
     bias : ndarray, shape (nr,), optional
         Added to every row (the prior ``log w_r``).
 
@@ -39,21 +47,10 @@ def photon_log_term(good_counts, log_w, out=None, bias=None, col0: int = 0):
     ndarray, shape (nd, nr), float32
     """
     xp = array_module(log_w)
-    if xp is np and _fused.available():
-        if out is None:
-            out = np.empty((good_counts.shape[0], log_w.shape[1]), dtype=log_w.dtype)
-        b = np.zeros(log_w.shape[1], log_w.dtype) if bias is None else np.asarray(bias, log_w.dtype)
-        with _fused.LAUNCH:
-            _fused.compiled().csr_times_dense(good_counts.indptr, good_counts.indices,
-                                              good_counts.data, log_w, b, out, col0)
-        return out[:, col0:col0 + log_w.shape[1]]
-    res = good_counts @ log_w
+    res = xp.asarray(good_counts @ log_w)
     if bias is not None:
         res = res + xp.asarray(bias, dtype=log_w.dtype)[None, :]
-    if out is not None:
-        out[:, col0:col0 + log_w.shape[1]] = res
-        return out[:, col0:col0 + log_w.shape[1]]
-    return xp.asarray(res)
+    return res
 
 
 def beta_start(count, mean_count: float, beta: float | None, need_scaling: bool) -> np.ndarray:
@@ -75,66 +72,121 @@ def beta_schedule(beta0, iteration: int, beta_factor: float = 1.0, jump: float =
     return np.minimum(1.0, np.asarray(beta0) * beta_factor * jump ** ((iteration - 1) // period))
 
 
-def probabilities(loglik, beta, log_weights, sum_log_fact, phi=None, slice_sums=None,
-                  row_block: int = 512):
-    """Turn log-likelihoods into orientation probabilities, in place, with per-frame figures.
+class Probabilities(NamedTuple):
+    """Per-frame results of :func:`probabilities` (numpy arrays, the same on every rank)."""
+
+    best: np.ndarray          #: (nd,) int64, global index of the most likely orientation (first on ties)
+    likelihood: np.ndarray    #: (nd,) float64, ``Σ_r P_dr L_dr − Σ_t log K_dt!``
+    mutual_info: np.ndarray   #: (nd,) float64, ``Σ_{P ≥ floor} P log(P / w)`` (nats)
+    expected: np.ndarray      #: (nd,) float64, ``Σ_r P_dr Σ_t W_rt`` (expected photons)
+    den: object               #: (n,) float64 of this rank's share, ``Σ_d φ_d P_dr`` (array module of L)
+
+
+def probabilities(ops, L, *, beta, logw, sums, phi, frame_scale, sum_log_fact, num_valid: int,
+                  col0: int = 0, comm=None) -> Probabilities:
+    """Turn ``L`` into orientation probabilities in place, over all ranks' orientations.
 
     Parameters
     ----------
-    loglik : ndarray, shape (nd, nr), float32
-        ``L_dr``; overwritten with ``P_dr`` (rows sum to 1).
-    beta : ndarray, shape (nd,)
-        Inverse temperature of each frame.
-    log_weights : ndarray, shape (nr,)
-        ``log w_r`` (only for the mutual information).
-    sum_log_fact : ndarray, shape (nd,)
-        ``Σ_t log K_dt!`` of each frame.
-    phi, slice_sums : ndarray, shape (nd,) and (nr,), optional
-        When given, ``phi_d · slice_sums_r`` is subtracted from ``loglik`` first (the
-        expected-photons term, applied here so the orientation pass needs no global sum).
-
-    Returns
-    -------
-    best : ndarray, shape (nd,), int64
-        Most likely orientation of each frame.
-    likelihood : ndarray, shape (nd,), float64
-        ``Σ_r P_dr (L_dr − Σ log K!)``.
-    mutual_info : ndarray, shape (nd,), float64
-        ``Σ_r P_dr log(P_dr / w_r)`` over ``P_dr ≥ 1e−6`` (nats).
+    ops : operator set
+        From :func:`~beamhub.kernels.emc.ops.ops_for`; ``L`` is in its layout.
+    L : array, (nd, n) in the set's layout, float32
+        This rank's ``log w + K log W``; overwritten with ``P`` (0 at or below PROB_FLOOR).
+    beta, phi, frame_scale, sum_log_fact : ndarray, shape (nd,)
+        Inverse temperature, expected-photons factor, the scale ``φ_d`` (or 1) weighting the
+        merge denominator, and ``Σ_t log K_dt!`` of each frame.
+    logw, sums : array, shape (n,)
+        ``log w_r`` (0 on padding) and ``Σ_t W_rt`` of this rank's orientations.
+    num_valid : int
+        Real orientations among the ``n`` (the rest is padding, never the maximum).
+    col0 : int
+        Global index of this rank's first orientation.
+    comm : SerialComm or MPIComm
     """
-    xp = array_module(loglik)
-    nd = loglik.shape[0]
-    if xp is np and _fused.available() and loglik.flags.c_contiguous:
-        best = np.empty(nd, dtype=np.int64)
-        like = np.empty(nd, dtype=np.float64)
-        info = np.empty(nd, dtype=np.float64)
-        zeros = phi is None
-        with _fused.LAUNCH:
-            _fused.compiled().row_probabilities(
-                loglik, np.asarray(beta, np.float64), np.asarray(log_weights, np.float64),
-                np.asarray(sum_log_fact, np.float64),
-                np.zeros(nd) if zeros else np.asarray(phi, np.float64),
-                np.zeros(loglik.shape[1]) if zeros else np.asarray(slice_sums, np.float64),
-                CUTOFF, PROB_FLOOR, best, like, info)
-        return best, like, info
-    best = xp.empty(nd, dtype=xp.int64)
-    like = xp.empty(nd, dtype=xp.float64)
-    info = xp.empty(nd, dtype=xp.float64)
-    beta = xp.asarray(beta, dtype=xp.float64)
-    logw = xp.asarray(log_weights, dtype=xp.float32)
-    for a in range(0, nd, row_block):
-        b = min(nd, a + row_block)
-        L = loglik[a:b]
-        if phi is not None:
-            L = L - (xp.asarray(phi[a:b])[:, None] * slice_sums[None, :]).astype(xp.float32)
-        best[a:b] = xp.argmax(L, axis=1)
-        top = L.max(axis=1, keepdims=True)
-        x = (L - top) * beta[a:b, None].astype(xp.float32)
-        p = xp.where(x > -CUTOFF, xp.exp(x), 0.0).astype(xp.float32)
-        p /= p.sum(axis=1, keepdims=True)
-        like[a:b] = (p.astype(xp.float64) * L).sum(axis=1) - xp.asarray(sum_log_fact[a:b])
+    comm = comm or SerialComm()
+    top, arg = ops.prob_shift(L, num_valid, phi, sums)
+    top = to_numpy(top)
+    best_top = comm.allreduce_max(top)
+    mine = np.where(top == best_top, to_numpy(arg) + col0, np.iinfo(np.int64).max)
+    best = comm.allreduce_min(mine)
+    tot, sum_ev = ops.prob_exp(L, best_top, beta)
+    tot = comm.allreduce_sum(to_numpy(tot))
+    sum_ev = comm.allreduce_sum(to_numpy(sum_ev))
+    info, expected, den = ops.prob_norm(L, tot, logw, sums, frame_scale)
+    info = comm.allreduce_sum(to_numpy(info))
+    expected = comm.allreduce_sum(to_numpy(expected))
+    like = sum_ev / tot - np.asarray(sum_log_fact, dtype=np.float64)
+    return Probabilities(best, like, info, expected, den)
+
+
+def shift_rows(L, phi, sums, num_valid: int):
+    """Pass 1 (whole arrays): ``L -= φ_d Σ_t W_r`` in place (in float64, rounded once).
+
+    Returns each frame's maximum (nd,) float64 and its first orientation (nd,) int64,
+    over the first ``num_valid`` columns.
+    """
+    xp = array_module(L)
+    nd = L.shape[0]
+    phi = xp.asarray(phi, dtype=xp.float64)
+    sums = xp.asarray(sums, dtype=xp.float64)
+    top = xp.full(nd, -np.inf)
+    arg = xp.zeros(nd, dtype=xp.int64)
+    for a in range(0, nd, ROW_BLOCK):
+        b = min(nd, a + ROW_BLOCK)
+        v = (L[a:b].astype(xp.float64) - phi[a:b, None] * sums[None, :]).astype(xp.float32)
+        L[a:b] = v
+        if num_valid:
+            arg[a:b] = xp.argmax(v[:, :num_valid], axis=1)
+            top[a:b] = v[xp.arange(b - a), arg[a:b]]
+    return top, arg
+
+
+def exp_rows(L, top, beta):
+    """Pass 2 (whole arrays): ``L <- x = β_d (L − top_d)`` in place.
+
+    Returns ``Σ_r e`` and ``Σ_r e v`` per frame (float64), ``e = exp(x)`` or 0 where
+    ``x <= −CUTOFF``, ``v`` the value before the pass.
+    """
+    xp = array_module(L)
+    nd = L.shape[0]
+    top = xp.asarray(top, dtype=xp.float32)
+    beta = xp.asarray(beta, dtype=xp.float32)
+    tot = xp.empty(nd)
+    sum_ev = xp.empty(nd)
+    for a in range(0, nd, ROW_BLOCK):
+        b = min(nd, a + ROW_BLOCK)
+        v = L[a:b]
+        x = (v - top[a:b, None]) * beta[a:b, None]
+        e = xp.where(x > -CUTOFF, xp.exp(x), 0.0).astype(xp.float32)
+        tot[a:b] = e.sum(axis=1, dtype=xp.float64)
+        sum_ev[a:b] = (e * v).sum(axis=1, dtype=xp.float64)
+        L[a:b] = x
+    return tot, sum_ev
+
+
+def norm_rows(L, tot, logw, sums, frame_scale):
+    """Pass 3 (whole arrays): ``L <- P = e / tot_d`` in place, 0 where ``P <= PROB_FLOOR``.
+
+    Returns the mutual information ``Σ_{P ≥ floor} P (log P − log w_r)`` and the expected
+    photons ``Σ_r P Σ_t W_rt`` per frame, and ``den_r = Σ_d φ_d P_dr`` (float64).
+    """
+    xp = array_module(L)
+    nd = L.shape[0]
+    tot = xp.asarray(tot, dtype=xp.float64)
+    logw = xp.asarray(logw, dtype=xp.float32)
+    sums32 = xp.asarray(sums, dtype=xp.float32)
+    fscale = xp.asarray(frame_scale, dtype=xp.float32)
+    info = xp.empty(nd)
+    expected = xp.empty(nd)
+    den = xp.zeros(L.shape[1])
+    for a in range(0, nd, ROW_BLOCK):
+        b = min(nd, a + ROW_BLOCK)
+        x = L[a:b]
+        ltot = xp.log(tot[a:b]).astype(xp.float32)[:, None]
+        p = xp.where(x > -CUTOFF, xp.exp(x), 0.0).astype(xp.float32) * (1.0 / tot[a:b]).astype(xp.float32)[:, None]
         sig = p >= PROB_FLOOR
-        info[a:b] = xp.where(sig, p * (xp.log(xp.where(sig, p, 1.0)) - logw), 0.0).sum(
-            axis=1, dtype=xp.float64)
-        loglik[a:b] = p
-    return best, like, info
+        info[a:b] = xp.where(sig, p * (x - ltot - logw[None, :]), 0.0).sum(axis=1, dtype=xp.float64)
+        expected[a:b] = (p * sums32[None, :]).sum(axis=1, dtype=xp.float64)
+        den += (fscale[a:b] @ p).astype(xp.float64)
+        L[a:b] = xp.where(p > PROB_FLOOR, p, 0.0)
+    return info, expected, den

@@ -1,14 +1,11 @@
 """EMC across MPI ranks (mpi4py) — or a one-rank stand-in when not under mpiexec.
 
-Every rank holds the whole model.  On the C path (``_native``) every rank reads all
-frames and takes a contiguous share of the orientation tiles; the per-frame maximum,
-normalisation and figures are combined between the probability passes and the merged
-volumes are added.  On the numba / whole-array paths each rank holds a contiguous
-block of frames instead; the orientation sums of the merge are added across ranks one
-chunk at a time, each chunk is merged by one rank and the volumes are added again.
-Either way every rank ends each iteration with the same model, and sums over ranks
-change only the order of floating-point additions: results agree with a one-rank run
-up to rounding.
+Every rank holds the whole model and every frame, and takes a contiguous share of the
+orientation tiles (:mod:`~beamhub.kernels.emc.share`), whichever operator set runs; the
+per-frame maximum, normalisation and figures are combined between the probability
+passes and the merged volumes are added.  Every rank ends each iteration with the same
+model, and sums over ranks change only the order of floating-point additions: results
+agree with a one-rank run up to rounding.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ import numpy as np
 
 from beamhub.kernels.backend import to_numpy
 
-__all__ = ["SerialComm", "MPIComm", "get_comm", "frame_blocks"]
+__all__ = ["SerialComm", "MPIComm", "get_comm"]
 
 _MPI_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
 
@@ -67,13 +64,13 @@ class MPIComm(SerialComm):
         self.size = comm.Get_size()
 
     def _allreduce(self, arr, op: str):
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI  # noqa: PLC0415  (optional dependency: beamhub[mpi])
 
         host = np.ascontiguousarray(to_numpy(arr))
         out = np.empty_like(host)
         self.comm.Allreduce(host, out, op=getattr(MPI, op))
         if type(arr).__module__.startswith("cupy"):
-            import cupy  # noqa: PLC0415
+            import cupy  # noqa: PLC0415  (optional dependency: a GPU)
 
             return cupy.asarray(out)
         return out
@@ -111,13 +108,8 @@ def get_comm(use_mpi: bool | None = None) -> SerialComm:
     if not use_mpi:
         return SerialComm()
     try:
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI  # noqa: PLC0415  (optional dependency: beamhub[mpi])
     except ImportError as exc:
         raise RuntimeError("running under mpiexec needs mpi4py: pip install 'beamhub[mpi]'") from exc
     comm = MPI.COMM_WORLD
     return MPIComm(comm) if comm.Get_size() > 1 else SerialComm()
-
-
-def frame_blocks(num_data: int, size: int) -> list[np.ndarray]:
-    """Contiguous, near-equal blocks of frame positions, one per rank."""
-    return np.array_split(np.arange(num_data), size)

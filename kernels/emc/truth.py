@@ -9,6 +9,7 @@ the model's absolute scale is arbitrary).
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import map_coordinates
 
 from beamhub.kernels.emc.quaternions import rotation_matrices
 
@@ -68,8 +69,6 @@ def orientation_errors(best_quats, true_quats, g: np.ndarray, twin: bool = False
 
 def rotate_volume(volume: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``volume`` seen in the frame rotated by ``g`` about the centre ``s//2``: out(m) = vol(gᵀ m)."""
-    from scipy.ndimage import map_coordinates  # noqa: PLC0415
-
     s = volume.shape[0]
     c = s // 2
     grid = np.indices(volume.shape, dtype=np.float64).reshape(3, -1) - c

@@ -12,32 +12,43 @@ import pytest
 import scipy.sparse as sp
 
 from beamhub.kernels import backend
-from beamhub.kernels.emc import _fused, _native
-from beamhub.kernels.emc.compress import (finish_model, merge_slices, merge_values, merge_weights,
-                                          photon_sums)
+from beamhub.kernels.emc import _native, _numba
+from beamhub.kernels.emc.compress import finish_model, merge_slices
+from beamhub.kernels.emc.config import EMCConfig, load_problem
 from beamhub.kernels.emc.detector import Detector
-from beamhub.kernels.emc.expand import log_slices, slice_model
-from beamhub.kernels.emc.maximize import beta_schedule, beta_start, photon_log_term, probabilities
+from beamhub.kernels.emc.iteration import EMC, EMCSettings
+from beamhub.kernels.emc.loop import run
+from beamhub.kernels.emc.maximize import beta_schedule, beta_start, probabilities
+from beamhub.kernels.emc.ops import ops_for
 from beamhub.kernels.emc.photons import Frames
 from beamhub.kernels.emc.quaternions import quaternion_sampling, rotation_matrices
-from beamhub.kernels.emc.run import EMC, EMCSettings, run
 from beamhub.kernels.emc.truth import global_rotation, orientation_errors, rotate_volume, shell_correlation
 from beamhub.kernels.sim.spi import random_quaternions, simulate_spi, write_spi
 
 BEAMHUB = str(Path(sys.executable).with_name("beamhub"))
+HAVE = {"native": _native.available(), "numba": _numba.available(), "array": True}
 
 
-@pytest.fixture(params=["fused", "array"])
-def path(request, monkeypatch):
-    """Run a test on the numba loops and on the whole-array (numpy/cupy) code."""
-    if request.param == "fused" and not _fused.available():
-        pytest.skip("numba not installed")
-    if request.param == "array":
-        monkeypatch.setattr(_fused, "available", lambda: False)
-    return request.param
+@pytest.fixture(params=["native", "numba", "array"])
+def ops(request):
+    """Run a test on each operator set: the C kernels, the numba loops, the whole-array code."""
+    if not HAVE[request.param]:
+        pytest.skip(f"the {request.param} EMC kernels cannot run here")
+    return ops_for(np, request.param)
 
 
-def test_slice_of_linear_field_is_exact(path):
+def _problem(ops, counts, good, rot, q, log_weights=None, corr=None, size=11):
+    """A Prepared share over frames ``counts`` (nd, npix) and a detector of pixels ``q``."""
+    det = Detector(q=np.ascontiguousarray(q, dtype=float), corr=np.ones(len(q)) if corr is None else corr,
+                   good=np.asarray(good, bool), used_index=np.arange(len(q)), num_pix=len(q), size=size,
+                   center=size // 2)
+    frames = Frames.from_matrix(sp.csr_matrix(counts), det.good, np.arange(len(counts)))
+    lw = np.zeros(len(rot)) if log_weights is None else log_weights
+    return ops.prepare(det, frames, rot, lw, np.exp(lw)), frames
+
+
+def test_slice_of_linear_field_is_exact(ops):
+    slice_model = ops.slice_model
     s, c = 11, 5
     grid = np.indices((s, s, s), dtype=float)
     a = np.array([0.3, -0.2, 0.7])
@@ -53,112 +64,136 @@ def test_slice_of_linear_field_is_exact(path):
     assert slice_model(model, rot[:1], far, c)[0][0, 0] == 0.0
 
 
-def test_likelihood_is_the_poisson_log_likelihood(path):
+def test_likelihood_is_the_poisson_log_likelihood(ops):
+    # a linear model, so the slices W are known exactly; K log W with log 0 replaced by 0
+    s, c = 11, 5
+    grid = np.indices((s, s, s), dtype=float)
+    model = np.einsum("i,ijkl->jkl", np.array([0.3, -0.2, 0.7]), grid) + 2.5
     rng = np.random.default_rng(2)
-    w = rng.uniform(0.1, 2.0, size=(5, 30))
-    w[0, 3] = 0.0                                   # empty pixel: log replaced by 0
-    good_cols = np.arange(0, 30, 2)
+    rot = rotation_matrices(random_quaternions(5, rng=3))
+    q = rng.uniform(-2.5, 2.5, size=(30, 3))          # inside the volume in every orientation
+    q[3] = [40.0, 0, 0]                               # outside: W = 0, log replaced by 0
+    good = np.arange(30) % 2 == 0
+    good_cols = np.flatnonzero(good)
     counts = rng.poisson(1.0, size=(8, 30)).astype(np.float32)
-    frames = Frames.from_matrix(sp.csr_matrix(counts),
-                                np.isin(np.arange(30), good_cols), np.arange(8))
-    lik = frames.good_counts[:, good_cols].tocsr()
-    got = photon_log_term(lik, log_slices(w, good_cols))
+    prep, frames = _problem(ops, counts, good, rot, q, log_weights=np.log(np.full(5, 0.2)))
+    L, sums = ops.likelihood(model, prep)
+    got = ops.from_layout(L, 5)
+    w = np.einsum("i,rti->rt", [0.3, -0.2, 0.7], np.einsum("rij,tj->rti", rot, q) + c) + 2.5
+    w[:, 3] = 0.0
     logw = np.where(w > 0, np.log(np.where(w > 0, w, 1)), 0.0)[:, good_cols]
-    np.testing.assert_allclose(got, counts[:, good_cols] @ logw.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, counts[:, good_cols] @ logw.T + np.log(0.2), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sums[:5], w[:, good_cols].sum(axis=1), rtol=1e-9)
     np.testing.assert_allclose(frames.sum_log_fact,
                                [sum(np.log(np.arange(1, int(k) + 1)).sum() for k in row[good_cols])
                                 for row in counts], rtol=1e-6)
 
 
-def test_probabilities_anneal_and_figures():
+def test_probabilities_anneal_and_figures(ops):
     L = np.array([[0.0, -1.0, -50.0], [-2.0, -2.0, -2.0]], dtype=np.float32)
     logw = np.log(np.full(3, 1 / 3))
-    best, like, info = probabilities(L.copy(), np.array([1.0, 0.5]), logw, np.array([1.0, 0.0]))
+    n = -(-3 // ops.tile) * ops.tile                   # padded to whole tiles: padding never wins
+    pad = lambda v, fill: np.concatenate([v, np.full(n - 3, fill)])  # noqa: E731
+    Lx = ops.to_layout(np.hstack([L, np.full((2, n - 3), -1e30, np.float32)]))
+    best, like, info, expected, den = probabilities(
+        ops, Lx, beta=np.array([1.0, 0.5]), logw=pad(logw, 0.0), sums=np.zeros(n), phi=np.zeros(2),
+        frame_scale=np.ones(2), sum_log_fact=np.array([1.0, 0.0]), num_valid=3)
     p0 = np.exp([0.0, -1.0]) / np.exp([0.0, -1.0]).sum()
     np.testing.assert_array_equal(best, [0, 0])
     np.testing.assert_allclose(like[0], p0 @ [0.0, -1.0] - 1.0, rtol=1e-6)   # -50 dropped (< -14/β)
     np.testing.assert_allclose(info[0], (p0 * np.log(p0 * 3)).sum(), rtol=1e-5)
     assert info[1] == pytest.approx(0.0, abs=1e-6)                            # uniform: no information
+    np.testing.assert_allclose(ops.from_layout(Lx, 3), [[p0[0], p0[1], 0], [1 / 3] * 3], rtol=1e-6)
+    np.testing.assert_allclose(den[:3], [p0[0] + 1 / 3, p0[1] + 1 / 3, 1 / 3], rtol=1e-6)
     b0 = beta_start(np.array([300.0, 1000.0]), 300.0, None, need_scaling=False)
     np.testing.assert_allclose(b0, np.exp(-6.5 * (300e-5) ** 0.15))
     np.testing.assert_allclose(beta_schedule(np.array([0.1]), 21, 1.0, 2.0, 10), [0.4])
     assert beta_schedule(np.array([0.9]), 100, 1.0, 2.0, 10)[0] == 1.0
 
 
-def test_merge_inverts_slicing_and_paths_agree(path):
+def test_merge_inverts_slicing_and_paths_agree(ops):
     # merging the slices of a smooth model back reproduces it where it was sampled
     s, c = 15, 7
     r = np.sqrt(((np.indices((s,) * 3) - c) ** 2).sum(axis=0))
     model = np.exp(-r ** 2 / 20.0)
     rot = rotation_matrices(quaternion_sampling(3)[0])
     g = np.linspace(-5, 5, 21)
-    q = np.stack(np.meshgrid(g, g, [0.0], indexing="ij"), -1).reshape(-1, 3)
-    sl, _ = slice_model(model, rot, q, c)
+    # off the half-integer lattice: a pixel landing exactly on the volume's last cell edge is
+    # inside or outside depending on rounding (the C kernels' fused multiply-adds differ there)
+    q = np.stack(np.meshgrid(g, g, [0.0], indexing="ij"), -1).reshape(-1, 3) + 0.0123
+    sl, _ = ops.slice_model(model, rot, q, c)
     acc = np.zeros((2, s, s, s))
     wacc = np.zeros_like(acc)
     active = np.ones(len(rot), bool)
     active[::7] = False
     merge_slices(acc, wacc, sl, active, rot, q, c)
     merged, weight = finish_model(acc.sum(0), wacc.sum(0), friedel=True)
-    # the split used by the loop: values only, weights computed once for the active orientations
-    vals = np.zeros_like(acc)
+    # the split used by the loop: values only, weights computed once for the active orientations.
+    # One frame per pixel holding one photon there, so Σ_d P_dr K_dt = P_tr: P = sl·den·corr
     corr = np.linspace(0.5, 1.5, len(q))
-    den = np.linspace(1.0, 2.0, len(rot))
-    num = (sl * den[:, None] * corr[None, :]).T.astype(np.float32)
-    merge_values(vals, num, den, corr, active, rot, q, c)
-    np.testing.assert_allclose(vals.sum(0), acc.sum(0), rtol=1e-6, atol=1e-9)  # num is float32
-    np.testing.assert_allclose(merge_weights(rot, q, c, s) - merge_weights(rot[~active], q, c, s),
+    den = np.where(active, np.linspace(1.0, 2.0, len(rot)), 0.0)
+    prep, _ = _problem(ops, np.eye(len(q), dtype=np.float32), np.ones(len(q), bool), rot, q, corr=corr, size=s)
+    P = ops.to_layout((sl * den[:, None] * corr[None, :]).T)
+    n = len(prep.rot)
+    vals = ops.merge(P, prep, np.concatenate([den, np.zeros(n - len(rot))]))
+    np.testing.assert_allclose(vals, acc.sum(0), rtol=1e-6, atol=1e-9)  # P is float32
+    np.testing.assert_allclose(ops.merge_weights(rot, q, c, s) - ops.merge_weights(rot[~active], q, c, s),
                                wacc.sum(0), rtol=1e-9, atol=1e-9)
     well = (weight > 1.0) & (r < 4)
     assert well.sum() > 100
     np.testing.assert_allclose(merged[well], model[well], atol=0.05)  # two interpolations blur a little
 
 
-def test_photon_sums_are_probability_weighted(path):
+def test_photon_sums_are_probability_weighted(ops):
+    # the merge numerator Σ_d K_dt P_dr (P at or below the floor already 0) and den = Σ_d φ_d P_dr,
+    # checked through the merge of one orientation onto pixels that each own one voxel corner
     rng = np.random.default_rng(4)
     counts = rng.poisson(0.5, size=(6, 10)).astype(np.float32)
     prob = rng.random((6, 4)).astype(np.float32)
     prob[0, 0] = 1e-7                                 # below the floor: not in the numerator
     scale = rng.uniform(0.5, 2, 6)
-    num, den = photon_sums(sp.csr_matrix(counts), prob, scale)
-    pn = np.where(prob > 1e-6, prob, 0)
-    np.testing.assert_allclose(num, counts.T @ pn, rtol=1e-5)
-    np.testing.assert_allclose(den, scale @ prob, rtol=1e-6)
-    # the pixel-major variant (used when most frames are probable) gives the same sums
-    num2, _ = photon_sums(sp.csr_matrix(counts), prob, scale, counts_t=sp.csr_matrix(counts.T))
-    np.testing.assert_allclose(num2, num, rtol=1e-6)
+    L = ops.to_layout(np.log(prob), fill=-1e30)       # padding orientations never probable
+    n = L.size // 6
+    _, _, _, _, den = probabilities(ops, L, beta=np.ones(6), logw=np.zeros(n), sums=np.zeros(n),
+                                    phi=np.zeros(6), frame_scale=scale, sum_log_fact=np.zeros(6),
+                                    num_valid=4)
+    p = prob / prob.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(den[:4], scale @ p, rtol=1e-5)
+    # pixels at integer positions x = 1..10 on one axis: orientation r's splat of pixel t lands on
+    # exactly one voxel, so the merged volume holds num[t, r] / den_r / corr_t
+    s, c = 23, 11
+    q = np.stack([np.arange(1.0, 11.0), np.zeros(10), np.zeros(10)], axis=1)
+    rot = np.repeat(np.eye(3)[None], 4, axis=0)
+    prep, _ = _problem(ops, counts, np.ones(10, bool), rot[:1], q, size=s)
+    one = np.zeros(ops.tile * -(-1 // ops.tile))
+    pn = np.where(p > 1e-6, p, 0)
+    one[0] = 1.0
+    for r in range(4):
+        vals = ops.merge(ops.to_layout(pn[:, r:r + 1]), prep, one)
+        np.testing.assert_allclose(vals[c + 1:c + 11, c, c], counts.T @ pn[:, r], rtol=1e-5)
 
 
 # ---------------------------------------------------------------- the C kernels
 
 @pytest.mark.skipif(not _native.available(), reason="no C compiler / AVX2 for the native EMC kernels")
+@pytest.mark.parametrize("other", ["array", "numba"])
 @pytest.mark.parametrize("need_scaling", [False, True])
-def test_native_iterations_match_the_array_path(need_scaling, monkeypatch):
+def test_native_iterations_match_the_array_path(need_scaling, other):
+    if not HAVE[other]:
+        pytest.skip(f"the {other} EMC kernels cannot run here")
     sim = simulate_spi(num_data=300, detsize=21, detd=42, mean_count=300, diameter=7.0,
                        scale_spread=0.3 if need_scaling else 0.0, rng=11)
     det = Detector.from_file(sim.detector)
     frames = Frames.from_photons(sim.photons, det)
     q, w = quaternion_sampling(3)          # 1380 orientations: 43 whole tiles and a padded one
 
-    def three(native):
-        monkeypatch.setattr(_native, "available", lambda: native)
+    def three(kind):
         emc = EMC(det, frames, q, w, EMCSettings(beta=0.3, beta_jump=2.0, beta_period=1, seed=3,
-                                                 need_scaling=need_scaling))
+                                                 need_scaling=need_scaling), ops=ops_for(np, kind))
         return emc, run(emc, 3)
 
-    nat, hn = three(True)
-    ref, hr = three(False)
-    np.testing.assert_allclose(nat.model, ref.model, rtol=1e-4, atol=1e-6 * ref.model.max())
-    np.testing.assert_allclose(nat.scale, ref.scale, rtol=1e-5)
-    for a, b in zip(hn, hr):
-        assert np.mean(a.per_frame["orientations"] == b.per_frame["orientations"]) > 0.99
-        assert np.all(a.per_frame["orientations"] < len(q))          # never a padding column
-        np.testing.assert_allclose(a.per_frame["likelihood"], b.per_frame["likelihood"], rtol=1e-5)
-        np.testing.assert_allclose(a.per_frame["mutual_info"], b.per_frame["mutual_info"],
-                                   rtol=1e-3, atol=1e-4)
-        assert a.rms_change == pytest.approx(b.rms_change, rel=1e-4)
-
-
+    nat, hn = three("native")
+    ref, hr = three(other)
 @pytest.mark.skipif(not _native.available(), reason="no C compiler / AVX2 for the native EMC kernels")
 def test_native_library_keeps_subnormals_for_the_process():
     # linked with -ffast-math, gcc would add crtfastmath.o and set flush-to-zero process-wide
@@ -257,7 +292,6 @@ def _copy(folder, dest):
 
 
 def _emc_from(cfg_path, comm=None):
-    from beamhub.kernels.emc.config import EMCConfig, load_problem
     cfg = EMCConfig.from_file(cfg_path)
     det, frames, q, w, model, scale = load_problem(cfg)
     return cfg, EMC(det, frames, q, w, cfg.settings(), model=model, scale=scale, comm=comm)
@@ -298,6 +332,18 @@ def test_resume_refuses_another_problem(small_folder, tmp_path):
     assert "Traceback" not in res.stderr
 
 
+def test_iteration_rows_are_logged_without_a_terminal(small_folder, tmp_path, caplog):
+    cfg, emc = _emc_from(_copy(small_folder, tmp_path / "log"))
+    with caplog.at_level("INFO", logger="beamhub.kernels.emc"):
+        run(emc, 2, progress=False)
+    assert [r.getMessage().split()[:2] for r in caplog.records] == [["iter", "1"], ["iter", "2"]]
+    # the command: stderr is a pipe here, yet every row is there; no progress bar
+    res = subprocess.run([BEAMHUB, "emc", str(cfg.path), "-n", "1"], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stderr.count("iter    1") == 1 and "[" not in res.stderr
+    assert "iter    1" not in subprocess.run([BEAMHUB, "emc", str(cfg.path), "-n", "1", "-q"],
+                                             capture_output=True, text=True).stderr
+
+
 def test_cli_refuses_corrupt_photons(small_folder, tmp_path):
     cfg_path = _copy(small_folder, tmp_path / "c")
     photons = tmp_path / "c" / "photons.emc"
@@ -330,7 +376,6 @@ def test_gpu_iteration_matches_cpu(small_folder, tmp_path):
     import cupy
 
     cfg, cpu = _emc_from(_copy(small_folder, tmp_path / "cpu"))
-    from beamhub.kernels.emc.config import load_problem
     det, frames, q, w, _, _ = load_problem(cfg)
     gpu = EMC(det, frames, q, w, cfg.settings(), model=cpu.model.copy(), xp=cupy)
     a, b = run(cpu, 2), run(gpu, 2)
