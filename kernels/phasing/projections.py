@@ -25,7 +25,8 @@ is made on ``y + t*(y - x)`` with ``t = 0`` for ER/HIO and ``t = 1`` for RAAR
 (RAAR tests the reflection ``2y - x``).  ``update`` works on a complex
 iterate (complex FFTs, in place); ``update_real`` on a real one, for the
 real-to-complex FFT path (:func:`rfftn` / :func:`irfftn`) taken when the object
-is real.
+is real.  ``spectrum`` and ``constrain`` are the once-per-start steps: the random
+starting spectrum and the support projection, also single passes.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import threading
 from types import ModuleType
 
 import numpy as np
+import scipy.fft
 
 from beamhub.kernels import backend
 
@@ -66,6 +68,27 @@ class ArrayOps:
 
     def __init__(self, xp: ModuleType):
         self.xp = xp
+
+    def spectrum(self, amp, phases, dtype):
+        """A random starting spectrum: ``amp * exp(i * phases)``, 0 where ``amp`` is unknown.
+
+        Parameters
+        ----------
+        amp : real array, any shape
+            Measured amplitudes (negative = unknown).
+        phases : real array of ``amp``'s shape
+            Phases, radians.
+        dtype : complex64 or complex128
+            dtype of the result.
+
+        Returns
+        -------
+        complex array of ``amp``'s shape, a new array (free to overwrite).
+        """
+        xp = self.xp
+        out = xp.where(amp >= 0, amp, 0).astype(dtype)
+        out *= xp.exp(1j * phases).astype(dtype, copy=False)
+        return out
 
     def fourier(self, f, amp, known):
         """Replace the modulus of ``f`` by ``amp`` where known; return the squared misfit before it.
@@ -166,7 +189,15 @@ class FusedOps:
     xp = np
 
     def __init__(self):
-        self._fourier, self._update, self._update_real = _compiled()
+        (self._fourier, self._update, self._update_real, self._spectrum,
+         self._constrain_real) = _compiled()
+
+    def spectrum(self, amp, phases, dtype):  # noqa: D102 - see ArrayOps.spectrum
+        out = np.empty(amp.shape, dtype)
+        with _LAUNCH:
+            self._spectrum(out.reshape(-1), np.ascontiguousarray(amp).reshape(-1),
+                           np.ascontiguousarray(phases, dtype=amp.dtype).reshape(-1))
+        return out
 
     def fourier(self, f, amp, known):  # noqa: D102 - see ArrayOps.fourier
         real = amp.dtype.type
@@ -184,7 +215,11 @@ class FusedOps:
             self._update_real(x, y, support, real(a), real(b), real(t), bool(positive))
 
     def constrain(self, x, support, mode):  # noqa: D102 - see ArrayOps.constrain
-        ArrayOps(np).constrain(x, support, mode)
+        if x.dtype.kind == "f" and x.flags.c_contiguous and support.flags.c_contiguous:
+            with _LAUNCH:
+                self._constrain_real(x.reshape(-1), support.reshape(-1), mode == 2)
+        else:
+            ArrayOps(np).constrain(x, support, mode)
 
 
 # numba's workqueue pool is not re-entrant: concurrent launches from two Python
@@ -260,30 +295,74 @@ def _compiled():
             ok = support[i] and (not positive or yv + t * (yv - xv) >= zero)
             x[i] = yv if ok else a * xv + b * yv
 
-    return fourier, update, update_real
+    @jit
+    def spectrum(out, amp, phases):
+        for i in numba.prange(out.size):
+            a = amp[i]
+            p = phases[i]
+            a = a if a >= a - a else a - a  # unknown (negative): no amplitude
+            out[i] = complex(a * np.cos(p), a * np.sin(p))
+
+    @jit
+    def constrain_real(x, support, positive):
+        for i in numba.prange(x.size):
+            v = x[i]
+            zero = v - v
+            keep = support[i] and (not positive or v >= zero)
+            x[i] = v if keep else zero
+
+    return fourier, update, update_real, spectrum, constrain_real
 
 
 def rfftn(x):
     """Real-to-complex n-D FFT of a real array on its own device (half spectrum on the last axis).
 
-    scipy.fft with ``cpu_workers()`` threads on the CPU, cupy.fft on the GPU;
-    float32 in gives complex64 out.  (kept here until backend grows an rfftn.)
+    Parameters
+    ----------
+    x : real array, shape ``(n0, ..., nk)``
+        float32 gives complex64, float64 complex128.
+
+    Returns
+    -------
+    complex array, shape ``(n0, ..., nk // 2 + 1)``, a new array.
+
+    scipy.fft with ``cpu_workers()`` threads on the CPU, cupy.fft on the GPU.
+    (kept here until backend grows an rfftn.)
     """
     xp = backend.array_module(x)
     if xp is np:
-        import scipy.fft  # noqa: PLC0415
-
         return scipy.fft.rfftn(x, workers=backend.cpu_workers())
     return xp.fft.rfftn(x)
 
 
 def irfftn(h, shape):
-    """Inverse of :func:`rfftn` back to a real array of ``shape``; ``h`` may be overwritten."""
+    """Inverse of :func:`rfftn` back to a real array of ``shape``; ``h`` is overwritten.
+
+    Parameters
+    ----------
+    h : complex array, shape ``(n0, ..., nk // 2 + 1)``
+        Half spectrum; used as scratch space on the CPU.
+    shape : tuple of int
+        ``(n0, ..., nk)``, the shape of the real result.
+
+    Returns
+    -------
+    real array of ``shape`` (float32 from complex64), a new array.
+
+    On the CPU this is done in two calls: the complex inverse over every axis but
+    the last, in place in ``h``, then the complex-to-real inverse along the last
+    axis.  That is what ``scipy.fft.irfftn`` computes, but irfftn first copies
+    ``h`` into a fresh complex temporary whatever ``overwrite_x`` says; in place
+    the inverse takes about two thirds of irfftn's time at 256^3 on 2 threads
+    (benchmarks/phasing.py prints both pairs).
+    """
     xp = backend.array_module(h)
     if xp is np:
-        import scipy.fft  # noqa: PLC0415
-
-        return scipy.fft.irfftn(h, s=shape, workers=backend.cpu_workers(), overwrite_x=True)
+        workers = backend.cpu_workers()
+        if h.ndim > 1:
+            h = scipy.fft.ifftn(h, axes=tuple(range(h.ndim - 1)), workers=workers,
+                                overwrite_x=True)
+        return scipy.fft.irfft(h, n=shape[-1], axis=-1, workers=workers)
     return xp.fft.irfftn(h, s=shape)
 
 

@@ -226,6 +226,46 @@ def test_fused_real_update_matches_array_update(dtype, positive, algo):
     np.testing.assert_allclose(x1[ok], y[ok])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_start_spectrum_and_support_projection_match_array_ones(dtype):
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(5)
+    amp = rng.random((6, 7, 5)).astype(dtype)
+    amp[::2, 1, :] = -1  # unknown: no amplitude in the starting spectrum
+    phases = (rng.random(amp.shape) * 2 * np.pi).astype(dtype)
+    cdtype = np.complex64 if dtype == np.float32 else np.complex128
+    fused, plain = projections.FusedOps(), projections.ArrayOps(np)
+    s1, s2 = fused.spectrum(amp, phases, cdtype), plain.spectrum(amp, phases, cdtype)
+    assert s1.dtype == s2.dtype == cdtype and s1.shape == amp.shape
+    np.testing.assert_allclose(s1, s2, rtol=1e-6, atol=1e-6)
+    assert np.all(s1[amp < 0] == 0)
+    np.testing.assert_allclose(np.abs(s1[amp >= 0]), amp[amp >= 0], rtol=1e-6)
+    x = rng.normal(size=amp.shape).astype(dtype)
+    support = rng.random(amp.shape) < 0.5
+    for mode in (1, 2):
+        x1, x2 = x.copy(), x.copy()
+        fused.constrain(x1, support, mode)
+        plain.constrain(x2, support, mode)
+        np.testing.assert_array_equal(x1, x2)
+        assert np.all(x1[~support] == 0) and (mode == 1 or np.all(x1 >= 0))
+
+
+@pytest.mark.parametrize("shape", [(8, 6), (6, 5, 7), (4, 6, 8)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_real_fft_pair_inverts_and_equals_scipy_irfftn(shape, dtype):
+    import scipy.fft
+
+    x = np.random.default_rng(2).normal(size=shape).astype(dtype)
+    half = projections.rfftn(x)
+    assert half.shape == (*shape[:-1], shape[-1] // 2 + 1)
+    expected = scipy.fft.irfftn(half, s=shape)
+    back = projections.irfftn(half.copy(), shape)  # the in-place two-step inverse
+    assert back.dtype == dtype and back.shape == shape
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(back, expected, rtol=tol, atol=tol)
+    np.testing.assert_allclose(back, x, rtol=tol, atol=tol)
+
+
 def test_friedel_half_averages_mates_and_keeps_one_sided_pixels():
     from beamhub.kernels.phasing.retrieval import _friedel_half
 
