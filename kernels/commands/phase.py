@@ -7,7 +7,7 @@ import dataclasses
 import json
 import secrets
 import sys
-import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +71,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help="validate the job and read its input, then stop")
     parser.add_argument("--backend", choices=("auto", "numpy", "cupy"), default=None,
                         help="where to compute (default: $BEAMHUB_BACKEND, else auto)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar and no summary (what runs, seed, time, best errors)")
     return parser
 
 
@@ -159,7 +160,12 @@ def main(argv: list[str], prog: str) -> int:
         backend.backend_name(args.backend)
     except backend.BackendError as exc:
         raise UsageError(str(exc)) from exc
+    # The summary is for the log as much as for a terminal (a batch job's output is a file): only
+    # the progress bar needs a terminal.  The seed is in it, so a run with a random one can be redone.
     show = not args.quiet and sys.stderr.isatty()
+    if not args.quiet:
+        print(run_line(job, data.shape, backend.backend_name(args.backend)), flush=True)
+    t0 = time.perf_counter()
     result = phase(
         data, support=job.support_size, algorithms=job.steps, n_starts=job.n_starts,
         n_best=job.n_images, mask=mask, constraint=job.constraint, shrinkwrap=job.shrinkwrap,
@@ -169,11 +175,26 @@ def main(argv: list[str], prog: str) -> int:
              {"job": json.dumps(job.to_json()), "backend": result.info["backend"],
               "beamhub_version": _version()})
     if not args.quiet:
-        best = ", ".join(f"{s:.4g}" for s in result.scores[: job.n_images])
-        print(textwrap.dedent(f"""\
-            wrote {job.out_file}
-              best Fourier error: {best}  (all {job.n_starts} starts in 'scores')"""))
+        print(summary(result, job, time.perf_counter() - t0), flush=True)
     return 0
+
+
+def run_line(job, shape, backend_name: str) -> str:
+    """One line saying what a run does: data, starts, iterations per step, seed and where it computes."""
+    steps = ", ".join(f"{s.name} {s.iterations}" for s in job.steps)
+    support = "shrinkwrap" if job.shrinkwrap else "static"
+    return (f"phasing {job.data} {memory.shape_text(shape)}: {job.n_starts} start(s) x "
+            f"{sum(s.iterations for s in job.steps)} iterations ({steps}), {support} support "
+            f"{job.support_size:g} px, seed {job.srand}, on {backend_name}")
+
+
+def summary(result, job, seconds: float) -> str:
+    """The lines printed when a run is written: the file, the time taken and the best Fourier errors."""
+    best = ", ".join(f"{s:.4g}" for s in result.scores[: job.n_images])
+    per_iteration = result.info.get("seconds_per_iteration")
+    pace = f" ({per_iteration * 1e3:.3g} ms per iteration)" if per_iteration else ""
+    return (f"wrote {job.out_file} in {seconds:.1f} s{pace}\n"
+            f"  best Fourier error: {best}  (all {job.n_starts} starts in 'scores')")
 
 
 def memory_estimate(job, shape) -> dict[str, float]:

@@ -59,7 +59,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                    help="zero everything outside the reconstruction circle")
     p.add_argument("--degrees", action="store_true",
                    help="/exchange/theta is in degrees (convert instead of refusing)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress bar and no report lines (axis found, slices written)")
     return p
 
 
@@ -131,7 +132,10 @@ def main(argv: list[str], prog: str) -> int:
         if fixed_center is not None and not 0 <= fixed_center <= n_cols - 1:
             raise UsageError(f"--center {fixed_center}: outside the detector's {n_cols} columns")
         comm = get_comm()
-        quiet = args.quiet or not sys.stderr.isatty() or comm.rank != 0
+        # Facts (the axis found, what was written) go to stderr unless -q, terminal or not: in a batch
+        # job that is the log.  Only the progress bar needs a terminal, and only rank 0 reports.
+        tell = not args.quiet and comm.rank == 0
+        bar = tell and sys.stderr.isatty()
         t0 = time.perf_counter()
         center = fixed_center
         if center is None:
@@ -140,9 +144,9 @@ def main(argv: list[str], prog: str) -> int:
                 center = _find_center(scan, center_mode, start, stop, args.stripe)
             except InputFormatError as exc:
                 raise UsageError(str(exc)) from None
-            if not quiet:
-                print(f"{prog}: rotation axis at column {center:.2f} ({center_mode})",
-                      file=sys.stderr)
+            if tell:
+                print(f"{prog}: rotation axis at column {center:.2f} ({center_mode}, found on row "
+                      f"{(start + stop) // 2} of {n_rows})", file=sys.stderr, flush=True)
         params = {
             "source": str(scan.path), "algorithm": args.algorithm, "center": float(center),
             "center_method": center_mode if fixed_center is None else "given",
@@ -155,7 +159,7 @@ def main(argv: list[str], prog: str) -> int:
             params["num_iter"] = args.num_iter
         options = dict(rows=(start, stop), slab_rows=args.chunk_rows, stripe=args.stripe,
                        algorithm=args.algorithm, filter_name=args.filter_name,
-                       num_iter=args.num_iter, circ_mask=args.circ_mask, progress=not quiet,
+                       num_iter=args.num_iter, circ_mask=args.circ_mask, progress=bar,
                        comm=comm if comm.size > 1 else None)
         try:
             if comm.rank == 0:
