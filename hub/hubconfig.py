@@ -91,7 +91,9 @@ def configure(c: Any, settings: dict[str, Any] | str | Path) -> None:
                         "--data-root", settings.get("data_root") or str(state),
                         "--catalog", settings.get("catalog", ""),
                         # `beamhub up` stops it by this record if the hub dies without stopping it
-                        "--pid-file", str(state / "run" / "jobs.pid")],
+                        "--pid-file", str(state / "run" / "jobs.pid"),
+                        # one line per request there; job events and errors in the hub's log
+                        "--access-log", str(state / "logs" / "jobs-access.log")],
         })
         roles.append({"name": "beamhub-jobs", "scopes": ["read:users", "admin:auth_state"],
                       "services": ["beamhub-jobs"]})

@@ -15,16 +15,20 @@ the catalog mount's SSO group.  Every service is started with umask 077, so what
 the provider and the jobs service create there (the cookie secret, ``jupyterhub.sqlite``)
 is private from the start.
 
-Each service writes its output to ``logs/<name>.log`` (the hub's is also echoed to the
-terminal of `beamhub up`), so a crash message can name the file that holds the cause, and a
-pid file in ``run/`` (:mod:`beamhub.hub.pidfiles`), so the next start stops what a crashed run
-left behind (:meth:`Platform.recover`).  Sessions are not among them: the hub adopts those.
+Each service writes its output to ``logs/<name>.log``, so a crash message can name the file
+that holds the cause.  The hub's log (its sessions' output and the jobs service's too) is
+echoed to the terminal of `beamhub up` through :func:`for_terminal`: start-up, sign-ins,
+spawns, warnings and errors, not one line per request — those stay in the log.  Each service
+also has a pid file in ``run/`` (:mod:`beamhub.hub.pidfiles`), so the next start stops what a
+crashed run left behind (:meth:`Platform.recover`) and `beamhub down` finds it.  Sessions are
+not among them: the hub adopts those.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -81,6 +85,20 @@ SHARED_FOLDERS = ("users", "data")
 # are stopped: the hub first, or it would start the jobs service again.
 RUN_DIR = "run"
 SERVICE_ORDER = ("hub", "jobs", "proxy", "sso")
+#: `beamhub up`'s own pid file in ``run/``: not a service (recovery never stops it), but what
+#: `beamhub down` stops first, and what a second `beamhub up` on the same folder refuses to start beside.
+UP_NAME = "up"
+
+# A request's access-log line: JupyterHub's ("[I 2026-01-01 10:00:00.000 JupyterHub log:192] 200 GET
+# /hub/api ..."), a session's ("[I ... ServerApp] 200 GET ...") or plain Tornado's ("401 GET /x (ip) 1ms").
+_ACCESS = re.compile(r"^(?:\[[A-Z] [\d-]+ [\d:.]+ [^\]]*\] )?(\d{3}) [A-Z]+ /")
+# A JupyterHub-style record: level letter, date, time, the application, then (for the hub) module:line.
+_RECORD = re.compile(r"^\[([A-Z]) [\d-]+ [\d:.]+ (\S+)(?: [^\]]*)?\] ?(.*)$")
+# What the hub says once per request besides its access line: kept in the log, not on the terminal.
+_PER_REQUEST = ("is pending spawn", "Setting new xsrf cookie", "OAuth redirect:", "Skipping XSRF check",
+                "Logged-in user")
+#: Longest line shown on the terminal; the log keeps the whole of it.
+TERMINAL_WIDTH = 400
 
 
 def node_modules_dir() -> Path:
@@ -130,10 +148,62 @@ def group_gids(accounts: list[dict], preferred: dict[str, int] | None = None) ->
 
 
 def _private_child() -> None:
-    """In a service's child before exec: umask 077 (its files in the state folder are root's alone), and
-    die with the parent."""
+    """In a service's child before exec: umask 077 (its files in the state folder are root's alone),
+    default SIGINT/SIGTERM handling, and die with the parent.
+
+    A `beamhub up` started in the background or under nohup may have inherited SIGINT as ignored,
+    and an ignored signal stays ignored across exec: the services (and the hub's sessions after
+    them) must not inherit that, or the hub could not stop a session with SIGINT.
+    """
     os.umask(0o077)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
     _die_with_parent()
+
+
+def for_terminal(line: str, hidden_before: bool = False) -> bool:
+    """Whether a line of the hub's log is worth the terminal of `beamhub up` (the log keeps all).
+
+    Shown: the hub's own start-up, sign-ins and spawns, the jobs service's jobs submitted and
+    cancelled, and every warning or error (a request
+    answered 5xx included).  Kept to the log: access lines of requests that did not fail (the
+    hub's, sessions', the jobs service's), the hub's other per-request notes, and sessions'
+    informational chatter (extensions loaded, kernels started).  ``hidden_before``: the line
+    before was kept to the log; an indented continuation of it is too.
+    """
+    text = line.rstrip("\n")
+    access = _ACCESS.match(text)
+    if access:
+        return int(access.group(1)) >= 500
+    record = _RECORD.match(text)
+    if record is None:
+        # tracebacks and stray output are shown, except the indented tail of a hidden record
+        return not (hidden_before and text[:1] in (" ", "\t"))
+    level, application, message = record.groups()
+    if level in "WEC":
+        return not any(note in message for note in _PER_REQUEST)
+    if application not in ("JupyterHub", "beamhub-jobs") and not application.startswith("alembic"):
+        return False  # a session's (ServerApp, LabApp, ...) informational lines
+    return not any(note in message for note in _PER_REQUEST)
+
+
+def stop_services(state: Path) -> list[tuple[str, int]]:
+    """Stop the services recorded in ``state/run`` whose process is still the recorded one.
+
+    In :data:`SERVICE_ORDER` (the hub first, or it would start the jobs service again), then any
+    other pid file there except `beamhub up`'s own.  Returns ``(name, pid)`` of each stopped.
+    """
+    folder = Path(state) / RUN_DIR
+    if not folder.is_dir():
+        return []
+    names = [n for n in SERVICE_ORDER if (folder / f"{n}.pid").exists()]
+    names += sorted(p.stem for p in folder.glob("*.pid") if p.stem not in SERVICE_ORDER and p.stem != UP_NAME)
+    stopped = []
+    for name in names:
+        pid = stop_recorded(folder / f"{name}.pid")
+        if pid is not None:
+            stopped.append((name, pid))
+    return stopped
 
 
 def _die_with_parent() -> None:
@@ -190,26 +260,49 @@ class LogEcho(threading.Thread):
     """Copy what a service appends to its log file to a terminal, until stopped.
 
     The hub writes to ``logs/hub.log`` — so the log holds everything, even after `beamhub up`
-    is gone — and `beamhub up` shows the same lines as they come.
+    is gone — and `beamhub up` shows the lines :func:`for_terminal` keeps as they come (all of
+    them when ``keep`` is None), each cut to :data:`TERMINAL_WIDTH` characters.
     """
 
-    def __init__(self, path: Path, stream: IO, start: int = 0):
+    def __init__(self, path: Path, stream: IO, start: int = 0, keep=for_terminal):
         super().__init__(name=f"echo {path.name}", daemon=True)
-        self.path, self.stream, self.offset = path, stream, start
+        self.path, self.stream, self.offset, self.keep = path, stream, start, keep
         self._stopping = threading.Event()
+        self._hidden = False  # whether the last complete line was kept to the log
         self.start()
 
     def run(self) -> None:
+        partial = b""
         with open(self.path, "rb") as log:
             log.seek(self.offset)
             while True:
                 chunk = log.read(65536)
                 if chunk:
-                    self._write(chunk)
+                    lines = (partial + chunk).split(b"\n")
+                    partial = lines.pop()  # a line still being written waits for its end
+                    shown = self._select(lines)
+                    if shown:
+                        self._write(shown)
                     continue
                 if self._stopping.is_set():
+                    if partial:
+                        self._write(self._select([partial]))
                     return
                 self._stopping.wait(0.2)
+
+    def _select(self, lines: list[bytes]) -> bytes:
+        kept = []
+        for raw in lines:
+            if self.keep is not None:
+                text = raw.decode(errors="replace")
+                shown = self.keep(text, self._hidden)
+                self._hidden = not shown
+                if not shown:
+                    continue
+            if len(raw) > TERMINAL_WIDTH:
+                raw = raw[:TERMINAL_WIDTH] + " ... (cut; the whole line is in {})".format(self.path).encode()
+            kept.append(raw + b"\n")
+        return b"".join(kept)
 
     def _write(self, chunk: bytes) -> None:
         try:
@@ -480,22 +573,12 @@ class Platform:
     def recover(self) -> list[str]:
         """Stop the services an earlier run left running (a ``kill -9`` of `beamhub up` or of the hub).
 
-        Only process groups whose leader is still the recorded process are stopped; users'
-        sessions are not touched (the hub adopts those that still run and stops the others).
-        Returns one line per service stopped.
+        Only process groups whose leader is still the recorded process are stopped
+        (:func:`stop_services`); users' sessions are not touched (the hub adopts those that still
+        run and stops the others).  Returns one line per service stopped.
         """
-        folder = self.state / RUN_DIR
-        if not folder.is_dir():
-            return []
-        names = [n for n in SERVICE_ORDER if self.pid_file(n).exists()]
-        names += sorted(p.stem for p in folder.glob("*.pid") if p.stem not in SERVICE_ORDER)
-        lines = []
-        for name in names:
-            pid = stop_recorded(self.pid_file(name))
-            if pid is not None:
-                lines.append(f"stopped the {name} (pid {pid}) that an earlier run left running; "
-                             f"its log: {self.logs / (name + '.log')}")
-        return lines
+        return [f"stopped the {name} (pid {pid}) that an earlier run left running; "
+                f"its log: {self.logs / (name + '.log')}" for name, pid in stop_services(self.state)]
 
     def _wait(self, name: str, url: str, timeout: float = 60.0, headers: dict | None = None,
               expect: int | None = None) -> None:

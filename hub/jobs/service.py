@@ -7,7 +7,11 @@ environment against the user's groups, exactly as the launch page does.  A backe
 runs jobs on this machine also says where a user's jobs may work (``job_roots``): a ``cwd``
 or an output outside the owner's workspace and their groups' data is refused with HTTP 400.
 
-    python -m beamhub.hub.jobs.service --backend local --state DIR --catalog FILE
+    python -m beamhub.hub.jobs.service --backend local --state DIR --catalog FILE [--access-log FILE]
+
+Logging: what happens to jobs (submitted, cancelled, failed to start) and errors go to stderr in
+the hub's format — the hub's log, and `beamhub up`'s terminal; one line per request goes to
+``--access-log`` (under `beamhub up`: ``<state>/logs/jobs-access.log``), or stderr without it.
 
 API (under the service prefix, e.g. /services/beamhub-jobs/):
     POST   api/jobs              {"kind", "args", "cwd", "environment", "ranks"} -> 201 job
@@ -22,8 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -37,6 +43,34 @@ from beamhub.hub.jobs.model import FINISHED, JobRequestError, parse_request
 from beamhub.hub.jobs.paths import confine
 from beamhub.hub.jobs.store import JobStore
 from beamhub.hub.pidfiles import remove_pid_file, write_pid_file
+
+log = logging.getLogger("beamhub-jobs")
+
+# The hub's own line format, so `beamhub up` treats these lines as it treats the hub's.
+LOG_FORMAT = "[%(levelname)1.1s %(asctime)s.%(msecs)03d beamhub-jobs] %(message)s"
+LOG_DATE = "%Y-%m-%d %H:%M:%S"
+
+
+def setup_logging(access_log: str = "") -> None:
+    """Service events on stderr; per-request lines (Tornado's access log and its 4xx notes) to ``access_log``.
+
+    Tornado logs each request to ``tornado.access`` and a refused one (an HTTPError with a
+    message) once more to ``tornado.general``; both are request noise, kept to the file.
+    Uncaught handler errors (``tornado.application``) stay on stderr with their traceback.
+    """
+    formatter = logging.Formatter(LOG_FORMAT, LOG_DATE)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [console]
+    root.setLevel(logging.INFO)
+    if access_log:
+        handler = logging.FileHandler(access_log)
+        handler.setFormatter(formatter)
+        for name in ("tornado.access", "tornado.general"):
+            logger = logging.getLogger(name)
+            logger.handlers[:] = [handler]
+            logger.propagate = False
 
 
 class JobsContext:
@@ -125,7 +159,10 @@ class JobListHandler(JobsHandler):
         except Exception as exc:  # the job is recorded as failed; the caller hears why
             job.state, job.detail = "failed", str(exc)
             self.ctx.store.save(job)
+            log.error("%s's job %s (%s) could not start: %s", job.owner, job.id, job.kind, exc)
             raise web.HTTPError(500, f"could not start the job: {exc}") from None
+        log.info("%s submitted job %s: %s in %s (%s)", job.owner, job.id, " ".join(job.command),
+                 job.environment, job.detail or job.state)
         self.set_status(201)
         self.finish(job.to_json())
 
@@ -141,6 +178,7 @@ class JobHandler(JobsHandler):
         job = self.own_job(user, job_id)
         if job.state not in FINISHED:
             await self.ctx.backend.cancel(job)
+            log.info("%s cancelled job %s", user["name"], job_id)
         self.finish(self.ctx.store.get(user["name"], job_id).to_json())
 
 
@@ -172,11 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default="", help="local backend: folder the catalog mounts' local_path "
                    "values are relative to (default: the workspace root's parent)")
     p.add_argument("--listen", default="", help="HOST:PORT to bind (default: from JUPYTERHUB_SERVICE_URL)")
+    p.add_argument("--access-log", default="", help="file for one line per request (default: stderr)")
     p.add_argument("--pid-file", default="", help="record this process (pid and start time) here, so the "
                    "next 'beamhub up' can stop it if the hub that started it died")
     p.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"),
                    help="kubernetes backend: namespace of the jobs")
     args = p.parse_args(argv)
+    setup_logging(args.access_log)
     catalog = load_catalog(args.catalog or None)
     store = JobStore(args.state)
     if args.backend == "local":
@@ -197,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         if recover is not None:  # jobs an earlier run of the service started: adopt or settle them
             await recover()
         app.listen(int(port or 80), host or "127.0.0.1")
-        print(f"beamhub-jobs: {args.backend} backend listening on {url.geturl()}", flush=True)
+        log.info("%s backend listening on %s", args.backend, url.geturl())
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):  # the hub stops its services with these
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
