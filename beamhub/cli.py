@@ -19,6 +19,7 @@ from beamhub.errors import UsageError
 # name -> (module, one-line help).  Order is the order shown by --help.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "up": ("beamhub.hub.commands.up", "start the whole platform on this machine (SSO, proxy, hub)"),
+    "down": ("beamhub.hub.commands.down", "stop the platform 'beamhub up' started, its sessions and jobs"),
     "phase": ("beamhub.kernels.commands.phase", "iterative phase retrieval from a JSON job file"),
     "tomo": ("beamhub.kernels.commands.tomo", "tomographic reconstruction of a Data Exchange scan"),
     "emc": ("beamhub.kernels.commands.emc", "EMC orientation recovery (Dragonfly-compatible config)"),

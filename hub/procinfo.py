@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -116,3 +117,110 @@ def port_holders(port: int) -> list[tuple[int, str]]:
             except OSError:
                 continue
     return holders
+
+
+def _within(path: str | None, root: str) -> bool:
+    return bool(path) and (path == root or path.startswith(root.rstrip("/") + "/"))
+
+
+def process_cwd(pid: int) -> str | None:
+    """The working directory of ``pid`` (None when it is gone or not ours to read)."""
+    try:
+        return os.readlink(f"/proc/{int(pid)}/cwd")
+    except (OSError, ValueError):
+        return None
+
+
+def process_home(pid: int) -> str | None:
+    """``HOME`` in the environment ``pid`` was started with (None when unreadable or unset)."""
+    try:
+        with open(f"/proc/{int(pid)}/environ", "rb") as f:
+            entries = f.read().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    for entry in entries:
+        if entry.startswith(b"HOME="):
+            return entry[5:].decode(errors="replace")
+    return None
+
+
+def processes_under(root: str | os.PathLike) -> list[int]:
+    """Live processes whose working directory or ``HOME`` is ``root`` or a folder below it.
+
+    Users' sessions and batch jobs start in their workspace with ``HOME`` set to it, and what
+    they start (kernels, terminals, MPI ranks, a job's own children) inherits ``HOME`` even after
+    a ``cd`` elsewhere, so ``processes_under(<state>/users)`` finds everything users run on the
+    embedded platform, whatever process group it put itself in.  Zombies are left out.
+    """
+    root = os.path.realpath(root)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or start_time(int(entry)) is None:
+            continue
+        pid = int(entry)
+        home = process_home(pid)
+        if _within(process_cwd(pid), root) or (home and _within(os.path.realpath(home), root)):
+            found.append(pid)
+    return found
+
+
+def ancestors(pid: int | None = None) -> set[int]:
+    """``pid`` (default: this process) and every process above it, up to init."""
+    chain, current = set(), pid or os.getpid()
+    while current and current not in chain:
+        chain.add(current)
+        fields = _stat_fields(current)
+        current = int(fields[1]) if fields and len(fields) > 1 else 0
+    return chain
+
+
+def _live_groups() -> set[int]:
+    """Process group ids that still have a live (non-zombie) member."""
+    groups = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields and len(fields) > 2 and fields[0] not in ("Z", "X"):
+                groups.add(int(fields[2]))
+    return groups
+
+
+def terminate(targets: list[tuple[int, int | None]], grace: float = 10.0,
+              groups: bool = True) -> tuple[list[int], list[int]]:
+    """Stop each ``(pid, start time)`` that is still that process, all at once; returns (stopped, refused).
+
+    SIGTERM goes to the process group a target leads (a session's kernels, a job's MPI ranks;
+    unless ``groups`` is False) or to the target alone; after ``grace`` seconds SIGKILL goes to what is left.  A target we may
+    not signal (another user's process, seen by a non-root caller) is returned in ``refused``.
+    """
+    stopped, refused, leaders = [], [], {}
+    for pid, started in targets:
+        if not same_process(pid, started):
+            continue
+        try:
+            leaders[pid] = groups and os.getpgid(pid) == pid
+            (os.killpg if leaders[pid] else os.kill)(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            refused.append(pid)
+            continue
+        stopped.append(pid)
+    starts = dict(targets)
+
+    def left() -> list[int]:
+        groups = _live_groups()
+        return [p for p in stopped if (p in groups if leaders[p] else same_process(p, starts[p]))]
+
+    deadline = time.monotonic() + grace
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left():
+        try:
+            (os.killpg if leaders[pid] else os.kill)(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + 5
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return stopped, refused

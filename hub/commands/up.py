@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -11,7 +12,9 @@ from pathlib import Path
 
 from beamhub.errors import UsageError
 from beamhub.hub.isolation import mode_line
-from beamhub.hub.platform import Platform, PlatformConfig
+from beamhub.hub.pidfiles import read_pid_file, remove_pid_file, write_pid_file
+from beamhub.hub.platform import RUN_DIR, UP_NAME, Platform, PlatformConfig
+from beamhub.hub.procinfo import same_process
 
 EPILOG = """\
 examples:
@@ -19,8 +22,14 @@ examples:
   beamhub up --state-dir /srv/beamhub --catalog my-menu.yaml
 
 Demo logins (the development SSO provider): alice/alice (groups spi, tomo),
-bob/bob (tomo), admin/admin (admins).  Ctrl-C stops the provider, the proxy and
-the hub; running sessions keep running and the next 'beamhub up' finds them.
+bob/bob (tomo), admin/admin (admins).  Ctrl-C (or SIGTERM, also when started in
+the background or under nohup) stops the provider, the proxy and the hub; running
+sessions keep running and the next 'beamhub up' finds them.  'beamhub down' stops
+all of it, sessions and batch jobs too.
+
+The terminal shows start-up, sign-ins, spawns, warnings and errors; STATE/logs/hub.log
+holds everything, one line per request too (proxy.log, sso.log and jobs-access.log
+beside it).
 
 A crashed SSO provider is restarted (bounded back-off); the hub or the proxy
 dying stops 'beamhub up' with the log that holds the cause (STATE/logs).  After
@@ -57,8 +66,40 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def _stop_on_signal(signum, frame):
+    """SIGTERM (and SIGHUP) stop `beamhub up` as Ctrl-C does: in order, through KeyboardInterrupt."""
+    raise KeyboardInterrupt
+
+
+def take_signals() -> None:
+    """Make Ctrl-C, SIGTERM and a closed terminal stop `beamhub up`, whatever it inherited.
+
+    Started in the background by a shell without job control, or under nohup, a process may
+    begin with SIGINT ignored — and Python then installs no KeyboardInterrupt handler — so
+    Ctrl-C would do nothing.  Here SIGINT is Python's handler again, SIGTERM raises the same
+    KeyboardInterrupt, and SIGHUP too unless it was ignored on purpose (nohup).  Handlers, unlike
+    an ignored disposition, are not inherited across exec, so the services start with defaults.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, _stop_on_signal)
+
+
+def claim_state(state: Path) -> Path:
+    """Record this `beamhub up` in ``state/run/up.pid`` (for `beamhub down`); refuse a second one there."""
+    path = state / RUN_DIR / f"{UP_NAME}.pid"
+    record = read_pid_file(path)
+    if record is not None and record[0] != os.getpid() and same_process(*record):
+        raise UsageError(f"another 'beamhub up' (pid {record[0]}) is running with the state folder {state}; "
+                         f"stop it first (Ctrl-C there, or 'beamhub down --state-dir {state}')")
+    write_pid_file(path, os.getpid(), "beamhub up")
+    return path
+
+
 def main(argv: list[str], prog: str) -> int:
     args = build_parser(prog).parse_args(argv)
+    take_signals()
     config = PlatformConfig(
         state_dir=Path(args.state_dir),
         port=args.port,
@@ -81,10 +122,10 @@ def main(argv: list[str], prog: str) -> int:
                              "with at least username and password")
     platform = Platform(config, hub_output=sys.stdout, say=lambda line: print(f"beamhub up: {line}", flush=True))
     Path(args.state_dir).mkdir(parents=True, exist_ok=True)
+    claimed = claim_state(platform.state)
     print(f"beamhub up: starting the SSO provider, the proxy and JupyterHub (state in {platform.state})",
           flush=True)
     print(f"beamhub up: {mode_line()}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         platform.start()
         logins = ", ".join(f"{a['username']}/{a['password']}" for a in config.accounts)
@@ -92,8 +133,9 @@ def main(argv: list[str], prog: str) -> int:
             "\n"
             f"  BeamHub is running at {config.public_url}\n"
             f"  Sign in on the SSO page with a demo login: {logins}\n"
-            f"  SSO provider: {config.issuer}  ·  logs: {platform.logs}\n"
-            "  Press Ctrl-C to stop (running sessions keep running).\n",
+            f"  SSO provider: {config.issuer}  ·  full log, every request too: {platform.logs / 'hub.log'}\n"
+            "  Press Ctrl-C to stop (running sessions keep running); "
+            f"'beamhub down --state-dir {args.state_dir}' stops sessions and jobs too.\n",
             flush=True,
         )
         while True:  # the provider is restarted when it dies; the hub or the proxy dying ends this
@@ -106,4 +148,7 @@ def main(argv: list[str], prog: str) -> int:
     except RuntimeError as exc:
         raise UsageError(str(exc)) from None
     finally:
-        platform.stop()
+        try:
+            platform.stop()
+        finally:
+            remove_pid_file(claimed, os.getpid())

@@ -42,13 +42,19 @@ class UpProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports['port']}"
 
-    def start(self, timeout: float = 240) -> str:
-        """Start it and wait for the banner; returns what it printed so far."""
+    def start(self, timeout: float = 240, ignore_sigint: bool = False) -> str:
+        """Start it and wait for the banner; returns what it printed so far.
+
+        ``ignore_sigint``: start it with SIGINT ignored, as a shell starts a background job
+        without job control (or as nohup's caller may have), to check it still stops on Ctrl-C.
+        """
         args = [f"--{name}={port}" for name, port in self.ports.items()]
+        preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
         with open(self.out_path, "wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "beamhub", "up", "--state-dir", str(self.state), *args],
-                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=preexec)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.output()
@@ -80,6 +86,20 @@ class UpProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(timeout=30)
+
+    def down(self) -> subprocess.CompletedProcess:
+        """`beamhub down` on this state folder: stops this run, what it left, sessions and jobs."""
+        return subprocess.run([sys.executable, "-m", "beamhub", "down", "--state-dir", str(self.state)],
+                              capture_output=True, text=True, timeout=180)
+
+    def clean_up(self) -> None:
+        """Whatever happened in the test, leave nothing running: kill `beamhub up` if it still runs,
+        then `beamhub down` for the services, sessions and jobs it leaves (PDEATHSIG may be slow)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self.down()
+        self.kill_sessions()
 
     def kill_sessions(self) -> None:
         """Stop what still runs in the users' workspaces (sessions outlive `beamhub up` by design)."""
