@@ -13,7 +13,7 @@ import numpy as np
 from beamhub.kernels import backend
 from beamhub.kernels.phasing.align import center, register
 from beamhub.kernels.phasing.projections import (
-    MODES, irfftn, ops_for, rfftn, update_coefficients,
+    MODES, RealFFT, ops_for, update_coefficients,
 )
 from beamhub.kernels.phasing.prtf import prtf as compute_prtf
 from beamhub.kernels.phasing.support import ShrinkWrap, centered_ball, shrinkwrap_support
@@ -413,13 +413,14 @@ def _run_start_real(xp, ops, amp_half, known_half, support0, phases, schedule, s
                     dtype, norm, bar, shape, hook=None):
     """One random start on a real iterate with real-to-complex FFTs; same returns as _run_start.
 
-    Per iteration: rfftn, the fused modulus projection on the half spectrum,
-    the inverse (in place in the half spectrum, then to a new real array) and
-    the fused real-space update into ``x``; nothing else touches the arrays.
+    Per iteration: the forward real FFT into the pair's half-spectrum buffer,
+    the fused modulus projection on it, the inverse (in place, then into the
+    pair's real buffer) and the fused real-space update into ``x``; no other
+    pass, no allocation.
     """
     amp_flat = amp_half.reshape(-1)
-    spectrum = ops.spectrum(amp_half, xp.asarray(phases), dtype)
-    x = xp.ascontiguousarray(irfftn(spectrum, shape))
+    pair = RealFFT(shape, amp_half.dtype, xp)
+    x = pair.inverse(ops.spectrum(amp_half, xp.asarray(phases), dtype)).copy()
     support = support0.copy()
     ops.constrain(x, support, mode)
     x_flat = x.reshape(-1)
@@ -435,9 +436,9 @@ def _run_start_real(xp, ops, amp_half, known_half, support0, phases, schedule, s
             support = shrinkwrap_support(estimate, shrinkwrap.sigma_at(it, total),
                                          shrinkwrap.threshold)
         a, b, t = update_coefficients(name, float(beta))
-        half = rfftn(x)
+        half = pair.forward(x)
         errs.append(ops.fourier(half.reshape(-1), amp_flat, known_half.reshape(-1)))
-        y = irfftn(half, shape)
+        y = pair.inverse(half)
         ops.update_real(x_flat, y.reshape(-1), support.reshape(-1), a, b, t, positive)
         bar.update(1)
         if hook is not None:

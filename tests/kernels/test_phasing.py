@@ -266,6 +266,28 @@ def test_real_fft_pair_inverts_and_equals_scipy_irfftn(shape, dtype):
     np.testing.assert_allclose(back, x, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("private_kernels", [True, False])
+@pytest.mark.parametrize("shape", [(8, 6), (6, 5, 7)])
+def test_real_fft_pair_object_matches_the_functions_and_reuses_its_buffers(shape,
+                                                                         private_kernels):
+    rng = np.random.default_rng(4)
+    pair = projections.RealFFT(shape, np.float32)
+    if not private_kernels:  # the fallback a scipy without pypocketfft's out= would take
+        pair._kernels = None
+    else:
+        assert pair._kernels is not None  # scipy here offers them
+    for _ in range(2):
+        x = rng.normal(size=shape).astype(np.float32)
+        half = pair.forward(x)
+        assert half.dtype == np.complex64 and half.shape == pair.half_shape
+        np.testing.assert_allclose(half, projections.rfftn(x), rtol=1e-5, atol=1e-4)
+        back = pair.inverse(half)
+        assert back.dtype == np.float32 and back.shape == shape
+        np.testing.assert_allclose(back, x, atol=1e-5)
+    if private_kernels:
+        assert pair.forward(x) is half and pair.inverse(half) is back
+
+
 def test_friedel_half_averages_mates_and_keeps_one_sided_pixels():
     from beamhub.kernels.phasing.retrieval import _friedel_half
 
