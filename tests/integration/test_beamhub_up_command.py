@@ -55,7 +55,14 @@ def test_up_prints_url_and_logins_and_ctrl_c_stops_everything(tmp_path):
         assert all(_listening(port) for port in ports.values())
     finally:
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=60)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # leave nothing running when Ctrl-C failed: kill, then beamhub down
+            proc.kill()
+            proc.wait(timeout=30)
+            subprocess.run([sys.executable, "-m", "beamhub", "down", "--state-dir", str(tmp_path / "state")],
+                           timeout=180)
+            raise
     assert code == 0
     time.sleep(1)
     assert not [name for name, port in ports.items() if _listening(port)]
