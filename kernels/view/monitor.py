@@ -23,7 +23,22 @@ import numpy as np
 from beamhub.kernels import backend
 from beamhub.kernels.view import render as pictures
 
-__all__ = ["Monitor"]
+__all__ = ["FIGURE_UNITS", "Monitor"]
+
+#: Units of the figures BeamHub's runs report, shown in plot titles and the status line.
+#: EMC (``IterationFigures``): the model is in photons per voxel, log-likelihoods and mutual
+#: information in nats.  Phasing: the Fourier error is relative to the measured amplitudes.
+FIGURE_UNITS = {
+    "time": "s",
+    "rms_change": "photons/voxel",
+    "info_rate": "nats",
+    "mutual_info": "nats",
+    "likelihood": "nats/frame",
+    "log_likelihood": "nats",
+    "beta": "dimensionless",
+    "num_rot": "orientations",
+    "fourier_error": "relative",
+}
 
 
 class Monitor(widgets.VBox):
@@ -51,6 +66,15 @@ class Monitor(widgets.VBox):
         and span more than two decades.
     panel_size : int
         Model slices are enlarged by an integer factor to about this many pixels.
+    units : mapping of str to str, optional
+        Unit of each figure, shown in its plot's title and in the status line; added to
+        (and overriding) :data:`FIGURE_UNITS`.
+    group : str or None
+        A figure that tells runs apart: each of its values gets its own curve in every
+        plot, against the iteration counted from that value's first call, with a legend.
+        The default, "start", draws each random start of a phasing run (whose callback
+        reports ``start``) as its own curve.  The group figure itself is not plotted.
+        None: one curve per figure.
     fftshift : bool
         The model comes in FFT order (its object sits around index 0, as
         after a bare ``ifftn``): show the slices through index 0, re-centred,
@@ -82,7 +106,8 @@ class Monitor(widgets.VBox):
 
     def __init__(self, *, title: str | None = None, cmap: str = "viridis", scale: str = "linear",
                  percentiles=(1.0, 99.5), min_interval: float = 0.5, plots=None,
-                 log_figures=None, panel_size: int = 192, fftshift: bool = False):
+                 log_figures=None, panel_size: int = 192, units=None, group: str | None = "start",
+                 fftshift: bool = False):
         if scale not in pictures.SCALES:
             raise ValueError(f"scale must be one of {', '.join(pictures.SCALES)}, got {scale!r}")
         pictures.contrast_limits(np.zeros(1), percentiles)  # validates the pair
@@ -93,6 +118,8 @@ class Monitor(widgets.VBox):
         self.plots = None if plots is None else [str(p) for p in plots]
         self.log_figures = None if log_figures is None else set(log_figures)
         self.panel_size = int(panel_size)
+        self.units = {**FIGURE_UNITS, **dict(units or {})}
+        self.group = None if group is None else str(group)
         self.fftshift = bool(fftshift)
         self.history: dict[str, list[float]] = {}
         self.iterations: list[int] = []
@@ -173,7 +200,9 @@ class Monitor(widgets.VBox):
         parts = [f"iteration <b>{self.iterations[-1]}</b>"]
         for name, values in self.history.items():
             if values and not math.isnan(values[-1]):
-                parts.append(f"{name} = {values[-1]:.5g}")
+                unit = self.units.get(name, "")
+                unit = "" if unit in ("", "dimensionless", "relative") else f" {unit}"
+                parts.append(f"{name} = {values[-1]:.5g}{unit}")
         return "<span class='beamhub-monitor-status'>" + " · ".join(parts) + "</span>"
 
     def _slice_png(self, data: np.ndarray) -> bytes:
@@ -184,31 +213,64 @@ class Monitor(widgets.VBox):
         return pictures.png_bytes(pictures.upscale(rgb, zoom))
 
     def _plot_png(self) -> bytes:
+        buf = io.BytesIO()
+        self.figure().savefig(buf, format="png")
+        return buf.getvalue()
+
+    def figure(self):
+        """The plots as a matplotlib Figure (Agg, no pyplot state): one axes per plotted figure,
+        titled with its unit, one line per value of ``group`` (each random start)."""
         from matplotlib.figure import Figure  # noqa: PLC0415 - Agg, no pyplot state
 
         names = self._plotted()
         cols = min(3, len(names))
         rows = math.ceil(len(names) / cols)
         fig = Figure(figsize=(3.2 * cols, 2.3 * rows), dpi=80, layout="constrained")
-        x = np.asarray(self.iterations)
+        x = np.asarray(self.iterations, dtype=float)
+        curves = self._curves()
         for k, name in enumerate(names):
             ax = fig.add_subplot(rows, cols, k + 1)
             y = np.asarray(self.history[name], dtype=float)
-            ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3)
+            for label, rows_of, offset in curves:
+                ax.plot(x[rows_of] - offset, y[rows_of], marker="o" if rows_of.sum() < 30 else None,
+                        markersize=3, label=label)
             if self._log_axis(name, y):
                 ax.set_yscale("log")
-            ax.set_title(name, fontsize=10)
-            ax.set_xlabel("iteration", fontsize=8)
+            unit = self.units.get(name, "")
+            ax.set_title(f"{name} ({unit})" if unit else name, fontsize=10)
+            ax.set_xlabel(f"iteration of each {self.group}" if len(curves) > 1 else "iteration", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        return buf.getvalue()
+            if len(curves) > 1 and k == 0:
+                ax.legend(fontsize=7, ncol=1 + len(curves) // 6)
+        return fig
 
     def _plotted(self) -> list[str]:
         if self.plots is None:
-            return list(self.history)
+            return [name for name in self.history if name != self.group]
         return [name for name in self.plots if name in self.history]
+
+    def _curves(self) -> list[tuple[str | None, np.ndarray, float]]:
+        """(legend label, which calls, x offset) of each curve: one per value of the group figure.
+
+        A group's x offset shifts its first call onto the first group's first call, so the
+        curves of phasing's starts (whose iterations count on over all starts) lie on top of
+        each other and compare at a glance.
+        """
+        count = len(self.iterations)
+        if self.group is None or self.group not in self.history:
+            return [(None, np.ones(count, dtype=bool), 0.0)]
+        values = np.asarray(self.history[self.group], dtype=float)
+        x = np.asarray(self.iterations, dtype=float)
+        keys = list(dict.fromkeys(v for v in values.tolist() if not math.isnan(v)))
+        if len(keys) <= 1:
+            return [(None, np.ones(count, dtype=bool), 0.0)]
+        first = x[values == keys[0]][0]
+        curves = []
+        for key in keys:
+            rows_of = values == key
+            curves.append((f"{self.group} {key:g}", rows_of, float(x[rows_of][0] - first)))
+        return curves
 
     def _log_axis(self, name: str, y: np.ndarray) -> bool:
         if self.log_figures is not None:

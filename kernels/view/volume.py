@@ -44,6 +44,11 @@ class VolumeViewer(widgets.VBox):
     scale : {"linear", "log"}
         Intensity scale; "log" shows ``log10`` with values below the 0.1th
         percentile of the positive values clipped there (diffraction volumes).
+        The volume rendering and its colour bar follow the same choice.
+    unit : str
+        Unit of the values ("photons", "1/pixel", ...), shown with the display
+        range, the threshold and the colour bar; "a.u." (arbitrary units) when
+        not given.
     index : (int, int, int), optional
         Starting slice on each axis; default the middle.
     render : {"isosurface", "volume"} or None
@@ -62,6 +67,9 @@ class VolumeViewer(widgets.VBox):
         Mark on each slice where the other two cut it.
     height_3d : int
         Height of the 3-D view, CSS pixels.
+    width_3d : int or None
+        Width of the 3-D view, CSS pixels (the camera frames the object for this
+        shape).  None takes the cell's whole width and frames for a square.
 
     Attributes
     ----------
@@ -76,6 +84,8 @@ class VolumeViewer(widgets.VBox):
     threshold : ipywidgets.FloatSlider or None
         Isosurface level, data units.
     render_mode : ipywidgets.ToggleButtons or None
+    legend : ipywidgets.HTML or None
+        What the 3-D view's threshold and colour bar are in (scale and unit).
     scene : Scene or None
         The k3d scene (``scene.plot`` is the k3d widget).
 
@@ -88,9 +98,10 @@ class VolumeViewer(widgets.VBox):
     """
 
     def __init__(self, volume, *, cmap: str = "gray", percentiles=(0.5, 99.9),
-                 scale: str = "linear", index=None, render: str | None = "isosurface",
-                 level: float | None = None, max_3d: int = 64, panel_size: int = 256,
-                 crosshair: bool = True, height_3d: int = 400):
+                 scale: str = "linear", unit: str = "a.u.", index=None,
+                 render: str | None = "isosurface", level: float | None = None, max_3d: int = 64,
+                 panel_size: int = 256, crosshair: bool = True, height_3d: int = 400,
+                 width_3d: int | None = 600):
         if getattr(volume, "ndim", None) != 3:
             shape = getattr(volume, "shape", None)
             raise ValueError(f"VolumeViewer needs a 3-D array (z, y, x), got shape {shape}")
@@ -106,6 +117,7 @@ class VolumeViewer(widgets.VBox):
         self._sample = pictures.sample(self._volume)
         self._floor = pictures.log_floor(self._sample)
         self._crosshair = bool(crosshair)
+        self.unit = str(unit) or "a.u."
         self._zoom = max(1, int(panel_size) // max(volume.shape))
         self._rgb: list[np.ndarray | None] = [None, None, None]
         self._limits = (0.0, 1.0)
@@ -137,7 +149,8 @@ class VolumeViewer(widgets.VBox):
         self.scene = None
         self.threshold = None
         self.render_mode = None
-        third = self._build_3d(render, level, max_3d, cmap, height_3d)
+        self.legend = None
+        third = self._build_3d(render, level, max_3d, cmap, height_3d, width_3d, scale)
 
         panels = [widgets.VBox([img, slider], layout=widgets.Layout(align_items="center"))
                   for img, slider in zip(self.images, self.sliders)]
@@ -230,19 +243,27 @@ class VolumeViewer(widgets.VBox):
             self._render(a)
             self._publish(a)
         if self.scene is not None:
-            linear = pictures.contrast_limits(self._sample, self.contrast.value)
-            self.scene.set_colors(self.colormap.value, linear)
+            # the volume rendering shows what the slices show: same scale, range and colours
+            self.scene.set_colors(self.colormap.value, self._limits, self.scale.value)
+            self.legend.value = self._legend_text()
         self._update_info()
 
     def _update_info(self) -> None:
         vmin, vmax = self._limits
-        unit = " (log10)" if self.scale.value == "log" else ""
         shape = "×".join(str(n) for n in self._volume.shape)
         where = ", ".join(f"{n}={i}" for n, i in zip(AXES, self.index))
         self.info.value = (f"<span class='beamhub-viewer-info'>volume {shape} · slice {where} · "
-                           f"display range [{vmin:.4g}, {vmax:.4g}]{unit}</span>")
+                           f"display range [{vmin:.4g}, {vmax:.4g}] {self._scale_unit()}</span>")
 
-    def _build_3d(self, mode, level, max_3d, cmap, height):
+    def _scale_unit(self) -> str:
+        """The unit of what is displayed: the values' unit, or log10 of it."""
+        return f"log10({self.unit})" if self.scale.value == "log" else self.unit
+
+    def _legend_text(self) -> str:
+        return (f"<small class='beamhub-viewer-legend'>threshold in {self.unit} · "
+                f"colour bar of the volume rendering in {self._scale_unit()}</small>")
+
+    def _build_3d(self, mode, level, max_3d, cmap, height, width, scale):
         if mode is None:
             return None
         try:
@@ -260,7 +281,8 @@ class VolumeViewer(widgets.VBox):
         lo, hi = pictures.contrast_limits(self._sample, (1.0, 99.5))
         level = 0.5 * (lo + hi) if level is None else float(level)
         self.scene = Scene(small, factors, level=level, origin=origin, mode=mode, cmap=cmap,
-                           color_range=(lo, hi), height=height)
+                           color_range=(lo, hi), scale=scale, log_floor=self._floor,
+                           height=height, width=width)
         if vmax <= vmin:
             vmax = vmin + 1.0
         self.threshold = widgets.FloatSlider(
@@ -268,6 +290,7 @@ class VolumeViewer(widgets.VBox):
             description="threshold", readout_format=".3g", continuous_update=False)
         self.render_mode = widgets.ToggleButtons(options=list(RENDER_MODES), value=mode,
                                                  description="3-D")
+        self.legend = widgets.HTML(self._legend_text())
         self.threshold.observe(lambda change: self.scene.set_level(change["new"]), names="value")
         self.render_mode.observe(lambda change: self._on_mode(change["new"]), names="value")
         self.threshold.disabled = mode != "isosurface"
@@ -276,7 +299,8 @@ class VolumeViewer(widgets.VBox):
         note = widgets.HTML(
             f"<small>3-D view: {small.shape[0]}×{small.shape[1]}×{small.shape[2]} voxels{cropped} "
             f"(binned {factors[0]}×{factors[1]}×{factors[2]}); drag to turn, scroll to zoom.</small>")
-        return widgets.VBox([widgets.HBox([self.render_mode, self.threshold]), note, self.scene.plot])
+        return widgets.VBox([widgets.HBox([self.render_mode, self.threshold]), note, self.legend,
+                             self.scene.plot])
 
     def _on_mode(self, mode: str) -> None:
         self.scene.set_mode(mode)

@@ -237,6 +237,107 @@ def test_3d_view_frames_a_small_object_in_a_big_box():
     assert "around the content" in viewer.children[-1].children[1].value
 
 
+def test_3d_camera_frames_the_object_projected_box_fills_the_view_no_browser():
+    """The camera the widget gets, checked by projection (the browser screenshot of the same
+    framing is tests/e2e/test_browser_viewer_framing.py): the object's projected bounding box
+    spans 80-90 % of the view's height, where k3d's own auto-fit gave under 40 %."""
+    pytest.importorskip("k3d")
+    from beamhub.kernels.view.scene3d import CAMERA_FOV, FILL, content_points, projected_extent
+
+    z, y, x = np.mgrid[:64, :64, :64]
+    ball = (((x - 40) ** 2 + (y - 24) ** 2 + (z - 30) ** 2) < 8 ** 2).astype(np.float32)
+    viewer = VolumeViewer(ball, height_3d=400, width_3d=600)
+    scene = viewer.scene
+    assert scene.plot.camera_auto_fit is False and scene.plot.camera == pytest.approx(scene.camera)
+    assert scene.plot.camera_fov == CAMERA_FOV and scene.plot.layout.width == "600px"
+    iso = scene.isosurface
+    bounds = np.ravel(iso.model_matrix)[[3, 7, 11]]  # the box's centre, for the reference below
+    points = content_points(iso.scalar_field, iso.level, _bounds(iso))
+    width, height = projected_extent(points, scene.camera, aspect=1.5)
+    assert 0.8 <= height <= FILL + 1e-9 and width <= FILL, (width, height)
+    # the camera aims at the ball, off-centre in its box as it is
+    assert scene.camera[3:6] == pytest.approx([40.5, 24.5, 30.5], abs=0.6)
+    # k3d's auto-fit: 1.5 x the bounding sphere's radius / sin(fov / 2) from the centre
+    corners = content_points(iso.scalar_field, -np.inf, _bounds(iso))
+    radius = np.linalg.norm(corners.max(axis=0) - corners.min(axis=0)) / 2
+    back = np.asarray(scene.camera[:3]) - np.asarray(scene.camera[3:6])
+    auto = [*(bounds + 1.5 * radius / np.sin(np.radians(CAMERA_FOV / 2)) * back / np.linalg.norm(back)),
+            *bounds, *scene.camera[6:]]
+    assert projected_extent(points, auto, aspect=1.5)[1] < 0.4
+
+
+def test_3d_camera_keeps_all_of_the_isosurface_in_view_when_the_level_sits_on_a_plateau():
+    """A ball of 1 with a denser ball of 2 inside, threshold 1 (half-way): the surface drawn is
+    the big ball's (marching cubes counts a voxel at the level as inside), so every voxel at or
+    above the level must project inside the view, not just the denser core."""
+    pytest.importorskip("k3d")
+    from beamhub.kernels.view.scene3d import FILL
+
+    z, y, x = np.mgrid[-1:1:48j, -1:1:40j, -1:1:40j]
+    vol = (x ** 2 + y ** 2 + z ** 2 < 0.6).astype(np.float32)
+    vol += ((x - 0.3) ** 2 + (y + 0.2) ** 2 + (z - 0.2) ** 2 < 0.05)
+    viewer = VolumeViewer(vol, max_3d=32, height_3d=320)
+    iso = viewer.scene.isosurface
+    assert iso.level == pytest.approx(1.0)
+    field, bounds = iso.scalar_field, _bounds(iso)
+    voxels = np.argwhere(field >= iso.level)[:, ::-1].astype(float)  # every one, not only the surface
+    step = (np.array(bounds[1::2]) - np.array(bounds[0::2])) / np.array(field.shape[::-1])
+    corners = np.concatenate([np.array(bounds[0::2]) + (voxels + d) * step
+                              for d in np.array(np.meshgrid([0, 1], [0, 1], [0, 1])).T.reshape(-1, 3)])
+    position, target = np.array(viewer.scene.camera[:3]), np.array(viewer.scene.camera[3:6])
+    back = (position - target) / np.linalg.norm(position - target)
+    up = np.array(viewer.scene.camera[6:])
+    right = np.cross(-back, up)
+    rel = corners - position
+    depth = -(rel @ back)
+    t = np.tan(np.radians(30))
+    aspect = 600 / 320
+    assert np.abs(rel @ up / (depth * t)).max() <= FILL + 1e-9
+    assert np.abs(rel @ right / (depth * t * aspect)).max() <= FILL + 1e-9
+    assert np.abs(rel @ up / (depth * t)).max() > 0.8  # and framed, not lost in the canvas
+
+
+def _bounds(obj) -> list[float]:
+    from k3d.helpers import get_bounding_box
+
+    return list(np.ravel(get_bounding_box(obj.model_matrix)))
+
+
+def test_frame_camera_puts_the_farthest_point_at_the_fill_on_any_canvas():
+    from beamhub.kernels.view.scene3d import frame_camera, projected_extent
+
+    points = np.random.default_rng(3).normal(size=(200, 3)) * [5.0, 1.0, 2.0] + [10, -4, 7]
+    for aspect in (0.5, 1.0, 2.5):
+        camera = frame_camera(points, aspect=aspect, fill=0.8, direction=(1, -1, 0.5))
+        width, height = projected_extent(points, camera, aspect=aspect)
+        assert max(width, height) <= 0.8 + 1e-9
+        # close: a point touches 80 % on one side; the near side looks larger in perspective,
+        # so the picture is not centred on the box's centre and the span is a little less
+        assert max(width, height) > 0.5
+    with pytest.raises(ValueError, match="fill"):
+        frame_camera(points, fill=1.5)
+
+
+def test_volume_rendering_and_its_colour_bar_follow_the_log_scale_with_units():
+    pytest.importorskip("k3d")
+    rng = np.random.default_rng(0)
+    vol = (10.0 ** rng.uniform(0, 6, (16, 16, 16))).astype(np.float32)  # six decades of photons
+    viewer = VolumeViewer(vol, scale="log", unit="photons", render="volume")
+    scene = viewer.scene
+    floor = pictures.log_floor(pictures.sample(vol))
+    np.testing.assert_allclose(scene.volume.volume, np.log10(np.maximum(vol, floor)), rtol=1e-5)
+    assert scene.volume.color_range == pytest.approx(viewer.limits)  # what the slices show
+    assert viewer.limits[1] < 7  # log10 units
+    assert "log10(photons)" in viewer.info.value and "colour bar of the volume rendering in log10(photons)" \
+        in viewer.legend.value and "threshold in photons" in viewer.legend.value
+    assert scene.isosurface.scalar_field.max() == pytest.approx(vol.max())  # the threshold stays linear
+    viewer.scale.value = "linear"
+    np.testing.assert_allclose(scene.volume.volume, vol)
+    assert scene.volume.color_range == pytest.approx(viewer.limits) and viewer.limits[1] > 1e5
+    assert "colour bar of the volume rendering in photons" in viewer.legend.value
+    assert VolumeViewer(vol, render=None).info.value.endswith("a.u.</span>")  # no unit given
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not backend.gpu_available(), reason="no usable GPU (cupy)")
 def test_viewer_takes_cupy_arrays_and_copies_only_slices(ramp):
@@ -341,3 +442,42 @@ def test_monitor_refuses_bad_options():
         Monitor(scale="cubic")
     with pytest.raises(ValueError, match="min_interval"):
         Monitor(min_interval=-1)
+
+
+def test_monitor_plots_each_random_start_as_its_own_curve():
+    """phase()'s callback counts iterations over all starts and reports ``start``: one curve per
+    start, each against its own iterations, so the starts lie on top of each other."""
+    monitor = Monitor(min_interval=0)
+    total = 30
+    for start in range(3):
+        for it in range(9, total, 10):
+            monitor(start * total + it, np.ones((4, 4, 4)),
+                    {"start": start, "fourier_error": 0.1 * (start + 1) / (it + 1), "algorithm": "hio"})
+    fig = monitor.figure()
+    assert [ax.get_title() for ax in fig.axes] == ["fourier_error (relative)"]  # start itself: no plot
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["start 0", "start 1", "start 2"]
+    for k, line in enumerate(lines):
+        np.testing.assert_array_equal(line.get_xdata(), [9, 19, 29])
+        np.testing.assert_allclose(line.get_ydata(), [0.1 * (k + 1) / n for n in (10, 20, 30)])
+    assert fig.axes[0].get_xlabel() == "iteration of each start"
+    single = Monitor(min_interval=0, group=None)
+    single(0, None, {"start": 0, "fourier_error": 1.0})
+    single(1, None, {"start": 1, "fourier_error": 0.5})
+    assert len(single.figure().axes) == 2 and len(single.figure().axes[1].get_lines()) == 1
+
+
+def test_monitor_figures_carry_their_units_emc_time_in_seconds():
+    from beamhub.kernels.emc import IterationFigures
+
+    monitor = Monitor(min_interval=0)
+    for it in (1, 2):
+        monitor(it, None, IterationFigures(iteration=it, time=0.25 * it, rms_change=0.1 / it, info_rate=0.3,
+                                           likelihood=-2.0, num_rot=1380, beta=0.2))
+    titles = [ax.get_title() for ax in monitor.figure().axes]
+    assert "time (s)" in titles and "rms_change (photons/voxel)" in titles and "info_rate (nats)" in titles
+    assert "likelihood (nats/frame)" in titles and "beta (dimensionless)" in titles
+    assert "time = 0.5 s" in monitor.status.value
+    custom = Monitor(min_interval=0, units={"width": "mm"})
+    custom(0, None, {"width": 2.0})
+    assert custom.figure().axes[0].get_title() == "width (mm)" and "width = 2 mm" in custom.status.value
