@@ -36,6 +36,12 @@ from beamhub.hub.session_env import BIN_DIR, local_path, on_this_machine, sessio
 
 #: In a workspace once the example notebooks were copied in (the Kubernetes sessions use the same name).
 EXAMPLES_MARKER = ".beamhub-examples"
+#: In a workspace once the kernel documentation was copied in (its own marker, so workspaces made
+#: before the docs were shipped get them on their next start).
+DOCS_MARKER = ".beamhub-docs"
+#: The kernel documentation a session gets in ``docs/`` beside the notebooks, which link to it
+#: (relative to the checkout's docs/; the session images copy the same files, images/*/Dockerfile).
+KERNEL_DOCS = ("tomo.md", "emc.md", "phasing.md", "view.md", "figures/tomo_geometry.png")
 #: The single-user server of the Python running the hub, whatever PATH says.
 SESSION_COMMAND = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
 
@@ -43,6 +49,12 @@ SESSION_COMMAND = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
 def _repo_notebooks() -> str:
     """The notebooks/ folder of this checkout (editable install), if there is one."""
     candidate = Path(__file__).resolve().parent.parent / "notebooks"
+    return str(candidate) if candidate.is_dir() else ""
+
+
+def _repo_docs() -> str:
+    """The docs/ folder of this checkout (editable install), if there is one."""
+    candidate = Path(__file__).resolve().parent.parent / "docs"
     return str(candidate) if candidate.is_dir() else ""
 
 
@@ -92,6 +104,11 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
         config=True,
         help="Example notebooks copied into a user's working directory on first start.",
     )
+    docs_dir = Unicode(
+        config=True,
+        help="Folder holding the kernel documentation (KERNEL_DOCS), copied into a user's working "
+        "directory as docs/ on first start; the example notebooks link to it. Empty: none.",
+    )
     apply_memory_limit = Bool(
         True,
         config=True,
@@ -105,6 +122,10 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
     @default("notebooks_dir")
     def _notebooks_dir_default(self):
         return _repo_notebooks()
+
+    @default("docs_dir")
+    def _docs_dir_default(self):
+        return _repo_docs()
 
     @default("workspace_root")
     def _workspace_root_default(self):
@@ -196,7 +217,8 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
         The hub may be root here and the workspace is the user's: every write goes through
         descriptors opened without following links, and new files are created exclusively, so
         nothing a user placed in their workspace can make the hub write elsewhere.
-        Returns the number of notebooks copied (0 after the first start).
+        The kernel documentation goes into ``docs/`` beside the notebooks, once, under its own
+        marker.  Returns the number of notebooks copied (0 after the first start).
         """
         workspace = self.workspace
         identity = self.identity
@@ -209,10 +231,30 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
                 for source in sorted(Path(self.notebooks_dir).glob("*.ipynb")):
                     copied += self._copy_new(source, fd, identity)
                 self._copy_new(None, fd, identity, name=EXAMPLES_MARKER)
+            if self.docs_dir and Path(self.docs_dir).is_dir() and DOCS_MARKER not in os.listdir(fd):
+                self._copy_docs(fd, identity)
+                self._copy_new(None, fd, identity, name=DOCS_MARKER)
             self._link_data(fd, identity)
         finally:
             os.close(fd)
         return copied
+
+    def _copy_docs(self, workspace_fd: int, identity) -> None:
+        """KERNEL_DOCS into ``docs/`` (and its sub-folders), new files only, owned by the user."""
+        folders = {"": _open_folder(workspace_fd, "docs", identity)}
+        try:
+            for relative in KERNEL_DOCS:
+                source = Path(self.docs_dir) / relative
+                if not source.is_file():
+                    continue  # a trimmed install: copy what there is
+                parent = Path(relative).parent.as_posix()
+                parent = "" if parent == "." else parent  # one level of sub-folders (figures/)
+                if parent not in folders:
+                    folders[parent] = _open_folder(folders[""], parent, identity)
+                self._copy_new(source, folders[parent], identity)
+        finally:
+            for folder in folders.values():
+                os.close(folder)
 
     @staticmethod
     def _copy_new(source: Path | None, folder_fd: int, identity, name: str = "") -> int:

@@ -43,8 +43,11 @@ checked against the truth:
 6. look at the result in the **VolumeViewer**.
 
 `beamhub.kernels.tomo` uses tomopy's names and array layout: projections are
-`(angles, rows, columns)`, angles in radians, reconstructions `(rows, N, N)`.
-Runs in well under a minute on two cores.
+`(angles, rows, columns)`, angles in radians, reconstructions `(rows, N, N)` in
+attenuation per pixel (1/pixel). Runs in well under a minute on two cores.
+
+Every function and option is described in [docs/tomo.md](docs/tomo.md), and the viewer
+in [docs/view.md](docs/view.md) — the `docs` folder beside this notebook.
 """),
     code("""
 import numpy as np
@@ -75,10 +78,10 @@ over all angles — each point of the sample traces a sine wave in it, hence the
     code("""
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
 a.imshow(scan.tomo[0], cmap="gray", aspect="auto")
-a.set(title="raw projection at 0°", xlabel="column", ylabel="row")
+a.set(title="raw projection at 0° (counts)", xlabel="column", ylabel="row")
 b.imshow(scan.tomo[:, 16], cmap="gray", aspect="auto",
          extent=[0, 128, np.degrees(scan.theta[-1]), 0])
-b.set(title="sinogram of row 16", xlabel="column", ylabel="angle (°)")
+b.set(title="sinogram of row 16 (counts)", xlabel="column", ylabel="angle (°)")
 plt.tight_layout()
 """),
     md("""
@@ -131,7 +134,7 @@ print("reconstruction", rec.shape, rec.dtype, f"| RMS error {100 * rms:.1f} % of
 fig, axes = plt.subplots(1, 2, figsize=(8, 4))
 for ax, img, title in zip(axes, (scan.phantom[16], rec[16]), ("truth", "gridrec")):
     ax.imshow(img, cmap="gray", vmin=0, vmax=scan.phantom.max())
-    ax.set_title(f"{title}, row 16")
+    ax.set_title(f"{title}, row 16 (1/pixel)")
     ax.axis("off")
 """),
     md("""
@@ -145,7 +148,8 @@ Large volumes are block-averaged for the 3-D view only; slices stay full resolut
 It accepts numpy and cupy arrays alike.
 """),
     code("""
-viewer = VolumeViewer(rec, cmap="gray", percentiles=(0.5, 99.8), level=0.6 * float(rec.max()))
+viewer = VolumeViewer(rec, cmap="gray", percentiles=(0.5, 99.8), unit="1/pixel",
+                      level=0.6 * float(rec.max()))
 viewer
 """),
     md("""
@@ -154,7 +158,7 @@ The viewer is also scriptable — handy to make a figure of a chosen slice:
     code("""
 viewer.set_index(z=10)
 print(viewer.index, "display range", viewer.limits)
-plt.imshow(viewer.slice_data("z"), cmap="gray"); plt.title("slice z = 10"); plt.axis("off");
+plt.imshow(viewer.slice_data("z"), cmap="gray"); plt.title("slice z = 10 (1/pixel)"); plt.axis("off");
 """),
     md("""
 ## On real data
@@ -162,7 +166,7 @@ plt.imshow(viewer.slice_data("z"), cmap="gray"); plt.title("slice z = 10"); plt.
 Read a Data Exchange file (`/exchange/data`, `data_white`, `data_dark`, `theta`) with
 `beamhub.kernels.io.dxchange.read_dx(path, rows=(a, b))` and run the same cells. For a
 whole scan as a batch job, `beamhub tomo --help` runs this pipeline from the command line
-(and `beamhub submit` sends it to the cluster). See `docs/tomo.md` for every option.
+(and `beamhub submit` sends it to the cluster). See [docs/tomo.md](docs/tomo.md) for every option.
 """),
 ]
 
@@ -181,6 +185,10 @@ support* (and, here, real and positive) in real space.
 This notebook simulates a 3-D object and its noisy diffraction pattern, phases it with
 HIO then ER from several random starts, checks the answer against the truth, and looks
 at it in 3-D. About a minute on two cores.
+
+The reference: [docs/phasing.md](docs/phasing.md) (algorithms, options, the job file) and
+[docs/view.md](docs/view.md) (the viewer and the monitor), in the `docs` folder beside
+this notebook.
 """),
     code("""
 import numpy as np
@@ -208,7 +216,8 @@ Diffraction intensities span many decades: look at them on a **log** scale. (Sli
 only here: an isosurface of a diffraction volume says little.)
 """),
     code("""
-VolumeViewer(np.where(data.mask, 0, data.intensity), scale="log", cmap="magma", render=None)
+VolumeViewer(np.where(data.mask, 0, data.intensity), scale="log", cmap="magma", unit="photons",
+             render=None)
 """),
     md("""
 ## 2. Phase retrieval
@@ -226,9 +235,9 @@ global phase) and averaged.
 
 A **Monitor** watches the run: every 10 iterations `phase` calls it with the current
 iterate and the Fourier error, and it redraws in place — the central slices of the
-iterate and the error across all starts, one after the other. During HIO the iterate is
-noisy outside the support (HIO keeps pushing there); after the switch to ER the object
-stands alone.
+iterate and the error of each random start as its own curve, so the starts compare at a
+glance. During HIO the iterate is noisy outside the support (HIO keeps pushing there);
+after the switch to ER the object stands alone.
 """),
     code("""
 monitor = Monitor(title="phase retrieval", plots=["fourier_error"])
@@ -258,11 +267,11 @@ fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
 for k, errs in enumerate(result.errors):
     a.semilogy(errs, label=f"start {result.starts[k]}")
 a.axvline(400, color="gray", ls=":")
-a.set(xlabel="iteration", ylabel="Fourier error", title="HIO (400) then ER (100)")
+a.set(xlabel="iteration", ylabel="Fourier error (relative)", title="HIO (400) then ER (100)")
 a.legend()
 b.plot(result.prtf_radius, result.prtf)
 b.axhline(1 / np.e, color="gray", ls=":")
-b.set(xlabel="Fourier shell (pixels)", ylabel="PRTF", ylim=(0, 1.05), title="PRTF")
+b.set(xlabel="Fourier shell (pixels)", ylabel="PRTF (0 to 1)", ylim=(0, 1.05), title="PRTF")
 plt.tight_layout()
 """),
     md("""
@@ -281,7 +290,7 @@ VolumeViewer(best, cmap="viridis", level=0.4 * float(best.max()))
 `beamhub phase CONFIG.json` runs the same from a JSON job file (the format of the
 seed jobs: `data`, `support_size`, `algo` as a list of `{name, number_of_iterations,
 beta_init, beta_final}`, `number_of_outputs_images`, `out_file` …) and writes HDF5;
-see `docs/phasing.md`.
+see [docs/phasing.md](docs/phasing.md).
 """),
 ]
 
@@ -303,6 +312,10 @@ Ayyer et al. 2016) recovers the 3-D intensity anyway:
 This notebook simulates a small data set in Dragonfly's file formats, runs EMC while
 a **live monitor** draws the model and the per-iteration figures, phases the result,
 and shows the particle in 3-D. About a minute on two cores.
+
+The reference: [docs/emc.md](docs/emc.md) (the configuration, the files, the options),
+[docs/phasing.md](docs/phasing.md) and [docs/view.md](docs/view.md), in the `docs` folder
+beside this notebook.
 """),
     code("""
 import dataclasses
@@ -346,9 +359,9 @@ counts = frames_dense.sum(axis=1)
 print(f"photons per frame: mean {counts.mean():.0f}, min {counts.min()}, max {counts.max()}"
       f" — on {frames_dense.shape[1]} pixels")
 fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.8))
-a.imshow(frames_dense[0].reshape(25, 25), cmap="gray_r"); a.set_title("frame 0"); a.axis("off")
+a.imshow(frames_dense[0].reshape(25, 25), cmap="gray_r"); a.set_title("frame 0 (photons)"); a.axis("off")
 b.imshow(np.log1p(frames_dense.sum(axis=0)).reshape(25, 25), cmap="magma")
-b.set_title("all frames summed (log)"); b.axis("off");
+b.set_title("all frames summed, log(1 + photons)"); b.axis("off");
 """),
     md("""
 ## 2. EMC with a live monitor
@@ -360,9 +373,9 @@ reconstructions refine to higher `num_div` as the model sharpens.
 
 `Monitor()` is a callable `monitor(iteration, model, figures)`: pass it as `callback`
 and it redraws, in place, the central slices of the current model (log scale) and a plot
-per figure — the RMS change of the model (falls as it converges), the mutual information
-between frames and orientations (rises as orientations become certain) and the
-log-likelihood.
+per figure, titled with its unit — the RMS change of the model (photons per voxel; falls
+as it converges), the mutual information between frames and orientations (nats; rises as
+orientations become certain), the log-likelihood, β, and the seconds each iteration took.
 """),
     code("""
 cfg = EMCConfig.from_file(config_path)
@@ -372,7 +385,7 @@ emc = EMC(detector, frames, quats, weights, settings, model=start, scale=scale)
 print(f"{frames.num_data} frames, {len(quats)} orientations, model {emc.model.shape}")
 
 monitor = Monitor(title="EMC", scale="log", cmap="magma", min_interval=1.0,
-                  plots=["rms_change", "info_rate", "likelihood", "beta"])
+                  plots=["rms_change", "info_rate", "likelihood", "beta", "time"])
 display(monitor)
 history = run(emc, 14, callback=monitor)
 monitor.refresh()  # draw the last iteration too
@@ -439,7 +452,7 @@ VolumeViewer(sim.density[c - 8:c + 8, c - 8:c + 8, c - 8:c + 8], cmap="viridis",
 On real data run `beamhub emc config.ini` (also under `mpiexec -n N`, or as a cluster
 job with `beamhub submit`): every iteration writes Dragonfly's `output_NNN.h5` and a
 checkpoint, so a stopped run resumes. A notebook can watch a run the same way by
-passing a `Monitor` as the callback.
+passing a `Monitor` as the callback. Every option: [docs/emc.md](docs/emc.md).
 """),
 ]
 
