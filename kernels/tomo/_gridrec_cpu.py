@@ -1,0 +1,153 @@
+"""numba loops for gridrec on the CPU: spreading the polar spectrum and finishing the image.
+
+A private sibling of :mod:`beamhub.kernels.tomo.gridrec` (as scikit-image keeps
+``_radon_transform.pyx`` beside ``radon_transform.py``); the maths and the
+array conventions are documented there.  Three loops:
+
+* ``spread`` multiplies each polar sample by its filter and phases, forms
+  the complex pair value ``A + iB`` (and its mirror ``conj(A) + i conj(B)`` at
+  ``-k``) and adds it, weighted by the separable Kaiser-Bessel kernel, into a
+  padded Cartesian grid.  The kernel weights are interpolated from a fine table
+  at run time, so nothing per geometry is stored: no setup matrix, no cache.
+* ``fold`` wraps the padded grid's borders onto the periodic FFT grid;
+* ``finish`` takes the two inverse FFTs' result and writes the deapodised
+  real and imaginary parts as the two slices.
+
+Both release the GIL and run on one core; gridrec runs pairs of slices on
+threads.  The tap loops run over a runtime length (``taps``) on purpose: LLVM's
+loop vectoriser then turns each grid-row update into SIMD code, whereas a
+constant length is unrolled first and stays scalar (numba leaves LLVM's SLP
+vectoriser off).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+#: Writes per grid row are padded to this many cells (the extra weights are 0)
+#: so each row update is one SIMD-friendly block of contiguous cells.
+ROW_BLOCK = 8
+
+
+@functools.lru_cache(maxsize=1)
+def compiled():
+    """``(spread, fold, finish)`` compiled with numba (or loaded from its cache).
+
+    Raises ImportError where numba is missing; the caller then uses the sparse path.
+    """
+    import numba  # noqa: PLC0415 - optional accelerator, imported on first use
+
+    options = {"nogil": True, "fastmath": True, "boundscheck": False}
+    try:
+        jit = numba.njit(cache=True, **options)
+        jit(lambda: None)  # an unwritable install and home: numba cannot cache, compile each run
+    except RuntimeError:
+        jit = numba.njit(**options)
+    u64 = numba.uint64
+
+    @jit
+    def spread(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, table, per_cell, width,
+               origin, grid_re, grid_im, stride, taps):
+        """Add the pair's polar samples into the padded grid (re and im planes, flat).
+
+        spec_a, spec_b : (angles, half) complex64, rfft of the two rows' projections
+        phase : (angles, half) complex64, filter x per-angle phase (shared by all rows)
+        row_a, row_b : (half,) complex64, each row's axis-shift phase
+        step_x, step_y : (angles,) float64, grid cells per frequency index along x and y
+        table : float32 kernel profile, ``per_cell`` samples a cell over ``width`` cells
+        origin : index of grid cell 0 in each padded axis
+        grid_re, grid_im : float32, flat (rows * stride), zeroed by the caller
+        taps : ROW_BLOCK (a runtime value on purpose, see the module docstring)
+        """
+        n_angles, half = spec_a.shape
+        wx = np.zeros(taps, np.float32)
+        wxr = np.zeros(taps, np.float32)
+        wy = np.zeros(width, np.float32)
+        hw = width * 0.5
+        st = u64(stride)
+        for a in range(n_angles):
+            cx = step_x[a]
+            cy = step_y[a]
+            for k in range(half - 1):  # the Nyquist sample is dropped (no sign)
+                ph = phase[a, k]
+                za = spec_a[a, k] * (ph * row_a[k])
+                zb = spec_b[a, k] * (ph * row_b[k])
+                # A + iB at +k; conj(A) + i conj(B) at -k (both rows are real).
+                pr = za.real - zb.imag
+                pi = za.imag + zb.real
+                mr = za.real + zb.imag
+                mi = zb.real - za.imag
+                gx = cx * k
+                gy = cy * k
+                fx = np.floor(gx - hw) + 1.0
+                fy = np.floor(gy - hw) + 1.0
+                px = (fx - gx + hw) * per_cell
+                py = (fy - gy + hw) * per_cell
+                ix = int(px)
+                iy = int(py)
+                tx = np.float32(px - ix)
+                ty = np.float32(py - iy)
+                for j in range(width):
+                    i = ix + j * per_cell
+                    w = table[i] + tx * (table[i + 1] - table[i])
+                    wx[j] = w
+                    wxr[width - 1 - j] = w
+                    i = iy + j * per_cell
+                    wy[j] = table[i] + ty * (table[i + 1] - table[i])
+                base = u64(int(fy) + origin) * st + u64(int(fx) + origin)
+                for jy in range(width):
+                    vr = pr * wy[jy]
+                    vi = pi * wy[jy]
+                    b = base + u64(jy) * st
+                    for j in range(taps):
+                        grid_re[b + u64(j)] += vr * wx[j]
+                    for j in range(taps):
+                        grid_im[b + u64(j)] += vi * wx[j]
+                if k > 0:
+                    # The mirror point -g: cells -(fx + j) carry the same weights reversed.
+                    base = (u64(origin - int(fy) - (width - 1)) * st
+                            + u64(origin - int(fx) - (width - 1)))
+                    for jy in range(width):
+                        w = wy[width - 1 - jy]
+                        vr = mr * w
+                        vi = mi * w
+                        b = base + u64(jy) * st
+                        for j in range(taps):
+                            grid_re[b + u64(j)] += vr * wxr[j]
+                        for j in range(taps):
+                            grid_im[b + u64(j)] += vi * wxr[j]
+
+    @jit
+    def fold(grid_re, grid_im, rows, stride, origin, m, out):
+        """Wrap the padded planes onto the periodic (m, m) complex grid, centred order.
+
+        ``out[i, j]`` holds cell ``(i - m//2, j - m//2)``; it must be zeroed.
+        """
+        h = m // 2
+        for py in range(rows):
+            i = (py - origin + h) % m
+            r0 = py * stride
+            for px in range(stride):
+                j = (px - origin + h) % m
+                out[i, j] += complex(grid_re[r0 + px], grid_im[r0 + px])
+
+    @jit
+    def finish(img, keep, scale, out_a, out_b):
+        """Rows ``keep`` of the transformed grid, times ``scale[y] * scale[x]``, as two slices.
+
+        img : (m, N) complex64 after both inverse FFTs; keep : (N,) rows to read;
+        scale : (N,) float32 deapodisation (with the centring sign); out_* : (N, N) float32
+        """
+        n = out_a.shape[0]
+        for y in range(n):
+            r = keep[y]
+            sy = scale[y]
+            for x in range(n):
+                v = img[r, x]
+                s = sy * scale[x]
+                out_a[y, x] = v.real * s
+                out_b[y, x] = v.imag * s
+
+    return spread, fold, finish
