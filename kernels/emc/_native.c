@@ -11,12 +11,14 @@
  * written as gathers (sparse row times dense rows, summed in registers), which keeps
  * the accumulators in vector registers instead of read-modify-writing memory.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
 #include <float.h>
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -25,6 +27,29 @@
 #define NV (CW / 8)
 
 int emc_tile_width(void) { return CW; }
+
+/* CPU seconds (all threads) spent in each phase since the last call (benchmarks/emc.py):
+ * 0 expand (slices + log), 1 likelihood product, 2 merge photon sums, 3 merge splats,
+ * 4 merge weights. */
+static double phase_seconds[8];
+
+void emc_phase_times(double *out) {
+    for (int i = 0; i < 8; ++i) {
+        out[i] = phase_seconds[i];
+        phase_seconds[i] = 0.0;
+    }
+}
+
+static inline double now(void) { /* this thread's CPU time: meaningful on a busy machine */
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static inline void add_phase(int i, double seconds) {
+#pragma omp atomic
+    phase_seconds[i] += seconds;
+}
 
 /* Lower corner (flat index into an s^3 C-order grid) and fractions of M q + center;
  * returns 0 when the point is outside [0, s-2] (no trilinear cell). Shared by slicing
@@ -57,6 +82,210 @@ static inline double trilinear(const double *model, int64_t s, const double *m, 
          + fx * (gy * (gz * p[sx] + fz * p[sx + 1]) + fy * (gz * p[sx + sy] + fz * p[sx + sy + 1]));
 }
 
+/* One slice over n pixels (q given as three arrays qx, qy, qz of length n): out[t] = trilinear
+ * model value at M q_t + center (0 outside), returns their sum.  With AVX-512, eight pixels
+ * at a time with gathers of the eight corners; the same arithmetic as locate() +
+ * trilinear() otherwise. */
+static double slice_row(const double *restrict model, int64_t s, const double *m, int64_t n,
+                        const double *restrict qx, const double *restrict qy,
+                        const double *restrict qz, double center, float *restrict out) {
+    double acc = 0.0;
+    int64_t t = 0;
+#ifdef __AVX512F__
+    const __m512d m0 = _mm512_set1_pd(m[0]), m1 = _mm512_set1_pd(m[1]), m2 = _mm512_set1_pd(m[2]),
+                  m3 = _mm512_set1_pd(m[3]), m4 = _mm512_set1_pd(m[4]), m5 = _mm512_set1_pd(m[5]),
+                  m6 = _mm512_set1_pd(m[6]), m7 = _mm512_set1_pd(m[7]), m8 = _mm512_set1_pd(m[8]);
+    const __m512d c = _mm512_set1_pd(center), zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
+    const __m512d hi = _mm512_set1_pd((double)(s - 2)), sd = _mm512_set1_pd((double)s);
+    const __m256i oy = _mm256_set1_epi32((int)s), ox = _mm256_set1_epi32((int)(s * s)),
+                  oz = _mm256_set1_epi32(1);
+    __m512d accv = zero;
+    for (; t + 8 <= n; t += 8) {
+        __m512d q0 = _mm512_loadu_pd(qx + t), q1 = _mm512_loadu_pd(qy + t), q2 = _mm512_loadu_pd(qz + t);
+        __m512d x = _mm512_add_pd(_mm512_fmadd_pd(m2, q2, _mm512_fmadd_pd(m1, q1, _mm512_mul_pd(m0, q0))), c);
+        __m512d y = _mm512_add_pd(_mm512_fmadd_pd(m5, q2, _mm512_fmadd_pd(m4, q1, _mm512_mul_pd(m3, q0))), c);
+        __m512d z = _mm512_add_pd(_mm512_fmadd_pd(m8, q2, _mm512_fmadd_pd(m7, q1, _mm512_mul_pd(m6, q0))), c);
+        __m512d fx0 = _mm512_roundscale_pd(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        __m512d fy0 = _mm512_roundscale_pd(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        __m512d fz0 = _mm512_roundscale_pd(z, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        __mmask8 in = _mm512_cmp_pd_mask(fx0, zero, _CMP_GE_OQ) & _mm512_cmp_pd_mask(fy0, zero, _CMP_GE_OQ)
+                    & _mm512_cmp_pd_mask(fz0, zero, _CMP_GE_OQ) & _mm512_cmp_pd_mask(fx0, hi, _CMP_LE_OQ)
+                    & _mm512_cmp_pd_mask(fy0, hi, _CMP_LE_OQ) & _mm512_cmp_pd_mask(fz0, hi, _CMP_LE_OQ);
+        /* flat index of the lower corner, exact in double, 0 outside */
+        __m512d based = _mm512_maskz_mov_pd(in, _mm512_fmadd_pd(_mm512_fmadd_pd(fx0, sd, fy0), sd, fz0));
+        __m256i b0 = _mm512_cvttpd_epi32(based);
+        __m256i b1 = _mm256_add_epi32(b0, oy), b2 = _mm256_add_epi32(b0, ox), b3 = _mm256_add_epi32(b2, oy);
+        __m512d p000 = _mm512_mask_i32gather_pd(zero, in, b0, model, 8);
+        __m512d p001 = _mm512_mask_i32gather_pd(zero, in, _mm256_add_epi32(b0, oz), model, 8);
+        __m512d p010 = _mm512_mask_i32gather_pd(zero, in, b1, model, 8);
+        __m512d p011 = _mm512_mask_i32gather_pd(zero, in, _mm256_add_epi32(b1, oz), model, 8);
+        __m512d p100 = _mm512_mask_i32gather_pd(zero, in, b2, model, 8);
+        __m512d p101 = _mm512_mask_i32gather_pd(zero, in, _mm256_add_epi32(b2, oz), model, 8);
+        __m512d p110 = _mm512_mask_i32gather_pd(zero, in, b3, model, 8);
+        __m512d p111 = _mm512_mask_i32gather_pd(zero, in, _mm256_add_epi32(b3, oz), model, 8);
+        __m512d fx = _mm512_sub_pd(x, fx0), fy = _mm512_sub_pd(y, fy0), fz = _mm512_sub_pd(z, fz0);
+        __m512d gy = _mm512_sub_pd(one, fy), gz = _mm512_sub_pd(one, fz);
+        __m512d lo = _mm512_add_pd(_mm512_mul_pd(gy, _mm512_fmadd_pd(gz, p000, _mm512_mul_pd(fz, p001))),
+                                   _mm512_mul_pd(fy, _mm512_fmadd_pd(gz, p010, _mm512_mul_pd(fz, p011))));
+        __m512d up = _mm512_add_pd(_mm512_mul_pd(gy, _mm512_fmadd_pd(gz, p100, _mm512_mul_pd(fz, p101))),
+                                   _mm512_mul_pd(fy, _mm512_fmadd_pd(gz, p110, _mm512_mul_pd(fz, p111))));
+        __m512d v = _mm512_maskz_mov_pd(in, _mm512_fmadd_pd(fx, _mm512_sub_pd(up, lo), lo));
+        accv = _mm512_add_pd(accv, v);
+        _mm256_storeu_ps(out + t, _mm512_cvtpd_ps(v));
+    }
+    acc = _mm512_reduce_add_pd(accv);
+#endif
+    for (; t < n; ++t) {
+        const double q[3] = {qx[t], qy[t], qz[t]};
+        double v = trilinear(model, s, m, q, center);
+        acc += v;
+        out[t] = (float)v;
+    }
+    return acc;
+}
+
+/* Splats of one orientation's values at n pixels into a (s^3 C-order grid): value
+ * v_t = vals[t * stride] * scale * wt[t] (pixels with v_t == 0 add nothing), or 1 where
+ * vals is NULL (the interpolation weights), added with the eight trilinear weights of
+ * M q_t + center.  With AVX-512 the positions and weights of eight pixels are computed at
+ * a time; the adds stay scalar (neighbouring pixels share corners). */
+static void splat_row(double *restrict a, int64_t s, const double *m, int64_t n,
+                      const double *restrict qx, const double *restrict qy, const double *restrict qz,
+                      double center, const float *vals, int64_t stride, double scale,
+                      const double *wt) {
+    const int64_t sy = s, sx = s * s;
+    int64_t t = 0;
+#ifdef __AVX512F__
+    const __m512d m0 = _mm512_set1_pd(m[0]), m1 = _mm512_set1_pd(m[1]), m2 = _mm512_set1_pd(m[2]),
+                  m3 = _mm512_set1_pd(m[3]), m4 = _mm512_set1_pd(m[4]), m5 = _mm512_set1_pd(m[5]),
+                  m6 = _mm512_set1_pd(m[6]), m7 = _mm512_set1_pd(m[7]), m8 = _mm512_set1_pd(m[8]);
+    const __m512d c = _mm512_set1_pd(center), zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
+    const __m512d hi = _mm512_set1_pd((double)(s - 2)), sd = _mm512_set1_pd((double)s);
+    const __m512d sc = _mm512_set1_pd(scale);
+    int32_t base[8];
+    double w[8][8];
+    for (; t + 8 <= n; t += 8) {
+        __m512d v = one;
+        __mmask8 live = 0xff;
+        if (vals) {
+            float nv[8];
+            for (int i = 0; i < 8; ++i) nv[i] = vals[(t + i) * stride];
+            v = _mm512_cvtps_pd(_mm256_loadu_ps(nv));
+            live = _mm512_cmp_pd_mask(v, zero, _CMP_NEQ_UQ);
+            if (!live) continue;
+            v = _mm512_mul_pd(_mm512_mul_pd(v, sc), _mm512_loadu_pd(wt + t));
+        }
+        __m512d q0 = _mm512_loadu_pd(qx + t), q1 = _mm512_loadu_pd(qy + t), q2 = _mm512_loadu_pd(qz + t);
+        __m512d x = _mm512_add_pd(_mm512_fmadd_pd(m2, q2, _mm512_fmadd_pd(m1, q1, _mm512_mul_pd(m0, q0))), c);
+        __m512d y = _mm512_add_pd(_mm512_fmadd_pd(m5, q2, _mm512_fmadd_pd(m4, q1, _mm512_mul_pd(m3, q0))), c);
+        __m512d z = _mm512_add_pd(_mm512_fmadd_pd(m8, q2, _mm512_fmadd_pd(m7, q1, _mm512_mul_pd(m6, q0))), c);
+        __m512d fx0 = _mm512_roundscale_pd(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        __m512d fy0 = _mm512_roundscale_pd(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        __m512d fz0 = _mm512_roundscale_pd(z, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        __mmask8 in = live & _mm512_cmp_pd_mask(fx0, zero, _CMP_GE_OQ) & _mm512_cmp_pd_mask(fy0, zero, _CMP_GE_OQ)
+                    & _mm512_cmp_pd_mask(fz0, zero, _CMP_GE_OQ) & _mm512_cmp_pd_mask(fx0, hi, _CMP_LE_OQ)
+                    & _mm512_cmp_pd_mask(fy0, hi, _CMP_LE_OQ) & _mm512_cmp_pd_mask(fz0, hi, _CMP_LE_OQ);
+        if (!in) continue;
+        __m512d based = _mm512_maskz_mov_pd(in, _mm512_fmadd_pd(_mm512_fmadd_pd(fx0, sd, fy0), sd, fz0));
+        _mm256_storeu_si256((__m256i *)base, _mm512_cvttpd_epi32(based));
+        __m512d fx = _mm512_sub_pd(x, fx0), fy = _mm512_sub_pd(y, fy0), fz = _mm512_sub_pd(z, fz0);
+        __m512d gx = _mm512_sub_pd(one, fx), gy = _mm512_sub_pd(one, fy), gz = _mm512_sub_pd(one, fz);
+        __m512d gxv = _mm512_mul_pd(gx, v), fxv = _mm512_mul_pd(fx, v);
+        __m512d gg = _mm512_mul_pd(gxv, gy), gf = _mm512_mul_pd(gxv, fy);
+        __m512d fg = _mm512_mul_pd(fxv, gy), ff = _mm512_mul_pd(fxv, fy);
+        _mm512_storeu_pd(w[0], _mm512_mul_pd(gg, gz));
+        _mm512_storeu_pd(w[1], _mm512_mul_pd(gg, fz));
+        _mm512_storeu_pd(w[2], _mm512_mul_pd(gf, gz));
+        _mm512_storeu_pd(w[3], _mm512_mul_pd(gf, fz));
+        _mm512_storeu_pd(w[4], _mm512_mul_pd(fg, gz));
+        _mm512_storeu_pd(w[5], _mm512_mul_pd(fg, fz));
+        _mm512_storeu_pd(w[6], _mm512_mul_pd(ff, gz));
+        _mm512_storeu_pd(w[7], _mm512_mul_pd(ff, fz));
+        for (int i = 0; i < 8; ++i) {
+            if (!((in >> i) & 1)) continue;
+            double *p = a + base[i];
+            p[0] += w[0][i];
+            p[1] += w[1][i];
+            p[sy] += w[2][i];
+            p[sy + 1] += w[3][i];
+            p[sx] += w[4][i];
+            p[sx + 1] += w[5][i];
+            p[sx + sy] += w[6][i];
+            p[sx + sy + 1] += w[7][i];
+        }
+    }
+#endif
+    for (; t < n; ++t) {
+        double v = 1.0;
+        if (vals) {
+            float nv = vals[t * stride];
+            if (nv == 0.0f) continue;
+            v = nv * scale * wt[t];
+        }
+        const double q[3] = {qx[t], qy[t], qz[t]};
+        int64_t b;
+        double fx, fy, fz;
+        if (!locate(s, m, q, center, &b, &fx, &fy, &fz)) continue;
+        double gx = 1.0 - fx, gy = 1.0 - fy, gz = 1.0 - fz;
+        double *p = a + b;
+        p[0] += gx * gy * gz * v;
+        p[1] += gx * gy * fz * v;
+        p[sy] += gx * fy * gz * v;
+        p[sy + 1] += gx * fy * fz * v;
+        p[sx] += fx * gy * gz * v;
+        p[sx + 1] += fx * gy * fz * v;
+        p[sx + sy] += fx * fy * gz * v;
+        p[sx + sy + 1] += fx * fy * fz * v;
+    }
+}
+
+/* q (n x 3, pixel-major) as three arrays qx, qy, qz (3n doubles, for the vector loops). */
+static double *split_q(const double *q, int64_t n) {
+    double *out = malloc((size_t)(3 * n + 1) * sizeof(double));
+    for (int64_t t = 0; t < n; ++t)
+        for (int i = 0; i < 3; ++i) out[i * n + t] = q[3 * t + i];
+    return out;
+}
+
+/* One tile row: CW floats as a GCC vector (two AVX-512 or four AVX2 registers; the
+ * compiler picks the widest the CPU has). */
+typedef float row_t __attribute__((vector_size(CW * sizeof(float))));
+
+static inline row_t load_row(const float *p) {
+    row_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* out[d][:] = first[:] + sum_j data_j tile[indices_j][:] for the CSR rows d < nrows: a
+ * sparse matrix times a tile of CW columns, each output row summed in registers (two rows
+ * of the sum in flight to hide the load latency).  The likelihood product (frames x log
+ * slices) and the merge numerator (pixels x probabilities) are both this. */
+static void rows_times_tile(int64_t nrows, const int64_t *indptr, const int32_t *indices,
+                            const float *data, const float *tile, const float *first, float *out) {
+    row_t b = first ? load_row(first) : (row_t){0};
+    for (int64_t d = 0; d < nrows; ++d) {
+        /* independent sums: the loop is bound by the FMA latency otherwise */
+        row_t x0 = b, x1 = {0}, x2 = {0}, x3 = {0}, x4 = {0}, x5 = {0}, x6 = {0}, x7 = {0};
+        int64_t j = indptr[d], end = indptr[d + 1];
+        const float *w = data;
+        const int32_t *ix = indices;
+        for (; j + 7 < end; j += 8) {
+            x0 += w[j] * load_row(tile + (int64_t)ix[j] * CW);
+            x1 += w[j + 1] * load_row(tile + (int64_t)ix[j + 1] * CW);
+            x2 += w[j + 2] * load_row(tile + (int64_t)ix[j + 2] * CW);
+            x3 += w[j + 3] * load_row(tile + (int64_t)ix[j + 3] * CW);
+            x4 += w[j + 4] * load_row(tile + (int64_t)ix[j + 4] * CW);
+            x5 += w[j + 5] * load_row(tile + (int64_t)ix[j + 5] * CW);
+            x6 += w[j + 6] * load_row(tile + (int64_t)ix[j + 6] * CW);
+            x7 += w[j + 7] * load_row(tile + (int64_t)ix[j + 7] * CW);
+        }
+        for (; j < end; ++j) x0 += w[j] * load_row(tile + (int64_t)ix[j] * CW);
+        row_t sum = ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7));
+        memcpy(out + d * CW, &sum, sizeof sum);
+    }
+}
+
 /* Slices (tests, simulation): out[r][t] = trilinear model value at M_r q_t + center, and
  * sums[r] = sum of out[r][t] over the pixels with good[t] != 0. */
 void emc_slice(int nthreads, const double *model, int64_t s, int64_t nr, const double *rot,
@@ -79,6 +308,7 @@ void emc_slice(int nthreads, const double *model, int64_t s, int64_t nr, const d
  * data, computed once per run.  Fixed orientations per thread: a reproducible sum. */
 void emc_merge_weights(int nthreads, int64_t nr, const double *rot, int64_t npix, const double *q,
                        double center, int64_t s, double *acc) {
+    double *qs = split_q(q, npix);
 #pragma omp parallel num_threads(nthreads)
     {
         int th = 0;
@@ -86,26 +316,13 @@ void emc_merge_weights(int nthreads, int64_t nr, const double *rot, int64_t npix
         th = omp_get_thread_num();
 #endif
         double *a = acc + (int64_t)th * s * s * s;
-        const int64_t sy = s, sx = s * s;
+        double t0 = now();
 #pragma omp for schedule(static, 32)
-        for (int64_t r = 0; r < nr; ++r) {
-            for (int64_t t = 0; t < npix; ++t) {
-                int64_t base;
-                double fx, fy, fz;
-                if (!locate(s, rot + 9 * r, q + 3 * t, center, &base, &fx, &fy, &fz)) continue;
-                double gx = 1.0 - fx, gy = 1.0 - fy, gz = 1.0 - fz;
-                double *p = a + base;
-                p[0] += gx * gy * gz;
-                p[1] += gx * gy * fz;
-                p[sy] += gx * fy * gz;
-                p[sy + 1] += gx * fy * fz;
-                p[sx] += fx * gy * gz;
-                p[sx + 1] += fx * gy * fz;
-                p[sx + sy] += fx * fy * gz;
-                p[sx + sy + 1] += fx * fy * fz;
-            }
-        }
+        for (int64_t r = 0; r < nr; ++r)
+            splat_row(a, s, rot + 9 * r, npix, qs, qs + npix, qs + 2 * npix, center, NULL, 0, 1.0, NULL);
+        add_phase(4, now() - t0);
     }
+    free(qs);
 }
 
 /* Expand + Maximize, first half: for every tile of orientations, the log of the slices at
@@ -117,61 +334,39 @@ void emc_likelihood(int nthreads, const double *model, int64_t s, int64_t nchunk
                     int64_t npix, const double *q, double center, const int32_t *good_pos,
                     int64_t ngood, int64_t nd, const int64_t *indptr, const int32_t *indices,
                     const float *data, const float *bias, float *L, double *sums) {
+    double *qg = malloc((size_t)(3 * ngood + 1) * sizeof(double)); /* good pixels' qx, qy, qz */
+    for (int64_t t = 0; t < npix; ++t)
+        if (good_pos[t] >= 0)
+            for (int i = 0; i < 3; ++i) qg[i * ngood + good_pos[t]] = q[3 * t + i];
 #pragma omp parallel num_threads(nthreads)
     {
         float *tile = aligned_alloc(64, ((size_t)ngood * CW * sizeof(float) + 63) / 64 * 64);
         float *vals = malloc((size_t)(ngood + 1) * sizeof(float));
+        double t_expand = 0.0, t_product = 0.0;
+
 #pragma omp for schedule(dynamic, 1)
         for (int64_t ch = 0; ch < nchunk; ++ch) {
+            double t0 = now();
             for (int c = 0; c < CW; ++c) {
                 const double *m = rot + 9 * (ch * CW + c);
-                double acc = 0.0;
-                for (int64_t t = 0; t < npix; ++t) {
-                    int32_t k = good_pos[t];
-                    if (k < 0) continue;
-                    double v = trilinear(model, s, m, q + 3 * t, center);
-                    acc += v;
-                    vals[k] = (float)v;
-                }
-                sums[ch * CW + c] = acc;
+                sums[ch * CW + c] = slice_row(model, s, m, ngood, qg, qg + ngood, qg + 2 * ngood, center, vals);
                 for (int64_t k = 0; k < ngood; ++k) {  /* vectorised logf (libmvec) */
                     float v = vals[k];
                     vals[k] = v > 0.0f ? logf(v) : 0.0f;
                 }
                 for (int64_t k = 0; k < ngood; ++k) tile[k * CW + c] = vals[k];
             }
-            float *out = L + ch * nd * CW;
-            /* two passes of 16 columns, so the tile's half-rows (ngood x 64 B) stay in L2 */
-            for (int half = 0; half < CW; half += 16) {
-                const float *tl = tile + half;
-                const float *b = bias + ch * CW + half;
-                __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-                for (int64_t d = 0; d < nd; ++d) {
-                    __m256 x0 = b0, x1 = b1, y0 = _mm256_setzero_ps(), y1 = y0;
-                    int64_t j = indptr[d], end = indptr[d + 1];
-                    for (; j + 1 < end; j += 2) {
-                        const float *r0 = tl + (int64_t)indices[j] * CW;
-                        const float *r1 = tl + (int64_t)indices[j + 1] * CW;
-                        __m256 w0 = _mm256_set1_ps(data[j]), w1 = _mm256_set1_ps(data[j + 1]);
-                        x0 = _mm256_fmadd_ps(w0, _mm256_load_ps(r0), x0);
-                        x1 = _mm256_fmadd_ps(w0, _mm256_load_ps(r0 + 8), x1);
-                        y0 = _mm256_fmadd_ps(w1, _mm256_load_ps(r1), y0);
-                        y1 = _mm256_fmadd_ps(w1, _mm256_load_ps(r1 + 8), y1);
-                    }
-                    if (j < end) {
-                        const float *r0 = tl + (int64_t)indices[j] * CW;
-                        __m256 w0 = _mm256_set1_ps(data[j]);
-                        x0 = _mm256_fmadd_ps(w0, _mm256_load_ps(r0), x0);
-                        x1 = _mm256_fmadd_ps(w0, _mm256_load_ps(r0 + 8), x1);
-                    }
-                    _mm256_storeu_ps(out + d * CW + half, _mm256_add_ps(x0, y0));
-                    _mm256_storeu_ps(out + d * CW + half + 8, _mm256_add_ps(x1, y1));
-                }
-            }
+            double t1 = now();
+            t_expand += t1 - t0;
+            rows_times_tile(nd, indptr, indices, data, tile, bias + ch * CW, L + ch * nd * CW);
+            t_product += now() - t1;
         }
+        add_phase(0, t_expand);
+        add_phase(1, t_product);
         free(vals);
         free(tile);
     }
+    free(qg);
 }
 
 /* Maximize, second half: L -> P with deterministic annealing, per frame and in place, in
@@ -285,6 +480,9 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
                const int64_t *indptr, const int32_t *indices, const float *data, int64_t npix,
                const double *den, const double *corr, const double *rot, const double *q,
                double center, int64_t s, double *acc) {
+    double *qs = split_q(q, npix);
+    double *inv_corr = malloc((size_t)(npix + 1) * sizeof(double));
+    for (int64_t t = 0; t < npix; ++t) inv_corr[t] = 1.0 / corr[t];
 #pragma omp parallel num_threads(nthreads)
     {
         int th = 0;
@@ -293,8 +491,10 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
 #endif
         double *a = acc + (int64_t)th * s * s * s;
         float *num = aligned_alloc(64, ((size_t)npix * CW * sizeof(float) + 63) / 64 * 64);
+        double t_sums = 0.0, t_splat = 0.0;
 #pragma omp for schedule(static, 1) /* fixed tiles per thread: sums in a reproducible order */
         for (int64_t ch = 0; ch < nchunk; ++ch) {
+            double t0 = now();
             int any = 0;
             for (int c = 0; c < CW; ++c) any |= (ch * CW + c < nr) && den[ch * CW + c] > 0.0;
             if (!any) continue;
@@ -320,32 +520,20 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
                     _mm256_store_ps(o + 24, _mm256_fmadd_ps(w, p3, _mm256_load_ps(o + 24)));
                 }
             }
+            double t1 = now();
+            t_sums += t1 - t0;
             for (int c = 0; c < CW; ++c) {
                 int64_t r = ch * CW + c;
                 if (r >= nr || !(den[r] > 0.0)) continue;
-                const double *m = rot + 9 * r;
-                double scale = 1.0 / den[r];
-                for (int64_t t = 0; t < npix; ++t) {
-                    float nv = num[t * CW + c];
-                    if (nv == 0.0f) continue;
-                    int64_t base;
-                    double fx, fy, fz;
-                    if (!locate(s, m, q + 3 * t, center, &base, &fx, &fy, &fz)) continue;
-                    double v = nv * scale / corr[t];
-                    double gx = 1.0 - fx, gy = 1.0 - fy, gz = 1.0 - fz;
-                    double *p = a + base;
-                    const int64_t sy = s, sx = s * s;
-                    p[0] += gx * gy * gz * v;
-                    p[1] += gx * gy * fz * v;
-                    p[sy] += gx * fy * gz * v;
-                    p[sy + 1] += gx * fy * fz * v;
-                    p[sx] += fx * gy * gz * v;
-                    p[sx + 1] += fx * gy * fz * v;
-                    p[sx + sy] += fx * fy * gz * v;
-                    p[sx + sy + 1] += fx * fy * fz * v;
-                }
+                splat_row(a, s, rot + 9 * r, npix, qs, qs + npix, qs + 2 * npix, center, num + c, CW,
+                          1.0 / den[r], inv_corr);
             }
+            t_splat += now() - t1;
         }
+        add_phase(2, t_sums);
+        add_phase(3, t_splat);
         free(num);
     }
+    free(inv_corr);
+    free(qs);
 }

@@ -103,6 +103,7 @@ _I = ctypes.c_int64
 _D = ctypes.c_double
 _SIGNATURES = {
     "emc_tile_width": ([], ctypes.c_int),
+    "emc_phase_times": ([_P], None),
     "emc_slice": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _P, _P], None),
     "emc_merge_weights": ([ctypes.c_int, _I, _P, _I, _P, _D, _I, _P], None),
     "emc_likelihood": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _I, _I, _P, _P, _P, _P, _P, _P], None),
