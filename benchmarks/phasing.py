@@ -46,7 +46,7 @@ from beamhub.kernels.sim import random_object, simulate_cdi
 HERE = Path(__file__).resolve().parent
 COHERE_ENV = HERE / ".envs" / "cohere"
 COHERE_PIN = "cohere-core==4.5.4"
-ROUNDS = 5
+ROUNDS = 7
 
 COHERE_DRIVER = r"""
 import json, sys, time, contextlib, io
@@ -189,22 +189,31 @@ def speed(n: int, iterations: int, cohere_python: Path | None) -> dict:
     support = box_support(data.intensity.shape, 0.35)
     row = {"n": n, "iterations": iterations, "workers": backend.cpu_workers(),
            "load_before": load_average()}
-    # This machine may be shared: ours and the FFT floors are timed alternately,
-    # ROUNDS times, each as an average over `iterations`, and the best round kept.
+    # This machine may be shared and its load changes within seconds: ours and
+    # the FFT floors are timed alternately, ROUNDS times, each an average over
+    # `iterations`, the order of the two real pairs swapped every round.  The
+    # seconds are the best round's; a ratio is the median over rounds of the
+    # ratio within a round (figures seconds apart), with its range.
     ours_per_iteration(data.intensity, support, 2)  # warm-up: numba cache, FFT plans
     ours_per_iteration(data.intensity, support, 2, real_fft=False)
     figures = {key: [] for key in ("real_pair", "loop_pair", "ours", "setup", "fft_pair",
                                    "ours_complex")}
-    for _ in range(ROUNDS):
-        figures["real_pair"].append(real_pair(n, iterations))
-        figures["loop_pair"].append(loop_pair(n, iterations))
+    pairs = {"real_pair": real_pair, "loop_pair": loop_pair}
+    for round_ in range(ROUNDS):
+        first, second = sorted(pairs, reverse=bool(round_ % 2))
+        figures[first].append(pairs[first](n, iterations))
         per_iteration, setup = ours_timed(data.intensity, support, iterations)
         figures["ours"].append(per_iteration)
         figures["setup"].append(setup)
+        figures[second].append(pairs[second](n, iterations))
         figures["fft_pair"].append(fft_pair(n, iterations))
         figures["ours_complex"].append(ours_per_iteration(data.intensity, support, iterations,
                                                           real_fft=False))
     row.update({key: min(values) for key, values in figures.items()})
+    for key in ("real_pair", "loop_pair", "fft_pair"):
+        ours_key = "ours_complex" if key == "fft_pair" else "ours"
+        ratios = np.array(figures[ours_key]) / np.array(figures[key])
+        row[f"ratio_{key}"] = [float(np.median(ratios)), float(ratios.min()), float(ratios.max())]
     row["load_after"] = load_average()
     if backend.gpu_available():
         ours_per_iteration(data.intensity, support, 2, backend_name="cupy")
@@ -238,19 +247,24 @@ def quality(n: int, hio: int, er: int, runs: int, cohere_python: Path | None) ->
 
 FLOOR_HEADER = (
     "| n^3 | ours s/it (real object, default) | rfftn + irfftn pair s | **ours / pair** "
-    "| bare pair of the transforms our loop calls s | ours / that | setup s/start "
+    "| bare pair of the transforms our loop calls s | ours / that pair | setup s/start "
     "| load average before; after |\n|---|---|---|---|---|---|---|---|")
 OTHER_HEADER = (
     "| n^3 | ours complex s/it | complex64 FFT pair s | ours complex / pair | cohere-core s/it "
     "| ours / cohere (real / complex) | cupy s/it |\n|---|---|---|---|---|---|---|")
 
 
+def format_ratio(ratio) -> str:
+    """``median (min–max)`` of a ratio measured round by round."""
+    median, low, high = ratio
+    return f"{median:.2f} ({low:.2f}–{high:.2f})"
+
+
 def format_floor_row(row: dict) -> str:
     """One markdown row: the real path against its FFT floors (:data:`FLOOR_HEADER`)."""
-    ours = row["ours"]
-    return (f"| {row['n']}^3 | {ours:.4f} | {row['real_pair']:.4f} | "
-            f"**{ours / row['real_pair']:.2f}** | {row['loop_pair']:.4f} | "
-            f"{ours / row['loop_pair']:.2f} | {row['setup']:.3f} | "
+    return (f"| {row['n']}^3 | {row['ours']:.4f} | {row['real_pair']:.4f} | "
+            f"**{format_ratio(row['ratio_real_pair'])}** | {row['loop_pair']:.4f} | "
+            f"{format_ratio(row['ratio_loop_pair'])} | {row['setup']:.3f} | "
             f"{row['load_before']}; {row['load_after']} |")
 
 
@@ -261,8 +275,8 @@ def format_other_row(row: dict) -> str:
     cohere_s = "n/a" if cohere is None else f"{cohere:.4f}"
     ratio_s = "n/a" if cohere is None else f"{ours / cohere:.3f} / {ours_c / cohere:.3f}"
     cupy_s = "n/a" if cupy is None else f"{cupy:.5f} ({ours / cupy:.0f}x faster)"
-    return (f"| {row['n']}^3 | {ours_c:.4f} | {pair:.4f} | {ours_c / pair:.2f} | {cohere_s} | "
-            f"{ratio_s} | {cupy_s} |")
+    return (f"| {row['n']}^3 | {ours_c:.4f} | {pair:.4f} | {format_ratio(row['ratio_fft_pair'])} "
+            f"| {cohere_s} | {ratio_s} | {cupy_s} |")
 
 
 def main(argv=None) -> int:
@@ -285,10 +299,12 @@ def main(argv=None) -> int:
     for n, its in zip(args.sizes, iterations):
         row = speed(n, its, cohere_python)
         rows.append(row)
-        print(f"{n}^3: ours {row['ours']:.4f} s/it, rfftn + irfftn pair {row['real_pair']:.4f} s "
-              f"({row['ours'] / row['real_pair']:.2f}x); load {row['load_after']}", flush=True)
-    print("\nours = real object, real-to-complex FFTs (the default for constraint positive/real);"
-          " best of", ROUNDS, "alternating rounds, each averaged over the iterations;"
+        print(f"{n}^3: ours {row['ours']:.4f} s/it, rfftn + irfftn pair {row['real_pair']:.4f} s; "
+              f"ours / pair {format_ratio(row['ratio_real_pair'])}; load {row['load_after']}",
+              flush=True)
+    print("\nours = real object, real-to-complex FFTs (the default for constraint positive/real)."
+          f"\n{ROUNDS} alternating rounds, each averaged over the iterations; seconds: the best"
+          " round; ratios: median (range) of the ratios within a round;"
           f" {backend.cpu_workers()} FFT threads everywhere\n")
     print(FLOOR_HEADER)
     for row in rows:
