@@ -1,28 +1,29 @@
-"""EMC seconds per iteration on the issue's problem, beside Dragonfly and our numba loops.
+"""EMC seconds per iteration on the issue's problem, beside Dragonfly measured in the same run.
 
-Problem (issue 6): 6000 frames of a 75x75-pixel detector, ~300 photons per frame,
-num_div 8 (25,680 orientations), a 107^3 model.  The issue states Dragonfly (C, MPI +
-OpenMP) takes 20 s per iteration on it on the 2-core dev box (1 rank x 2 threads or 2
-ranks x 1 thread alike); that figure is printed beside ours.
+Problem (issues 6 and 19): 6000 frames of a 75x75-pixel detector, ~300 photons per frame,
+num_div 8 (25,680 orientations), a 107^3 model, scaling on (``--no-scaling`` turns it off).
 
 Runs `beamhub emc` on a simulated data set (written once) with 1 rank x all threads, then 2
 MPI ranks x 1 thread when mpiexec is present, and with cupy when a GPU is usable.  References
-measured in the same run: our own numba loops (BEAMHUB_EMC_NATIVE=0, the previous
-implementation, 1 rank x all threads) and, given `--dragonfly PATH` (or $DRAGONFLY_EMC),
-Dragonfly's own `emc` on the same files in the same two layouts (Dragonfly is not packaged
-for pip or Debian: build it from its source).  Reports the median seconds per iteration of
-iterations 2.. (iteration 1 also loads the kernels) from each EMC.log, and optionally the
-correlation with the truth.  Data go to $BEAMHUB_BENCH_DATA (default /tmp/beamhub-bench),
-outside the checkout.
+measured in the same run: our numba loops (BEAMHUB_EMC_KERNELS=numba, 1 rank x all
+threads) and, given `--dragonfly PATH` (or $DRAGONFLY_EMC), Dragonfly's own `emc` on the
+same files in the same two layouts (Dragonfly is not packaged for pip or Debian: build it
+from its source, outside this repository).  Reports, from each EMC.log, the median and mean
+seconds per iteration of iterations 2.. and iteration 1 alone (which also builds or loads
+the kernels and computes the merge weights), the peak resident memory of the largest
+process (= per rank, from GNU time), our time as a fraction of Dragonfly's, the machine's
+load average before and after each case, and optionally (``--truth``) the correlation with
+the truth.  ``--phases`` adds where one C iteration's CPU time goes, kernel by kernel.
+Data go to $BEAMHUB_BENCH_DATA (default /tmp/beamhub-bench), outside the checkout.
 
-    python benchmarks/emc.py                                   # the issue's problem
-    python benchmarks/emc.py --dragonfly ~/Dragonfly/emc       # ... and Dragonfly beside it
-    python benchmarks/emc.py --scale small                     # a quick 1/8 problem
+    python benchmarks/emc.py --dragonfly /tmp/dragonfly-src/build/emc   # the issue's problem
+    python benchmarks/emc.py --scale small --iterations 16 --truth      # a quick 1/8 problem
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import shutil
 import subprocess
@@ -31,12 +32,22 @@ import tempfile
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
+
+from beamhub.kernels.backend import cpu_workers, gpu_available
+from beamhub.kernels.emc import EMC, EMCConfig, load_problem
+from beamhub.kernels.emc.detector import model_size
+from beamhub.kernels.emc.ops import ops_for
+from beamhub.kernels.emc.quaternions import num_rotations, quaternion_sampling
+from beamhub.kernels.emc.truth import global_rotation, orientation_errors, rotate_volume, shell_correlation
+from beamhub.kernels.io.dragonfly import read_log_rows
+from beamhub.kernels.sim.spi import simulate_spi, spi_detector, write_spi
 
 HERE = Path(__file__).resolve().parent
 # simulated inputs and run folders live outside the checkout (hundreds of MB for the issue problem)
 DATA = Path(os.environ.get("BEAMHUB_BENCH_DATA", Path(tempfile.gettempdir()) / "beamhub-bench"))
-DRAGONFLY_S_PER_ITER = 20.0
+GNU_TIME = "/usr/bin/time"
 PROBLEMS = {
     # name: (frames, detsize, detd pixels, num_div)
     "issue": (6000, 75, 300.0, 8),
@@ -54,9 +65,6 @@ def prepare(scale: str) -> Path:
     folder = DATA / f"emc-{scale}"
     if (folder / "config.ini").exists():
         return folder
-    from beamhub.kernels.emc.detector import model_size  # noqa: PLC0415
-    from beamhub.kernels.sim.spi import simulate_spi, spi_detector, write_spi  # noqa: PLC0415
-
     det = spi_detector(detsize, detd, stoprad=3.0)
     diameter = model_size(det.q, det.mask) / 4.5
     t = time.perf_counter()
@@ -70,10 +78,16 @@ def prepare(scale: str) -> Path:
     return folder
 
 
+def loadavg() -> str:
+    """The 1-, 5- and 15-minute load averages."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
-             backend: str = "numpy", native: bool = True, dragonfly: str | None = None) -> dict:
+             backend: str = "numpy", kernels: str = "auto", dragonfly: str | None = None,
+             scaling: bool = True) -> dict:
     """Run ``beamhub emc`` (or Dragonfly's ``emc`` when ``dragonfly`` is its path) on a copy of
-    ``folder``; seconds per iteration from its EMC.log."""
+    ``folder``; seconds per iteration from its EMC.log, peak memory per rank from GNU time."""
     work = folder.parent / f"{folder.name}-run-{name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -83,10 +97,10 @@ def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
     (work / "data").mkdir()
     (work / "config.ini").unlink()
     text = (folder / "config.ini").read_text().replace("[emc]\n", "[emc]\nfixed_seed = 1\n")
+    text = text.replace("need_scaling = 0", f"need_scaling = {int(scaling)}")
     (work / "config.ini").write_text(text)
     env = dict(os.environ, BEAMHUB_BACKEND=backend, NUMBA_NUM_THREADS=str(threads),
-               BEAMHUB_THREADS=str(threads), OMP_NUM_THREADS="1",
-               BEAMHUB_EMC_NATIVE="1" if native else "0",
+               BEAMHUB_THREADS=str(threads), OMP_NUM_THREADS="1", BEAMHUB_EMC_KERNELS=kernels,
                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     if dragonfly:
         # Dragonfly: OpenMP threads per rank, paths relative to the working folder; Open MPI
@@ -98,26 +112,26 @@ def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
         cmd = [beamhub_exe(), "emc", str(work / "config.ini"), "-n", str(iterations), "-q"]
         if ranks > 1:
             cmd = ["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
+    rss_file = work / "maxrss.txt"
+    if Path(GNU_TIME).exists():  # peak resident set of the largest process (a rank), in kB
+        cmd = [GNU_TIME, "-f", "%M", "-o", str(rss_file)] + cmd
+    load_before = loadavg()
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, cwd=work,
-                   stdout=subprocess.DEVNULL if dragonfly else None)
+    subprocess.run(cmd, check=True, env=env, cwd=work, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL if dragonfly else None)
     wall = time.perf_counter() - t
-    from beamhub.kernels.io.dragonfly import read_log_rows  # noqa: PLC0415
-
     rows = read_log_rows(work / "EMC.log")
     times = [float(r[1]) for r in rows]
-    per_iter = float(np.median(times[1:])) if len(times) > 1 else times[0]
+    rest = times[1:] or times
+    rss = float(rss_file.read_text().split()[-1]) / 1e6 if rss_file.exists() else float("nan")
     return {"name": name, "ranks": ranks, "threads": threads, "backend": backend,
-            "s_per_iter": per_iter, "times": times, "wall": wall, "work": work}
+            "s_per_iter": float(np.median(rest)), "mean": float(np.mean(rest)), "first": times[0],
+            "times": times, "wall": wall, "work": work, "rss_gb": rss,
+            "load": f"{load_before} -> {loadavg()}"}
 
 
 def truth_figures(folder: Path, work: Path, iteration: int) -> str:
-    import h5py  # noqa: PLC0415
-
-    from beamhub.kernels.emc.quaternions import quaternion_sampling  # noqa: PLC0415
-    from beamhub.kernels.emc.truth import (global_rotation, orientation_errors,  # noqa: PLC0415
-                                           rotate_volume, shell_correlation)
-
+    """Median orientation error and per-shell correlation of ``work``'s output with the truth."""
     num_div = int([ln for ln in (folder / "config.ini").read_text().splitlines()
                    if ln.startswith("num_div")][0].split("=")[1])
     q, _ = quaternion_sampling(num_div)
@@ -134,64 +148,93 @@ def truth_figures(folder: Path, work: Path, iteration: int) -> str:
             + " ".join(f"{c:.2f}" for c in corr))
 
 
+def phases(folder: Path, iterations: int, scaling: bool) -> str:
+    """CPU seconds of each C kernel phase per iteration, in this process (1 rank, all threads),
+    where the C library's phase counters can be read."""
+    cfg = EMCConfig.from_file(folder / "config.ini")
+    det, frames, q, w, model, scale = load_problem(cfg)
+    settings = cfg.settings()
+    settings.need_scaling = scaling
+    settings.fixed_seed = True
+    ops = ops_for(np, "native")
+    emc = EMC(det, frames, q, w, settings, model=model, scale=scale, ops=ops)
+    names = ["expand (slices + log)", "likelihood product", "merge photon sums", "merge splats",
+             "merge weights (once)"]
+    lines = []
+    for _ in range(iterations):
+        t0 = time.process_time()
+        fig = emc.iterate()
+        cpu = time.process_time() - t0
+        out = (ctypes.c_double * 8)()
+        ops.lib.emc_phase_times(out)
+        parts = ", ".join(f"{n} {out[i]:.2f}" for i, n in enumerate(names) if out[i])
+        lines.append(f"iteration {fig.iteration}: wall {fig.time:.2f} s, process CPU {cpu:.2f} s; "
+                     f"CPU s by phase: {parts}; load {loadavg()}")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=sorted(PROBLEMS), default="issue")
     ap.add_argument("--iterations", type=int, default=3)
-    ap.add_argument("--no-mpi", action="store_true", help="skip the 2-rank case")
+    ap.add_argument("--no-mpi", action="store_true", help="skip the 2-rank cases")
     ap.add_argument("--no-reference", action="store_true",
                     help="skip the numba-loops reference run (1 rank)")
+    ap.add_argument("--no-scaling", action="store_true", help="run without per-frame scale factors")
     ap.add_argument("--truth", action="store_true", help="also report correlation with the truth")
+    ap.add_argument("--phases", action="store_true",
+                    help="also report the CPU seconds of each C kernel phase (in-process, 1 rank)")
     ap.add_argument("--dragonfly", default=os.environ.get("DRAGONFLY_EMC"), metavar="EMC",
                     help="path to Dragonfly's emc executable: also time it on the same data, same "
                          "rank/thread layouts (default $DRAGONFLY_EMC)")
     args = ap.parse_args()
-    from beamhub.kernels.backend import cpu_workers, gpu_available  # noqa: PLC0415
-
+    scaling = not args.no_scaling
     folder = prepare(args.scale)
     nd, detsize, _, num_div = PROBLEMS[args.scale]
-    from beamhub.kernels.emc.quaternions import num_rotations  # noqa: PLC0415
-
     print(f"problem: {nd} frames, {detsize}x{detsize} pixels, num_div {num_div} "
-          f"({num_rotations(num_div)} orientations), ~300 photons/frame")
+          f"({num_rotations(num_div)} orientations), ~300 photons/frame, scaling "
+          f"{'on' if scaling else 'off'}; load average {loadavg()}")
     cores = cpu_workers()
     one = "1 rank x %d threads" % cores
     two = "2 ranks x 1 thread"
     mpi = not args.no_mpi and shutil.which("mpiexec") and cores >= 2
-    cases = [(one, 1, cores, "numpy", True, None)]
+    cases = [(one, 1, cores, "numpy", "auto", None)]
+    if args.dragonfly:  # each layout right after ours: the same moment of a shared machine
+        cases.append(("Dragonfly " + one, 1, cores, "numpy", "auto", args.dragonfly))
     if mpi:
-        cases.append((two, 2, 1, "numpy", True, None))
+        cases.append((two, 2, 1, "numpy", "auto", None))
+        if args.dragonfly:
+            cases.append(("Dragonfly " + two, 2, 1, "numpy", "auto", args.dragonfly))
     if gpu_available():
-        cases.append(("cupy, 1 GPU", 1, cores, "cupy", True, None))
+        cases.append(("cupy, 1 GPU", 1, cores, "cupy", "array", None))
     if not args.no_reference:
-        cases.append(("numba loops (reference)", 1, cores, "numpy", False, None))
-    if args.dragonfly:
-        cases.append(("Dragonfly " + one, 1, cores, "numpy", True, args.dragonfly))
-        if mpi:
-            cases.append(("Dragonfly " + two, 2, 1, "numpy", True, args.dragonfly))
+        cases.append(("numba loops (reference)", 1, cores, "numpy", "numba", None))
     results = []
-    for name, ranks, threads, backend, native, dragonfly in cases:
+    for name, ranks, threads, backend, kernels, dragonfly in cases:
         tag = name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
-        r = run_case(folder, tag, args.iterations, ranks, threads, backend, native, dragonfly)
+        r = run_case(folder, tag, args.iterations, ranks, threads, backend, kernels, dragonfly, scaling)
         results.append((name, r))
         times = ", ".join(f"{t:.2f}" for t in r["times"])
-        line = f"{name:34s} {r['s_per_iter']:7.2f} s/iter   (iterations: {times})"
-        if args.scale == "issue" and not name.startswith("Dragonfly"):
-            line += (f"   vs the issue's Dragonfly figure {DRAGONFLY_S_PER_ITER:.0f} s/iter: "
-                     f"x{DRAGONFLY_S_PER_ITER / r['s_per_iter']:.2f}")
-        print(line, flush=True)
+        print(f"{name:34s} median {r['s_per_iter']:7.2f} s/iter, mean {r['mean']:7.2f}, first "
+              f"{r['first']:7.2f}   (iterations: {times}); peak RSS per rank {r['rss_gb']:.2f} GB; "
+              f"load {r['load']}", flush=True)
     found = dict(results)
     ref = found.get("numba loops (reference)")
     for name, r in results:
-        if ref is not None and not name.startswith(("numba", "Dragonfly")):
-            print(f"{name:34s} vs numba loops measured in this run ({ref['s_per_iter']:.2f} s/iter): "
-                  f"x{ref['s_per_iter'] / r['s_per_iter']:.2f}")
+        if name.startswith(("numba", "Dragonfly")):
+            continue
+        if ref is not None:
+            print(f"{name:34s} vs numba loops in this run: {ref['s_per_iter'] / r['s_per_iter']:.2f}x faster")
         theirs = found.get("Dragonfly " + name)
         if theirs is not None:
-            print(f"{name:34s} vs Dragonfly measured in this run ({theirs['s_per_iter']:.2f} s/iter): "
-                  f"x{theirs['s_per_iter'] / r['s_per_iter']:.2f}")
+            print(f"{name:34s} vs Dragonfly in this run ({theirs['s_per_iter']:.2f} s/iter median, "
+                  f"{theirs['mean']:.2f} mean): ours takes {r['s_per_iter'] / theirs['s_per_iter']:.3f}x "
+                  f"(mean {r['mean'] / theirs['mean']:.3f}x) of its time per iteration")
     if args.truth:
-        print(truth_figures(folder, results[0][1]["work"], args.iterations))
+        for name, r in results:
+            print(f"{name}: {truth_figures(folder, r['work'], args.iterations)}")
+    if args.phases:
+        print(phases(folder, args.iterations, scaling))
     return 0
 
 

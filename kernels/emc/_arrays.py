@@ -59,12 +59,15 @@ class ArrayOps:
         """Model values at the rotated pixels: slices (nr, npix) float64 and their sums (nr,) over ``good``."""
         return expand.slice_model(model, rot, q, center, good)
 
-    def likelihood(self, model, prep: Prepared):
-        """``L`` (nd, n) float32 = bias + K log W, and ``sums`` (n,) float64 = Σ_t W over good pixels."""
+    def likelihood(self, model, prep: Prepared, out=None):
+        """``L`` (nd, n) float32 = bias + K log W, and ``sums`` (n,) float64 = Σ_t W over good pixels.
+
+        ``out``: an ``L`` of an earlier call to overwrite.
+        """
         xp = self.xp
         n = len(prep.rot)
         nd = prep.lik.shape[0]
-        L = xp.empty((nd, n), dtype=xp.float32)
+        L = out if out is not None and out.shape == (nd, n) else xp.empty((nd, n), dtype=xp.float32)
         sums = xp.empty(n, dtype=xp.float64)
         for a in range(0, n, self.chunk):
             b = min(n, a + self.chunk)

@@ -257,30 +257,48 @@ static inline row_t load_row(const float *p) {
     return v;
 }
 
-/* out[d][:] = first[:] + sum_j data_j tile[indices_j][:] for the CSR rows d < nrows: a
- * sparse matrix times a tile of CW columns, each output row summed in registers (two rows
- * of the sum in flight to hide the load latency).  The likelihood product (frames x log
- * slices) and the merge numerator (pixels x probabilities) are both this. */
-static void rows_times_tile(int64_t nrows, const int64_t *indptr, const int32_t *indices,
-                            const float *data, const float *tile, const float *first, float *out) {
+/* Photon counts of a set of rows (frames, or pixels) as Dragonfly stores them: the columns
+ * holding one photon (ones, no value: most of them) and the others with their counts. */
+typedef struct {
+    const int64_t *ones_ptr;   /* nrows + 1 */
+    const int32_t *ones;
+    const int64_t *multi_ptr;  /* nrows + 1 */
+    const int32_t *multi;
+    const float *counts;
+} photons_t;
+
+/* out[d][:] = first[:] + sum_j K_dj tile[j][:] for the rows d < nrows of the photons: a
+ * sparse matrix times a tile of CW columns, each output row summed in registers (eight
+ * independent sums: the loop is bound by the add latency otherwise).  The likelihood
+ * product (frames x log slices) is this. */
+static void rows_times_tile(int64_t nrows, photons_t k, const float *tile, const float *first,
+                            float *out) {
     row_t b = first ? load_row(first) : (row_t){0};
     for (int64_t d = 0; d < nrows; ++d) {
-        /* independent sums: the loop is bound by the FMA latency otherwise */
         row_t x0 = b, x1 = {0}, x2 = {0}, x3 = {0}, x4 = {0}, x5 = {0}, x6 = {0}, x7 = {0};
-        int64_t j = indptr[d], end = indptr[d + 1];
-        const float *w = data;
-        const int32_t *ix = indices;
+        const int32_t *ix = k.ones;
+        int64_t j = k.ones_ptr[d], end = k.ones_ptr[d + 1];
         for (; j + 7 < end; j += 8) {
-            x0 += w[j] * load_row(tile + (int64_t)ix[j] * CW);
-            x1 += w[j + 1] * load_row(tile + (int64_t)ix[j + 1] * CW);
-            x2 += w[j + 2] * load_row(tile + (int64_t)ix[j + 2] * CW);
-            x3 += w[j + 3] * load_row(tile + (int64_t)ix[j + 3] * CW);
-            x4 += w[j + 4] * load_row(tile + (int64_t)ix[j + 4] * CW);
-            x5 += w[j + 5] * load_row(tile + (int64_t)ix[j + 5] * CW);
-            x6 += w[j + 6] * load_row(tile + (int64_t)ix[j + 6] * CW);
-            x7 += w[j + 7] * load_row(tile + (int64_t)ix[j + 7] * CW);
+            x0 += load_row(tile + (int64_t)ix[j] * CW);
+            x1 += load_row(tile + (int64_t)ix[j + 1] * CW);
+            x2 += load_row(tile + (int64_t)ix[j + 2] * CW);
+            x3 += load_row(tile + (int64_t)ix[j + 3] * CW);
+            x4 += load_row(tile + (int64_t)ix[j + 4] * CW);
+            x5 += load_row(tile + (int64_t)ix[j + 5] * CW);
+            x6 += load_row(tile + (int64_t)ix[j + 6] * CW);
+            x7 += load_row(tile + (int64_t)ix[j + 7] * CW);
         }
-        for (; j < end; ++j) x0 += w[j] * load_row(tile + (int64_t)ix[j] * CW);
+        for (; j < end; ++j) x0 += load_row(tile + (int64_t)ix[j] * CW);
+        const int32_t *mx = k.multi;
+        const float *w = k.counts;
+        j = k.multi_ptr[d], end = k.multi_ptr[d + 1];
+        for (; j + 3 < end; j += 4) {
+            x1 += w[j] * load_row(tile + (int64_t)mx[j] * CW);
+            x3 += w[j + 1] * load_row(tile + (int64_t)mx[j + 1] * CW);
+            x5 += w[j + 2] * load_row(tile + (int64_t)mx[j + 2] * CW);
+            x7 += w[j + 3] * load_row(tile + (int64_t)mx[j + 3] * CW);
+        }
+        for (; j < end; ++j) x2 += w[j] * load_row(tile + (int64_t)mx[j] * CW);
         row_t sum = ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7));
         memcpy(out + d * CW, &sum, sizeof sum);
     }
@@ -332,8 +350,10 @@ void emc_merge_weights(int nthreads, int64_t nr, const double *rot, int64_t npix
  * good_pos[t] = position of pixel t among the likelihood pixels, or -1. */
 void emc_likelihood(int nthreads, const double *model, int64_t s, int64_t nchunk, const double *rot,
                     int64_t npix, const double *q, double center, const int32_t *good_pos,
-                    int64_t ngood, int64_t nd, const int64_t *indptr, const int32_t *indices,
-                    const float *data, const float *bias, float *L, double *sums) {
+                    int64_t ngood, int64_t nd, const int64_t *ones_ptr, const int32_t *ones,
+                    const int64_t *multi_ptr, const int32_t *multi, const float *counts,
+                    const float *bias, float *L, double *sums) {
+    const photons_t k = {ones_ptr, ones, multi_ptr, multi, counts};
     double *qg = malloc((size_t)(3 * ngood + 1) * sizeof(double)); /* good pixels' qx, qy, qz */
     for (int64_t t = 0; t < npix; ++t)
         if (good_pos[t] >= 0)
@@ -358,7 +378,7 @@ void emc_likelihood(int nthreads, const double *model, int64_t s, int64_t nchunk
             }
             double t1 = now();
             t_expand += t1 - t0;
-            rows_times_tile(nd, indptr, indices, data, tile, bias + ch * CW, L + ch * nd * CW);
+            rows_times_tile(nd, k, tile, bias + ch * CW, L + ch * nd * CW);
             t_product += now() - t1;
         }
         add_phase(0, t_expand);
@@ -477,7 +497,8 @@ void emc_prob_norm(int nthreads, float *L, int64_t nchunk, int64_t nd, const dou
  * and their trilinear splats num / den_r / corr_t into this thread's copy of acc
  * (acc: nthreads x s^3, summed by the caller).  Tiles with den_r <= 0 add nothing. */
 void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t nr,
-               const int64_t *indptr, const int32_t *indices, const float *data, int64_t npix,
+               const int64_t *ones_ptr, const int32_t *ones, const int64_t *multi_ptr,
+               const int32_t *multi, const float *counts, int64_t npix,
                const double *den, const double *corr, const double *rot, const double *q,
                double center, int64_t s, double *acc) {
     double *qs = split_q(q, npix);
@@ -511,9 +532,16 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
                  * photons (most frames, once the annealing has sharpened the probabilities) */
                 __m256 top = _mm256_max_ps(_mm256_max_ps(p0, p1), _mm256_max_ps(p2, p3));
                 if (!_mm256_movemask_ps(_mm256_cmp_ps(top, _mm256_setzero_ps(), _CMP_GT_OQ))) continue;
-                for (int64_t j = indptr[d]; j < indptr[d + 1]; ++j) {
-                    float *o = num + (int64_t)indices[j] * CW;
-                    __m256 w = _mm256_set1_ps(data[j]);
+                for (int64_t j = ones_ptr[d]; j < ones_ptr[d + 1]; ++j) {
+                    float *o = num + (int64_t)ones[j] * CW;
+                    _mm256_store_ps(o, _mm256_add_ps(p0, _mm256_load_ps(o)));
+                    _mm256_store_ps(o + 8, _mm256_add_ps(p1, _mm256_load_ps(o + 8)));
+                    _mm256_store_ps(o + 16, _mm256_add_ps(p2, _mm256_load_ps(o + 16)));
+                    _mm256_store_ps(o + 24, _mm256_add_ps(p3, _mm256_load_ps(o + 24)));
+                }
+                for (int64_t j = multi_ptr[d]; j < multi_ptr[d + 1]; ++j) {
+                    float *o = num + (int64_t)multi[j] * CW;
+                    __m256 w = _mm256_set1_ps(counts[j]);
                     _mm256_store_ps(o, _mm256_fmadd_ps(w, p0, _mm256_load_ps(o)));
                     _mm256_store_ps(o + 8, _mm256_fmadd_ps(w, p1, _mm256_load_ps(o + 8)));
                     _mm256_store_ps(o + 16, _mm256_fmadd_ps(w, p2, _mm256_load_ps(o + 16)));

@@ -41,7 +41,7 @@ LINK_FLAGS = ["-shared", "-fopenmp"]
 #: One native call at a time per process (OpenMP teams from two Python threads would oversubscribe).
 LAUNCH = threading.Lock()
 
-__all__ = ["NativeOps", "available", "build", "library"]
+__all__ = ["NativeOps", "available", "build", "library", "photon_lists"]
 
 
 def _cpu_signature() -> str:
@@ -106,11 +106,12 @@ _SIGNATURES = {
     "emc_phase_times": ([_P], None),
     "emc_slice": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _P, _P], None),
     "emc_merge_weights": ([ctypes.c_int, _I, _P, _I, _P, _D, _I, _P], None),
-    "emc_likelihood": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _I, _I, _P, _P, _P, _P, _P, _P], None),
+    "emc_likelihood": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P],
+                       None),
     "emc_prob_shift": ([ctypes.c_int, _P, _I, _I, _I, _P, _P, _P, _P], None),
     "emc_prob_exp": ([ctypes.c_int, _P, _I, _I, _P, _P, _D, _P, _P], None),
     "emc_prob_norm": ([ctypes.c_int, _P, _I, _I, _P, _P, _P, _P, _D, _D, _P, _P, _P], None),
-    "emc_merge": ([ctypes.c_int, _P, _I, _I, _I, _P, _P, _P, _I, _P, _P, _P, _P, _D, _I, _P], None),
+    "emc_merge": ([ctypes.c_int, _P, _I, _I, _I, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P, _D, _I, _P], None),
 }
 
 
@@ -145,6 +146,27 @@ def _ptr(a: np.ndarray):
     return a.ctypes.data_as(ctypes.c_void_p)
 
 
+def photon_lists(counts) -> tuple[np.ndarray, ...]:
+    """A CSR matrix of photon counts as the C kernels read it, Dragonfly's way.
+
+    Returns ``(ones_ptr, ones, multi_ptr, multi, values)``: per row, the columns holding
+    exactly one photon (no value stored: most entries, so the kernels stream 4 bytes for
+    them instead of 8) and the other columns with their counts.  Pointers are int64
+    (nrows + 1), columns int32, counts float32.
+    """
+    counts = counts.tocsr()
+    nrows = counts.shape[0]
+    rows = np.repeat(np.arange(nrows), np.diff(counts.indptr))
+    one = counts.data == 1.0
+    out = []
+    for sel in (one, ~one):
+        ptr = np.zeros(nrows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows[sel], minlength=nrows), out=ptr[1:])
+        out += [ptr, np.ascontiguousarray(counts.indices[sel], dtype=np.int32)]
+    out.append(np.ascontiguousarray(counts.data[~one], dtype=np.float32))
+    return tuple(out)
+
+
 def _c(a, dtype=np.float64) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=dtype)
 
@@ -169,7 +191,7 @@ class NativeOps:
         """This rank's share, padded to whole tiles (see :class:`~beamhub.kernels.emc.share.Prepared`)."""
         prep = prepare_share(np, self.tile, detector, frames, rot, log_weights, weights, rank, size)
         for name, m in (("lik", prep.lik), ("counts", prep.counts)):
-            prep.extra[name] = (_c(m.indptr, np.int64), _c(m.indices, np.int32), _c(m.data, np.float32))
+            prep.extra[name] = photon_lists(m)
         prep.extra["corr"] = _c(prep.corr)
         return prep
 
@@ -200,23 +222,24 @@ class NativeOps:
                                float(center), _ptr(good), _ptr(out), _ptr(sums))
         return out, sums
 
-    def likelihood(self, model, prep: Prepared):
+    def likelihood(self, model, prep: Prepared, out=None):
         """``L = log w + K log W`` (ntiles, nd, CW) float32 and the slice sums (ntiles * CW,) float64.
 
         ``model``: (s, s, s) float64; the sums run over the likelihood (mask-0) pixels.
+        ``out``: an ``L`` of an earlier call to overwrite (saves faulting in fresh pages).
         """
         cw = self.tile
         nchunk = len(prep.rot) // cw
         nd, ngood = prep.lik.shape
         model = _c(model)
-        indptr, indices, data = prep.extra["lik"]
-        L = np.empty((nchunk, nd, cw), dtype=np.float32)
+        photons = [_ptr(a) for a in prep.extra["lik"]]
+        shape = (nchunk, nd, cw)
+        L = out if out is not None and out.shape == shape else np.empty(shape, dtype=np.float32)
         sums = np.empty(nchunk * cw)
         with LAUNCH:
             self.lib.emc_likelihood(self.threads, _ptr(model), model.shape[0], nchunk, _ptr(prep.rot),
                                     len(prep.q), _ptr(prep.q), float(prep.center), _ptr(prep.good_pos),
-                                    ngood, nd, _ptr(indptr), _ptr(indices), _ptr(data), _ptr(prep.bias),
-                                    _ptr(L), _ptr(sums))
+                                    ngood, nd, *photons, _ptr(prep.bias), _ptr(L), _ptr(sums))
         return L, sums
 
     def prob_shift(self, L, num_valid: int, phi, sums):
@@ -261,11 +284,11 @@ class NativeOps:
         nchunk, nd, _ = P.shape
         size = prep.size
         acc = np.zeros((self.threads, size, size, size))
-        indptr, indices, data = prep.extra["counts"]
+        photons = [_ptr(a) for a in prep.extra["counts"]]
         den = _c(den)
         with LAUNCH:
-            self.lib.emc_merge(self.threads, _ptr(P), nchunk, nd, prep.count, _ptr(indptr), _ptr(indices),
-                               _ptr(data), prep.counts.shape[1], _ptr(den), _ptr(prep.extra["corr"]),
+            self.lib.emc_merge(self.threads, _ptr(P), nchunk, nd, prep.count, *photons,
+                               prep.counts.shape[1], _ptr(den), _ptr(prep.extra["corr"]),
                                _ptr(prep.rot), _ptr(prep.q), float(prep.center), size, _ptr(acc))
         return acc.sum(axis=0)
 

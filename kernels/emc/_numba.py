@@ -319,12 +319,12 @@ class NumbaOps:
             self.fns.slice_model(_c(model), _c(rot), _c(q), float(center), good, out, sums)
         return out, sums
 
-    def likelihood(self, model, prep: Prepared):
-        """``L`` (nd, n) float32 = bias + K log W, and ``sums`` (n,) float64."""
+    def likelihood(self, model, prep: Prepared, out=None):
+        """``L`` (nd, n) float32 = bias + K log W, and ``sums`` (n,) float64 (``out``: an earlier L to reuse)."""
         n = len(prep.rot)
         nd, ngood = prep.lik.shape
         lik = prep.lik
-        L = np.empty((nd, n), dtype=np.float32)
+        L = out if out is not None and out.shape == (nd, n) else np.empty((nd, n), dtype=np.float32)
         sums = np.empty(n)
         model = _c(model)
         good_pos = _c(prep.good_pos, np.int64)

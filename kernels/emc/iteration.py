@@ -160,6 +160,7 @@ class EMC:
         self.prep = self.ops.prepare(detector, frames, self._rot, self.log_weights, self.weights,
                                      self.comm.rank, self.comm.size)
         self._weights_all = None
+        self._buffer = None
 
     # ------------------------------------------------------------------ one iteration
     def iterate(self) -> IterationFigures:
@@ -177,7 +178,7 @@ class EMC:
         scaled = s.need_scaling and (it > 1 or self.scale_given)
 
         # Expand + Maximize: L_dr = log w_r + Σ_t K log W, then the annealed probabilities
-        L, sums = ops.likelihood(model, prep)
+        L, sums = ops.likelihood(model, prep, out=self._buffer)  # the frames x orientations matrix
         rescale = self.mean_count / comm.allreduce_scalar(float(xp.sum(prep.w * sums)))
         phi = self.scale if scaled else np.full(nd, rescale)
         frame_scale = self.scale if s.need_scaling else np.ones(nd)
@@ -187,7 +188,7 @@ class EMC:
 
         # Compress: probability-weighted photons of this rank's orientations, merged
         acc = comm.allreduce_sum(ops.merge(L, prep, prob.den))
-        del L
+        self._buffer = L  # reused by the next iteration
         den_all = np.zeros(nr)
         den_all[prep.col0:prep.col0 + prep.count] = to_numpy(prob.den)[:prep.count]
         active = comm.allreduce_sum(den_all) > 0

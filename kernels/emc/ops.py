@@ -20,7 +20,7 @@ this rank's share; :meth:`to_layout` / :meth:`from_layout` convert from / to (nd
     this rank's orientations and the detector, in the set's form (once per run);
 ``slice_model(model, rot, q, center, good)``
     the model at the rotated pixels (Dragonfly's ``slice_gen3d``);
-``likelihood(model, prep)``
+``likelihood(model, prep, out=None)``
     ``L = log w_r + Σ_t K_dt log W_rt`` over the likelihood pixels, and ``Σ_t W_rt``;
 ``prob_shift / prob_exp / prob_norm``
     the three per-frame passes that turn ``L`` into annealed probabilities in place
