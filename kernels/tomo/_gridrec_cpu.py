@@ -120,32 +120,51 @@ def compiled():
                             grid_im[b + u64(j)] += vi * wxr[j]
 
     @jit
-    def fold(grid_re, grid_im, rows, stride, origin, m, out):
+    def fold(grid_re, grid_im, stride, origin, m, out):
         """Wrap the padded planes onto the periodic (m, m) complex grid, centred order.
 
-        ``out[i, j]`` holds cell ``(i - m//2, j - m//2)``; it must be zeroed.
+        ``out[i, j]`` holds cell ``(i - m//2, j - m//2)``; it need not be zeroed:
+        the central block is copied, then the border strips beyond it are added.
         """
         h = m // 2
+        lo = origin - h  # padded index of centred index 0
+        rows = grid_re.size // stride
+        for i in range(m):
+            r0 = (lo + i) * stride + lo
+            for j in range(m):
+                out[i, j] = complex(grid_re[r0 + j], grid_im[r0 + j])
         for py in range(rows):
-            i = (py - origin + h) % m
+            inside_row = lo <= py < lo + m
+            i = (py - lo) % m
             r0 = py * stride
             for px in range(stride):
-                j = (px - origin + h) % m
-                out[i, j] += complex(grid_re[r0 + px], grid_im[r0 + px])
+                if inside_row and lo <= px < lo + m:
+                    continue
+                v = complex(grid_re[r0 + px], grid_im[r0 + px])
+                if v != 0:
+                    out[i, (px - lo) % m] += v
 
     @jit
-    def finish(img, keep, scale, out_a, out_b):
-        """Rows ``keep`` of the transformed grid, times ``scale[y] * scale[x]``, as two slices.
+    def finish(upper, lower, scale, out_a, out_b):
+        """Deapodised real and imaginary parts of the kept image block as two slices.
 
-        img : (m, N) complex64 after both inverse FFTs; keep : (N,) rows to read;
-        scale : (N,) float32 deapodisation (with the centring sign); out_* : (N, N) float32
+        upper : (N - N//2, m) complex64, image rows 0 .. N - N//2 - 1 of the grid's
+        transform (y >= 0 in FFT order); lower : (N//2, m), rows m - N//2 .. m - 1
+        (y < 0).  Only columns -(N//2) .. N - N//2 - 1 (mod m) are kept.
+        scale : (N,) float32, deapodisation with the centring sign, by signed index + N//2
+        out_a, out_b : (N, N) float32
         """
         n = out_a.shape[0]
+        h = n // 2
+        m = upper.shape[1]
         for y in range(n):
-            r = keep[y]
             sy = scale[y]
             for x in range(n):
-                v = img[r, x]
+                col = (x - h) % m
+                if y < h:
+                    v = lower[y, col]
+                else:
+                    v = upper[y - h, col]
                 s = sy * scale[x]
                 out_a[y, x] = v.real * s
                 out_b[y, x] = v.imag * s

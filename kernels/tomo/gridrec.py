@@ -250,7 +250,7 @@ def _cpu_plan(n: int) -> dict:
     # The grid is stored centred (cell 0 at m//2), so the image carries (-1)^(x) per axis.
     scale = (_deapodisation(n, m) * np.where(signed % 2, -1.0, 1.0)).astype(np.float32)
     return dict(length=length, m=m, table=table, origin=origin, rows=rows, stride=stride,
-                keep=(signed % m).astype(np.int64), scale=scale)
+                scale=scale)
 
 
 def _gridrec_pair(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan, n, out_a, out_b):
@@ -261,13 +261,16 @@ def _gridrec_pair(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan, n, 
     grid_im = np.zeros(rows * stride, dtype=np.float32)
     spread(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan["table"], _TABLE_PER_CELL,
            KERNEL_WIDTH, plan["origin"], grid_re, grid_im, stride, _gridrec_cpu.ROW_BLOCK)
-    grid = np.zeros((m, m), dtype=np.complex64)
-    fold(grid_re, grid_im, rows, stride, plan["origin"], m, grid)
+    grid = np.empty((m, m), dtype=np.complex64)
+    fold(grid_re, grid_im, stride, plan["origin"], m, grid)
     del grid_re, grid_im
-    img = scipy.fft.ifft(grid, axis=1, overwrite_x=True, workers=1)[:, plan["keep"]]
-    del grid
-    img = scipy.fft.ifft(img, axis=0, overwrite_x=True, workers=1)
-    finish(img, plan["keep"], plan["scale"], out_a, out_b)
+    # Pruned 2-D inverse FFT: every column along y, then only the N kept rows
+    # (two contiguous blocks in FFT order) along x.
+    grid = scipy.fft.ifft(grid, axis=0, overwrite_x=True, workers=1)
+    h = n // 2
+    upper = scipy.fft.ifft(grid[:n - h], axis=1, overwrite_x=True, workers=1)
+    lower = scipy.fft.ifft(grid[m - h:], axis=1, overwrite_x=True, workers=1)
+    finish(upper, lower, plan["scale"], out_a, out_b)
 
 
 def _gridrec_cpu_rows(sino: np.ndarray, theta_np: np.ndarray, centers: np.ndarray,
@@ -325,7 +328,8 @@ def gridding_setup(theta, n_columns: int) -> None:
     n_columns : int
         Detector columns (the slice size ``N``).
     """
-    theta_np = np.asarray(backend.to_numpy(theta), dtype=np.float64)
+    theta_np = np.ascontiguousarray(backend.to_numpy(theta), dtype=np.float64).ravel()
+    _angle_phase(theta_np.tobytes(), int(n_columns), padded_size(int(n_columns)))
     if _numba_available():
         _cpu_plan(int(n_columns))
         return
