@@ -3,7 +3,24 @@
 Our gridrec and fbp against astra-toolbox's CPU FBP and scikit-image's
 ``iradon`` (both from PyPI, installed by this script into
 benchmarks/.envs/tomo), all on the same simulated Shepp-Logan scan, in the same
-run.  tomopy is added where it imports.  Sizes:
+run.  tomopy is timed too, from its own venv (benchmarks/.envs/tomopy):
+
+* tomopy 1.15.2 is built from its public source the plain way (its CMake build
+  of libtomo, Release, FFTW from Debian's libfftw3-dev, MKL off; then
+  ``pip install --no-deps .`` of the Python part with numpy < 2 and
+  scipy < 1.14 as its setup.cfg asks) by ``--build-tomopy`` or on first use
+  when the source mirror is present (/work/.mirror/tomopy+tomopy or
+  ``$TOMOPY_SRC``).  Nothing of tomopy enters this repository.
+* gridrec: both reconstruct the same 16 rows with 2 threads (tomopy's
+  ``ncore=2``), each library given the axis in its own convention (tomopy's
+  gridrec and ours mean the same column, see docs/tomo.md); the runs alternate
+  ours / tomopy / ours / tomopy and the best of each is compared, since the
+  machine is shared.
+* find_center: both on one 2048-column sinogram with the axis 7.3 px right of
+  the middle, default arguments (tomopy starts at ``N // 2``, ours from Vo's
+  coarse estimate); time and error against the true axis.
+
+Sizes for the other references:
 
 * full: 2048 columns x 1501 angles x 16 rows (the issue's size); our gridrec
   reconstructs all 16 rows, astra one slice (13.5 s a slice here);
@@ -15,7 +32,7 @@ Errors are the relative RMS difference to the phantom inside 95 % of the
 reconstruction circle, on the same slice for every method; the references'
 output orientation is matched to ours by trying the 8 flips/rotations.
 
-    .venv/bin/python benchmarks/tomo.py [--quick] [--no-references]
+    .venv/bin/python benchmarks/tomo.py [--quick] [--no-references] [--build-tomopy]
 """
 
 from __future__ import annotations
@@ -34,6 +51,14 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ENV = HERE / ".envs" / "tomo"
 REFERENCE_PACKAGES = ["numpy", "astra-toolbox", "scikit-image"]
+TOMOPY_ENV = HERE / ".envs" / "tomopy"
+TOMOPY_TAG = "1.15.2"
+TOMOPY_MIRROR = Path(os.environ.get("TOMOPY_SRC", "/work/.mirror/tomopy+tomopy/repo"))
+# tomopy 1.15's setup.cfg: numpy~=1.12, scipy<1.14 (and what it imports at run time).
+TOMOPY_PACKAGES = ["numpy<2", "scipy<1.14", "numexpr==2.*", "pywavelets==1.*",
+                   "scikit-image<0.25", "tifffile", "importlib_metadata"]
+REPEATS = 3  # timed runs per library, alternating; the best of each is compared
+FC_OFFSET = 7.3  # find_center scan: axis this many px right of the detector middle
 
 
 def rel_error(rec: np.ndarray, truth: np.ndarray) -> float:
@@ -88,6 +113,90 @@ def run_references(folder: Path) -> dict:
     return results
 
 
+def run_tomopy(folder: Path) -> dict:
+    """Time tomopy's gridrec (REPEATS runs) or find_center; runs inside the tomopy venv."""
+    import tomopy  # noqa: PLC0415
+
+    task = json.loads((folder / "task.json").read_text())
+    out = {"version": tomopy.__version__}
+    theta = np.load(folder / "theta.npy")
+    if task["what"] == "gridrec":
+        proj = np.load(folder / "proj.npy")
+        times = []
+        for _ in range(task["repeats"]):
+            t0 = time.perf_counter()
+            rec = tomopy.recon(proj, theta, center=task["center"], algorithm="gridrec",
+                               filter_name="shepp", ncore=task["ncore"])
+            times.append(time.perf_counter() - t0)
+        np.save(folder / "rec_tomopy.npy", rec[0].astype(np.float32))
+        out["seconds"] = times
+    else:
+        sino = np.load(folder / "sino_fc.npy")  # (angles, N)
+        t0 = time.perf_counter()
+        c = tomopy.find_center(sino[:, None, :], theta)
+        out["seconds"] = [time.perf_counter() - t0]
+        out["center"] = float(np.squeeze(c))
+    return out
+
+
+def build_tomopy_env() -> str | None:
+    """Build tomopy from its source mirror into TOMOPY_ENV; None, or why it could not."""
+    import shutil  # noqa: PLC0415
+
+    if not (TOMOPY_MIRROR / "HEAD").exists() and not (TOMOPY_MIRROR / ".git").exists():
+        return f"no tomopy source at {TOMOPY_MIRROR} (set TOMOPY_SRC to a clone)"
+    missing = [t for t in ("cmake", "ninja", "pkg-config", "cc") if not shutil.which(t)]
+    if missing:
+        return f"missing build tools: {', '.join(missing)} (apt-get install cmake ninja-build pkg-config gcc)"
+    if subprocess.run(["pkg-config", "--exists", "fftw3f"]).returncode:
+        return "FFTW (single precision) not found: apt-get install libfftw3-dev"
+    work = Path(tempfile.mkdtemp(prefix="tomopy-build-"))
+    src, build = work / "src", work / "build"
+    steps = [
+        ["git", "clone", "-q", "--branch", TOMOPY_TAG, str(TOMOPY_MIRROR), str(src)],
+        [sys.executable, "-m", "venv", str(TOMOPY_ENV)],
+        ["cmake", "-S", str(src), "-B", str(build), "-GNinja", "-DCMAKE_BUILD_TYPE=Release",
+         "-DTOMOPY_USE_MKL=OFF", "-DTOMOPY_USE_CUDA=OFF", "-DTOMOPY_USE_OPENCV=OFF",
+         f"-DCMAKE_INSTALL_PREFIX={TOMOPY_ENV}", "-DCMAKE_INSTALL_LIBDIR=lib"],
+        ["cmake", "--build", str(build)],
+        ["cmake", "--install", str(build)],
+        [str(TOMOPY_ENV / "bin" / "python"), "-m", "pip", "install", "-q", *TOMOPY_PACKAGES],
+        [str(TOMOPY_ENV / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", str(src)],
+    ]
+    print(f"building tomopy {TOMOPY_TAG} into {TOMOPY_ENV} (a few minutes) ...", file=sys.stderr)
+    try:
+        for step in steps:
+            done = subprocess.run(step, capture_output=True, text=True)
+            if done.returncode:
+                tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+                return f"'{' '.join(step[:3])} ...' failed: {' / '.join(tail)}"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return None
+
+
+def tomopy_python(build: bool) -> tuple[Path | None, str]:
+    """The tomopy venv's python (building it when asked or when the source is at hand)."""
+    python = TOMOPY_ENV / "bin" / "python"
+    lib = TOMOPY_ENV / "lib" / "libtomo-gridrec.so"
+    if not (python.exists() and lib.exists()) and (build or TOMOPY_MIRROR.exists()):
+        why = build_tomopy_env()
+        if why:
+            return None, why
+    if not lib.exists():
+        return None, f"no tomopy venv at {TOMOPY_ENV} (run with --build-tomopy)"
+    return python, ""
+
+
+def call_tomopy(python: Path, folder: Path, **task) -> dict:
+    """Run :func:`run_tomopy` in the tomopy venv (its libtomo on the library path)."""
+    (folder / "task.json").write_text(json.dumps(task))
+    env = dict(os.environ, LD_LIBRARY_PATH=str(TOMOPY_ENV / "lib"))
+    out = subprocess.run([str(python), __file__, "--tomopy-run", str(folder)], check=True,
+                         capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def ensure_reference_env() -> Path:
     """The reference venv's python, created with pip on first use."""
     python = ENV / "bin" / "python"
@@ -105,7 +214,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a quarter of the sizes (smoke test)")
-    parser.add_argument("--no-references", action="store_true", help="only our own figures")
+    parser.add_argument("--no-references", action="store_true",
+                        help="skip astra and scikit-image (tomopy still runs where its venv is)")
+    parser.add_argument("--no-tomopy", action="store_true", help="skip tomopy")
+    parser.add_argument("--build-tomopy", action="store_true",
+                        help=f"build tomopy {TOMOPY_TAG} into {TOMOPY_ENV} if it is not there")
     args = parser.parse_args()
 
     from beamhub.kernels import backend, sim  # noqa: PLC0415
@@ -131,19 +244,59 @@ def main() -> int:
         scans[tag] = (theta, (proj * unit).astype(np.float32), (phantom * unit).astype(np.float32))
         print(f"simulated {tag} scan {size} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
+    tomopy_py, why = (None, "--no-tomopy") if args.no_tomopy else tomopy_python(args.build_tomopy)
+    if tomopy_py is None:
+        print(f"tomopy skipped: {why}", file=sys.stderr)
+    workers = backend.cpu_workers()
+
     rows = []
     theta, proj, phantom = scans["full"]
     n = full["n"]
+    center = (n - 1) / 2  # the simulated axis; tomopy's gridrec gives `center` the same meaning
     t0 = time.perf_counter()
     gridding_setup(theta, n)
     setup = time.perf_counter() - t0
-    bt.recon(proj[:, :2], theta, algorithm="gridrec")  # warm caches
-    t0 = time.perf_counter()
-    rec = bt.recon(proj, theta, algorithm="gridrec")
-    dt = time.perf_counter() - t0
+    bt.recon(proj[:, :2], theta, center=center, algorithm="gridrec")  # warm caches, compile
+    ours_t, tomopy_t = [], []
+    tomopy_info = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        np.save(folder / "proj.npy", proj)
+        np.save(folder / "theta.npy", theta)
+        for _ in range(REPEATS):  # alternate, so both see the same shared machine
+            t0 = time.perf_counter()
+            rec = bt.recon(proj, theta, center=center, algorithm="gridrec", ncore=workers)
+            ours_t.append(time.perf_counter() - t0)
+            if tomopy_py is not None:
+                tomopy_info = call_tomopy(tomopy_py, folder, what="gridrec", repeats=1,
+                                          center=center, ncore=workers)
+                tomopy_t += tomopy_info["seconds"]
+        if tomopy_py is not None:
+            rec_t = np.load(folder / "rec_tomopy.npy")
+    dt = min(ours_t)
     rows.append(dict(method="beamhub gridrec (shepp)", size="full", slices=full["rows"],
                      seconds=dt, per_s=full["rows"] / dt, error=rel_error(rec[0], phantom[0])))
-    print(f"gridrec: one-off gridding setup {setup:.1f} s for this geometry", file=sys.stderr)
+    if tomopy_t:
+        dt_t = min(tomopy_t)
+        rows.append(dict(method=f"tomopy {tomopy_info['version']} gridrec (shepp, ncore={workers})",
+                         size="full", slices=full["rows"], seconds=dt_t,
+                         per_s=full["rows"] / dt_t, error=rel_error(rec_t, phantom[0])))
+    print(f"gridrec: one-off setup {setup:.2f} s for this geometry", file=sys.stderr)
+
+    # find_center on one sinogram with the axis off the middle, same run.
+    fc_true = (n - 1) / 2 + FC_OFFSET
+    sino_fc = sim.project_phantom(theta, n, 1, fc_true, oversample=2)
+    sino_fc = (sino_fc * (2.0 / sino_fc.max())).astype(np.float32)
+    t0 = time.perf_counter()
+    fc_ours = bt.find_center(sino_fc, theta)
+    fc = {"ours": (time.perf_counter() - t0, fc_ours)}
+    if tomopy_py is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            np.save(folder / "sino_fc.npy", sino_fc[:, 0, :])
+            np.save(folder / "theta.npy", theta)
+            r = call_tomopy(tomopy_py, folder, what="find_center")
+            fc["tomopy"] = (r["seconds"][0], r["center"])
 
     theta_s, proj_s, phantom_s = scans["small"]
     t0 = time.perf_counter()
@@ -154,18 +307,6 @@ def main() -> int:
                      error=rel_error(rec_s[0], phantom_s[0])))
     rec_gs = bt.recon(proj_s, theta_s, algorithm="gridrec")
     small_gridrec_error = rel_error(rec_gs[0], phantom_s[0])
-
-    try:
-        import tomopy  # noqa: PLC0415
-
-        t0 = time.perf_counter()
-        rec_t = tomopy.recon(proj, theta, center=n / 2, algorithm="gridrec",
-                             filter_name="shepp", ncore=backend.cpu_workers())
-        dt = time.perf_counter() - t0
-        rows.append(dict(method="tomopy gridrec", size="full", slices=full["rows"], seconds=dt,
-                         per_s=full["rows"] / dt, error=rel_error(rec_t[0], phantom[0])))
-    except ImportError:
-        print("tomopy does not import here: skipped", file=sys.stderr)
 
     if not args.no_references:
         python = ensure_reference_env()
@@ -198,11 +339,25 @@ def main() -> int:
     print(f"(our gridrec's error at the small size: {small_gridrec_error:.4f})")
     print(f"gridrec setup, once per geometry (angles, N), not in s/slice above: {setup:.2f} s; "
           f"per slice after it: {rows[0]['seconds'] / rows[0]['slices']:.3f} s")
+    per_slice = [f"{t / full['rows']:.3f}" for t in ours_t]
+    print(f"gridrec runs, ours (s/slice): {' '.join(per_slice)}")
+    if tomopy_t:
+        per_slice = [f"{t / full['rows']:.3f}" for t in tomopy_t]
+        print(f"gridrec runs, tomopy (s/slice): {' '.join(per_slice)}")
+        print(f"gridrec speed, ours / tomopy (best of {REPEATS} each, alternating): "
+              f"{min(tomopy_t) / min(ours_t):.2f}x (aim >= 1.5x)")
+    for who, (secs, found) in fc.items():
+        print(f"find_center {who:6s}: {secs:6.2f} s, axis {found:.3f}, error {found - fc_true:+.3f} px")
+    if "tomopy" in fc:
+        print(f"find_center time, ours / tomopy: {fc['ours'][0] / fc['tomopy'][0]:.2f} (aim <= 1)")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--tomopy-run":
+        print(json.dumps(run_tomopy(Path(sys.argv[2]))))
+        sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "--reference-run":
         print(json.dumps(run_references(Path(sys.argv[2]))))
         sys.exit(0)
