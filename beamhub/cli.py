@@ -1,9 +1,18 @@
 """The ``beamhub`` command: one entry point, a subcommand per job.
 
-Each subcommand lives in the package it belongs to and is imported only when it
-is run, so ``beamhub phase`` never pays for importing JupyterHub and a base
-install without the ``hub`` extra still runs the analysis commands.  A
-subcommand module exposes ``main(argv: list[str], prog: str) -> int``.
+This is the one dispatcher.  Every subcommand's argument parsing lives in a
+``commands/`` module of the package it belongs to (``beamhub.hub.commands``,
+``beamhub.kernels.commands``, ``beamhub.scheduler.commands``); the libraries
+hold no argparse.  A commands module is imported only when it is run, so
+``beamhub phase`` never pays for importing JupyterHub and a base install without
+the ``hub`` extra still runs the analysis commands.  A commands module exposes
+``main(argv: list[str], prog: str) -> int`` and, where a job's options can be
+checked before it is submitted, ``build_parser(prog)``.
+
+``beamhub simulate KIND`` is a group: each kind is routed here to the commands
+module of the package that simulates it, which is how the kernels' ``spi`` and
+``tomo`` and the scheduler's ``cluster`` share one command without one package
+reaching into another.
 """
 
 from __future__ import annotations
@@ -16,6 +25,9 @@ import sys
 from beamhub import __version__
 from beamhub.errors import UsageError
 
+#: The group command whose kinds (``beamhub simulate KIND``) live in different packages.
+SIMULATE = "simulate"
+
 # name -> (module, one-line help).  Order is the order shown by --help.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "up": ("beamhub.hub.commands.up", "start the whole platform on this machine (SSO, proxy, hub)"),
@@ -23,27 +35,43 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "phase": ("beamhub.kernels.commands.phase", "iterative phase retrieval from a JSON job file"),
     "tomo": ("beamhub.kernels.commands.tomo", "tomographic reconstruction of a Data Exchange scan"),
     "emc": ("beamhub.kernels.commands.emc", "EMC orientation recovery (Dragonfly-compatible config)"),
-    "simulate": ("beamhub.kernels.commands.simulate", "simulated data with ground truth"),
+    SIMULATE: ("", "simulated data with ground truth"),
     "scheduler": ("beamhub.scheduler.commands.serve", "the kube-scheduler extender service"),
-    "submit": ("beamhub.hub.jobs.client", "run phase/tomo/emc as a batch job from a session"),
-    "jobs": ("beamhub.hub.jobs.client", "list your batch jobs"),
-    "logs": ("beamhub.hub.jobs.client", "show a batch job's output"),
-    "cancel": ("beamhub.hub.jobs.client", "cancel one of your batch jobs"),
+    "submit": ("beamhub.hub.commands.jobs", "run phase/tomo/emc as a batch job from a session"),
+    "jobs": ("beamhub.hub.commands.jobs", "list your batch jobs"),
+    "logs": ("beamhub.hub.commands.jobs", "show a batch job's output"),
+    "cancel": ("beamhub.hub.commands.jobs", "cancel one of your batch jobs"),
+}
+
+# kind -> (module, one-line help) of ``beamhub simulate KIND``; the module's main gets
+# ``[KIND, *args]`` and the prog ``beamhub simulate``.  A new kind is one entry here.
+SIMULATE_KINDS: dict[str, tuple[str, str]] = {
+    "spi": ("beamhub.kernels.commands.simulate",
+            "single-particle imaging frames in Dragonfly's formats (for `beamhub emc`)"),
+    "tomo": ("beamhub.kernels.commands.simulate", "a tomography scan in Data Exchange HDF5 (for `beamhub tomo`)"),
+    "cluster": ("beamhub.scheduler.commands.simulate",
+                "replay sessions on a simulated cluster to compare placement policies"),
 }
 
 
+def _present(module: str) -> bool:
+    """True when ``module`` (and its package) is in this installation, without importing it."""
+    try:
+        return importlib.util.find_spec(module.rpartition(".")[0]) is not None and \
+            importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def _available() -> dict[str, tuple[str, str]]:
-    """The subcommands whose module is present in this checkout."""
+    """The subcommands whose module is present in this checkout (a group: any of its kinds')."""
     found = {}
     for name, (module, text) in SUBCOMMANDS.items():
-        if importlib.util.find_spec(module.rpartition(".")[0]) is None:
-            continue
-        try:
-            if importlib.util.find_spec(module) is None:
-                continue
-        except ModuleNotFoundError:
-            continue
-        found[name] = (module, text)
+        if name == SIMULATE:
+            if any(_present(m) for m, _ in SIMULATE_KINDS.values()):
+                found[name] = (module, text)
+        elif _present(module):
+            found[name] = (module, text)
     return found
 
 
@@ -57,7 +85,7 @@ def command_parser(name: str) -> argparse.ArgumentParser | None:
     to offer (the job service and the job itself still check it).
     """
     spec = _available().get(name)
-    if spec is None:
+    if spec is None or not spec[0]:
         return None
     build = getattr(importlib.import_module(spec[0]), "build_parser", None)
     if build is None:
@@ -71,18 +99,33 @@ def command_parser(name: str) -> argparse.ArgumentParser | None:
     return parser
 
 
+def _listing(head: str, entries: dict[str, tuple[str, str]], title: str, tail: str) -> str:
+    width = max((len(n) for n in entries), default=0)
+    lines = [head, "", f"{title}:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in entries.items()]
+    return "\n".join(lines + ["", tail])
+
+
 def _usage(commands: dict[str, tuple[str, str]]) -> str:
-    width = max((len(n) for n in commands), default=0)
-    lines = [
-        "usage: beamhub [--version] COMMAND [ARGS...]",
-        "",
-        "BeamHub: interactive analysis for photon science.",
-        "",
-        "commands:",
-    ]
-    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in commands.items()]
-    lines += ["", "Run 'beamhub COMMAND --help' for the options of one command."]
-    return "\n".join(lines)
+    return _listing("usage: beamhub [--version] COMMAND [ARGS...]\n\n"
+                    "BeamHub: interactive analysis for photon science.", commands, "commands",
+                    "Run 'beamhub COMMAND --help' for the options of one command.")
+
+
+def _simulate(argv: list[str], prog: str) -> int:
+    """``beamhub simulate KIND ...``: hand ``[KIND, *args]`` to the kind's commands module."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_listing(f"usage: {prog} KIND [ARGS...]", SIMULATE_KINDS, "kinds",
+                       f"Run '{prog} KIND --help' for the options of one kind."))
+        return 0 if argv else 2
+    kind = argv[0]
+    if kind not in SIMULATE_KINDS:
+        raise UsageError(f"unknown kind {kind!r}; choose one of: {', '.join(SIMULATE_KINDS)}")
+    try:
+        module = importlib.import_module(SIMULATE_KINDS[kind][0])
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"'{kind}' needs {exc.name}, which is not installed here") from None
+    return int(module.main(argv, prog) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,10 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"beamhub: error: unknown command {name!r}; choose one of: {', '.join(commands)}",
               file=sys.stderr)
         return 2
-    module = importlib.import_module(commands[name][0])
     prog = f"beamhub {name}"
     try:
-        return int(module.main(rest, prog) or 0)
+        if name == SIMULATE:
+            return _simulate(rest, prog)
+        return int(importlib.import_module(commands[name][0]).main(rest, prog) or 0)
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

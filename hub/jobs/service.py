@@ -23,7 +23,6 @@ API (under the service prefix, e.g. /services/beamhub-jobs/):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -200,58 +199,54 @@ def make_app(ctx: JobsContext, prefix: str = "/") -> web.Application:
     ])
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m beamhub.hub.jobs.service", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=["local", "kubernetes"], default="local")
-    p.add_argument("--state", required=True, help="folder for job records and logs")
-    p.add_argument("--catalog", default="", help="environment catalog (default: the shipped one)")
-    p.add_argument("--workspace-root", default="", help="local backend: users' working directories")
-    p.add_argument("--data-root", default="", help="local backend: folder the catalog mounts' local_path "
-                   "values are relative to (default: the workspace root's parent)")
-    p.add_argument("--listen", default="", help="HOST:PORT to bind (default: from JUPYTERHUB_SERVICE_URL)")
-    p.add_argument("--access-log", default="", help="file for one line per request (default: stderr)")
-    p.add_argument("--pid-file", default="", help="record this process (pid and start time) here, so the "
-                   "next 'beamhub up' can stop it if the hub that started it died")
-    p.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", "default"),
-                   help="kubernetes backend: namespace of the jobs")
-    args = p.parse_args(argv)
-    setup_logging(args.access_log)
-    catalog = load_catalog(args.catalog or None)
-    store = JobStore(args.state)
-    if args.backend == "local":
+def run(*, backend: str, state: str, catalog: str = "", workspace_root: str = "", data_root: str = "",
+        listen: str = "", access_log: str = "", pid_file: str = "", namespace: str = "default") -> int:
+    """Serve the jobs API until SIGINT or SIGTERM; returns the exit status.
+
+    The options are those of ``python -m beamhub.hub.jobs.service``, parsed by
+    :mod:`beamhub.hub.commands.jobs_service` (one keyword per option).
+    """
+    setup_logging(access_log)
+    menu = load_catalog(catalog or None)
+    store = JobStore(state)
+    if backend == "local":
         from beamhub.hub.jobs.local import LocalBackend
 
-        backend = LocalBackend(store, args.workspace_root, args.data_root)
+        runner = LocalBackend(store, workspace_root, data_root)
     else:
         from beamhub.hub.jobs.kube import KubernetesBackend
 
-        backend = KubernetesBackend(store, namespace=args.namespace)
+        runner = KubernetesBackend(store, namespace=namespace)
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8765"))
 
     async def serve():
-        app = make_app(JobsContext(HubAuth(), catalog, store, backend),
+        app = make_app(JobsContext(HubAuth(), menu, store, runner),
                        os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"))
-        host, _, port = args.listen.rpartition(":") if args.listen else (url.hostname, None, url.port)
-        recover = getattr(backend, "recover", None)
+        host, _, port = listen.rpartition(":") if listen else (url.hostname, None, url.port)
+        recover = getattr(runner, "recover", None)
         if recover is not None:  # jobs an earlier run of the service started: adopt or settle them
             await recover()
         app.listen(int(port or 80), host or "127.0.0.1")
-        log.info("%s backend listening on %s", args.backend, url.geturl())
+        log.info("%s backend listening on %s", backend, url.geturl())
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):  # the hub stops its services with these
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await stop.wait()
 
-    if args.pid_file:
-        write_pid_file(Path(args.pid_file), os.getpid(), "beamhub-jobs")
+    if pid_file:
+        write_pid_file(Path(pid_file), os.getpid(), "beamhub-jobs")
     try:
         asyncio.run(serve())
     finally:
-        if args.pid_file:
-            remove_pid_file(Path(args.pid_file), os.getpid())
+        if pid_file:
+            remove_pid_file(Path(pid_file), os.getpid())
     return 0
 
 
 if __name__ == "__main__":
+    # `python -m beamhub.hub.jobs.service` is the name the hub's configuration starts the service by
+    # and `beamhub up` finds it again by; its options are parsed in the commands module, which
+    # imports this one, so it is imported here, where this file runs as __main__, not at the top.
+    from beamhub.hub.commands.jobs_service import main
+
     raise SystemExit(main())

@@ -1,14 +1,14 @@
-"""``beamhub simulate KIND ...``: simulated data with ground truth, one kind per subcommand.
+"""``beamhub simulate spi|tomo ...``: the kernels' simulated data with ground truth.
 
-Kinds live in their own packages and are imported only when asked for:
-``spi`` (single-particle frames for EMC, here), ``tomo`` (a Data Exchange scan, here) and
-``cluster`` (the scheduler's cluster simulator, ``beamhub.scheduler.simulate.main``).  A new kind is one entry in KINDS.
+``beamhub simulate KIND`` is routed by :mod:`beamhub.cli` to the package that
+simulates KIND; the kernels' kinds are here: ``spi`` (single-particle frames for
+EMC) and ``tomo`` (a Data Exchange scan).  The scheduler's ``cluster`` is in
+:mod:`beamhub.scheduler.commands.simulate`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import os
 import sys
@@ -17,16 +17,6 @@ from pathlib import Path
 from beamhub.errors import UsageError
 from beamhub.kernels import memory
 from beamhub.kernels.sim.tomo import simulate_scan, truth_path, write_scan
-
-# kind -> (module, function, one-line help)
-KINDS: dict[str, tuple[str, str, str]] = {
-    "spi": ("beamhub.kernels.commands.simulate", "spi_main",
-            "single-particle imaging frames in Dragonfly's formats (for `beamhub emc`)"),
-    "tomo": ("beamhub.kernels.commands.simulate", "tomo_main",
-             "a tomography scan in Data Exchange HDF5 (for `beamhub tomo`)"),
-    "cluster": ("beamhub.scheduler.simulate", "main",
-                "replay sessions on a simulated cluster to compare placement policies"),
-}
 
 SPI_DESCRIPTION = """\
 Simulate single-particle imaging data with ground truth and write a folder that
@@ -42,28 +32,12 @@ examples:
   beamhub simulate spi demo/ --hdf5 --scale-spread 0.2      # HDF5 files, varying fluence"""
 
 
-def _usage() -> str:
-    width = max(len(k) for k in KINDS)
-    lines = ["usage: beamhub simulate KIND [ARGS...]", "", "kinds:"]
-    lines += [f"  {k:<{width}}  {text}" for k, (_, _, text) in KINDS.items()]
-    lines += ["", "Run 'beamhub simulate KIND --help' for the options of one kind."]
-    return "\n".join(lines)
-
-
 def main(argv: list[str], prog: str) -> int:
-    """Dispatch ``beamhub simulate KIND ...``; returns the exit status."""
-    if not argv or argv[0] in ("-h", "--help"):
-        print(_usage())
-        return 0 if argv else 2
-    kind, rest = argv[0], argv[1:]
-    if kind not in KINDS:
-        raise UsageError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
-    module_name, func, _ = KINDS[kind]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise UsageError(f"'{kind}' needs {exc.name}, which is not installed here") from None
-    return int(getattr(module, func)(rest, f"{prog} {kind}") or 0)
+    """``beamhub simulate spi|tomo ...`` (``argv`` starts with the kind); returns the exit status."""
+    kinds = {"spi": spi_main, "tomo": tomo_main}
+    if not argv or argv[0] not in kinds:
+        raise UsageError(f"unknown kind {argv[0] if argv else ''!r}; this module simulates: {', '.join(kinds)}")
+    return kinds[argv[0]](argv[1:], f"{prog} {argv[0]}")
 
 
 def _spi_parser(prog: str) -> argparse.ArgumentParser:

@@ -122,7 +122,7 @@ def test_submit_reads_its_own_options_anywhere_before_the_double_dash(argv, rank
     """README's `beamhub submit emc config.ini --ranks 4 -- --iterations 30` used to submit 1 rank."""
     import argparse
 
-    from beamhub.hub.jobs.client import _split_submit
+    from beamhub.hub.commands.jobs import _split_submit
 
     parser = argparse.ArgumentParser()
     parser.add_argument("kind")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from beamhub.errors import UsageError
-from beamhub.scheduler.simulate import ClusterSpec, main, run_simulation
+from beamhub.scheduler.commands.simulate import main
+from beamhub.scheduler.simulate import ClusterSpec, run_simulation
 from beamhub.scheduler.simulate.engine import simulate_policy
 from beamhub.scheduler.simulate.workload import DEFAULT_ENVIRONMENTS, make_trace
 
