@@ -51,6 +51,7 @@ from nodeload import LoadPusher, Monitoring, NodeLoad  # noqa: E402
 
 from beamhub.hub.catalog import load_catalog  # noqa: E402
 from beamhub.hub.identity import Identity  # noqa: E402
+from beamhub.quantity import parse_quantity  # noqa: E402
 
 HOT = 0.85
 NAMESPACE = "beamhub"
@@ -146,7 +147,7 @@ def figures(result, final: dict[str, str | None], pods, nodes: dict[str, dict], 
             pending4 += gpus == 4
             continue
         cpu = res.get("requests", {}).get("cpu", "0")
-        requested_cpu[node] += float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+        requested_cpu[node] += parse_quantity(cpu)
         free_gpus[node] -= gpus
         on_hot += background[node] > HOT
     util = [min(1.0, background[n] + requested_cpu[n] / nodes[n]["cpu"]) for n in nodes]

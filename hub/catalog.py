@@ -14,7 +14,7 @@ Example entry (every key is documented in the shipped ``catalog.yaml``)::
       kind: cpu                      # cpu | gpu
       resources:
         cpu: {guarantee: 2, limit: 4}          # cores; "500m" also accepted
-        memory: {guarantee: 4Gi, limit: 16Gi}  # Ki/Mi/Gi/Ti or K/M/G/T
+        memory: {guarantee: 4Gi, limit: 16Gi}  # Kubernetes quantities: Mi, Gi, G, ...
         gpus: 0
       qos: burstable                 # guaranteed | burstable | besteffort
       groups: [tomo]                 # "*" = every signed-in user
@@ -33,20 +33,20 @@ from typing import Any, Iterable
 
 import yaml
 
+from beamhub.qos import CATALOG_NAMES
+from beamhub.quantity import parse_quantity
+
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 
-QOS_CLASSES = ("guaranteed", "burstable", "besteffort")
+#: The QoS classes as the catalog spells them (Kubernetes' names in lower case, :mod:`beamhub.qos`).
+QOS_CLASSES = CATALOG_NAMES
+GUARANTEED, BURSTABLE, BEST_EFFORT = QOS_CLASSES
 #: What each QoS class means to a scientist; pages show these words, the class name on hover.
-QOS_WORDS = {"guaranteed": "guaranteed resources", "burstable": "may burst", "besteffort": "no guarantee"}
+QOS_WORDS = {GUARANTEED: "guaranteed resources", BURSTABLE: "may burst", BEST_EFFORT: "no guarantee"}
 KINDS = ("cpu", "gpu")
 EVERYONE = "*"
 _SLUG = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T)?$")
-_MEMORY_FACTORS = {
-    None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-}
 
 
 class CatalogError(ValueError):
@@ -109,9 +109,9 @@ class Environment:
         """The technical side, shown on hover: 'QoS class burstable: guaranteed 2 CPU · 4 GiB, up to 4 CPU · 16 GiB'."""
         floor = f"{_fmt_cores(self.cpu.guarantee)} CPU · {_fmt_bytes(self.memory.guarantee)}"
         ceiling = f"{_fmt_cores(self.cpu.limit)} CPU · {_fmt_bytes(self.memory.limit)}"
-        if self.qos == "guaranteed":
+        if self.qos == GUARANTEED:
             return f"QoS class guaranteed: {ceiling} reserved for you"
-        if self.qos == "burstable":
+        if self.qos == BURSTABLE:
             return f"QoS class burstable: guaranteed {floor}, up to {ceiling} when the node has room"
         return f"QoS class besteffort: nothing reserved, up to {ceiling}"
 
@@ -161,31 +161,24 @@ def _fmt_bytes(n: float) -> str:
 
 
 def parse_memory(value: Any) -> float:
-    """Bytes from a Kubernetes-style quantity: 512Mi, 8Gi, 2G or a plain number of bytes."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a memory size like 8Gi or 512Mi")
-    if isinstance(value, (int, float)) and value >= 0:
-        return float(value)
-    match = _MEMORY.match(str(value).strip())
-    if not match:
-        raise ValueError(f"{value!r} is not a memory size like 8Gi or 512Mi")
-    return float(match.group(1)) * _MEMORY_FACTORS[match.group(2)]
+    """Bytes from a Kubernetes quantity: 512Mi, 8Gi, 2G or a plain number of bytes."""
+    return _non_negative(value, f"{value!r} is not a memory size like 8Gi or 512Mi")
 
 
 def parse_cpu(value: Any) -> float:
-    """Cores from a number (2, 0.5) or a millicore string ("500m")."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a CPU amount like 2, 0.5 or 500m")
-    if isinstance(value, (int, float)) and value >= 0:
-        return float(value)
-    text = str(value).strip()
+    """Cores from a Kubernetes quantity: a number (2, 0.5) or millicores ("500m")."""
+    return _non_negative(value, f"{value!r} is not a CPU amount like 2, 0.5 or 500m")
+
+
+def _non_negative(value: Any, refusal: str) -> float:
+    """``value`` read by :func:`beamhub.quantity.parse_quantity`; ``refusal`` when it is none or negative."""
     try:
-        cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+        number = parse_quantity(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not a CPU amount like 2, 0.5 or 500m") from None
-    if cores < 0:
+        raise ValueError(refusal) from None
+    if number < 0:
         raise ValueError(f"{value!r} is negative")
-    return cores
+    return number
 
 
 class _Entry:
@@ -295,9 +288,9 @@ def _environment(data: Any, index: int, source: str) -> Environment:
         entry.fail("a gpu environment needs resources.gpus of at least 1", "resources.gpus")
     if kind == "cpu" and gpus:
         entry.fail("a cpu environment cannot request GPUs (set kind: gpu)", "resources.gpus")
-    if qos == "guaranteed" and (cpu.guarantee != cpu.limit or memory.guarantee != memory.limit):
+    if qos == GUARANTEED and (cpu.guarantee != cpu.limit or memory.guarantee != memory.limit):
         entry.fail("guaranteed QoS needs guarantee == limit for cpu and memory", "qos")
-    if qos == "besteffort" and (cpu.guarantee or memory.guarantee):
+    if qos == BEST_EFFORT and (cpu.guarantee or memory.guarantee):
         entry.fail("besteffort QoS cannot have cpu or memory guarantees", "qos")
     groups = entry.strings("groups", default=())
     if not groups:

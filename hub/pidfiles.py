@@ -16,16 +16,14 @@ import signal
 import time
 from pathlib import Path
 
+from beamhub.atomic import write_atomic
 from beamhub.hub.procinfo import group_members, same_process, signal_group, start_time
 
 
 def write_pid_file(path: Path, pid: int, command: str = "") -> None:
     """Record ``pid`` (and its start time) in ``path``, readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"pid": pid, "started": start_time(pid), "command": command}))
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_atomic(path, json.dumps({"pid": pid, "started": start_time(pid), "command": command}), mode=0o600)
 
 
 def read_pid_file(path: Path) -> tuple[int, int | None] | None:

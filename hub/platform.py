@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from beamhub.atomic import write_atomic
 from beamhub.errors import UsageError
 from beamhub.hub.catalog import EVERYONE, Catalog, CatalogError, load_catalog
 from beamhub.hub.isolation import command_problem, isolated, unreachable
@@ -115,10 +116,7 @@ def free_port() -> int:
 
 def _write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read (secrets live in these), by temporary name and rename."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_atomic(path, text, mode=0o600)
 
 
 def group_gids(accounts: list[dict], preferred: dict[str, int] | None = None) -> dict[str, int]:

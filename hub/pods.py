@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from beamhub.hub.catalog import Environment, Mount
+from beamhub.hub.catalog import BEST_EFFORT, Environment, Mount
 from beamhub.hub.identity import Identity
 from beamhub.hub.session_env import session_environment
 
@@ -128,7 +128,7 @@ def environment_overrides(env: Environment, identity: Identity, settings: Cluste
     if settings.scheduler_name:
         overrides["scheduler_name"] = settings.scheduler_name
 
-    if env.qos == "besteffort":
+    if env.qos == BEST_EFFORT:
         # BestEffort means no requests and no limits at all
         overrides.update(cpu_guarantee=None, cpu_limit=None, mem_guarantee=None, mem_limit=None)
     else:

@@ -30,6 +30,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from beamhub.atomic import write_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = ("hub", "base", "gpu", "tomo", "spi")
 TAG = "0.1.0"
@@ -244,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         run([engine.docker, "builder", "prune", "--force", f"--keep-storage={CACHE_GB}GB"], timeout=600)
         run([engine.docker, "image", "prune", "--force", "--filter", f"label={PROJECT_LABEL}"], timeout=600)
         if args.summary:
-            tmp = args.summary.with_suffix(".tmp")
-            tmp.write_text(json.dumps(summary, indent=2))
-            tmp.replace(args.summary)
+            write_atomic(args.summary, json.dumps(summary, indent=2))
         return 0
     except BuildError as exc:
         print(f"make images: {exc}", file=sys.stderr)

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from beamhub.scheduler.quantity import parse_quantity
+from beamhub.qos import BEST_EFFORT, BURSTABLE, GUARANTEED, QOS_CLASSES
+from beamhub.quantity import parse_quantity
 
 __all__ = [
     "GPU_RESOURCES",
@@ -34,7 +35,6 @@ __all__ = [
 MAX_EXTENDER_PRIORITY = 10
 #: Extended resources counted as GPUs.
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
-_QOS_CLASSES = ("Guaranteed", "Burstable", "BestEffort")
 
 
 class WireFormatError(ValueError):
@@ -113,7 +113,7 @@ class PodDemand:
     memory: float = 0.0
     gpus: float = 0.0
     cpu_limit: float | None = None
-    qos_class: str = "BestEffort"
+    qos_class: str = BEST_EFFORT
     labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -159,7 +159,7 @@ class PodDemand:
             cpu_limit = sum(lim["cpu"] for _, lim in main) + overhead.get("cpu", 0.0)
 
         qos = status.get("qosClass")
-        if qos not in _QOS_CLASSES:
+        if qos not in QOS_CLASSES:
             qos = _qos_class(main + init)
         return cls(name=name, namespace=namespace, cpu=effective("cpu"),
                    memory=effective("memory"), gpus=effective("gpu"), cpu_limit=cpu_limit,
@@ -170,11 +170,11 @@ def _qos_class(containers: list[tuple[dict[str, float], dict[str, float]]]) -> s
     """QoS class from requests and limits, as the kubelet computes it."""
     compute = ("cpu", "memory")
     if not any(r.get(k) or lim.get(k) for r, lim in containers for k in compute):
-        return "BestEffort"
+        return BEST_EFFORT
     guaranteed = all(
         k in lim and r.get(k) == lim[k] for r, lim in containers for k in compute
     )
-    return "Guaranteed" if guaranteed and containers else "Burstable"
+    return GUARANTEED if guaranteed and containers else BURSTABLE
 
 
 # --------------------------------------------------------------------------- node

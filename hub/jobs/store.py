@@ -8,10 +8,10 @@ records are the jobs' state: a restarted service reads them back and adopts what
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
+from beamhub.atomic import write_atomic
 from beamhub.hub.jobs.model import FINISHED, Job
 
 _SAFE = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
@@ -32,9 +32,7 @@ class JobStore:
     def save(self, job: Job) -> None:
         path = self._path(job.owner, job.id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(job.to_json()))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(job.to_json()))
 
     def get(self, owner: str, job_id: str) -> Job | None:
         """The job ``job_id`` if ``owner`` owns it, else None (another user's job looks absent)."""

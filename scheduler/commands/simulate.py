@@ -14,9 +14,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from beamhub.errors import UsageError
+from beamhub.hub.catalog import CatalogError, load_catalog
 from beamhub.scheduler.simulate import POLICIES, ClusterSpec, run_simulation
 from beamhub.scheduler.simulate.report import markdown_table, write_outputs
-from beamhub.scheduler.simulate.workload import DEFAULT_ENVIRONMENTS, load_environments
+from beamhub.scheduler.simulate.workload import catalog_environments, load_environments
 
 __all__ = ["build_parser", "main"]
 
@@ -52,7 +53,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help=f"comma-separated policies (default {','.join(POLICIES)})")
     parser.add_argument("--environments", type=Path, metavar="YAML",
                         help="session menu: a YAML list of {slug, cpu, cpu_limit, memory_gib, gpus, qos, "
-                             "share, usage: [low, high]} (default: base, tomo, gpu, spi)")
+                             "share, usage: [low, high]} (default: the environments of --catalog)")
+    parser.add_argument("--catalog", type=Path, metavar="YAML",
+                        help="the hub's environment catalog whose menu the sessions choose from "
+                             "(default: the one shipped with BeamHub, hub/catalog.yaml)")
     parser.add_argument("--extender-weight", type=float, default=5.0,
                         help="extender weight in the scheduler configuration (default 5)")
     parser.add_argument("--metrics-lag", type=int, default=2, help="minutes measurements trail reality (default 2)")
@@ -82,7 +86,13 @@ def main(argv: list[str], prog: str = "beamhub simulate cluster") -> int:
         raise UsageError("need at least one node (--cpu-nodes / --gpu-nodes)")
     if args.metrics_lag < 0:
         raise UsageError("--metrics-lag must be >= 0")
-    environments = load_environments(args.environments) if args.environments else DEFAULT_ENVIRONMENTS
+    if args.environments:
+        environments = load_environments(args.environments)
+    else:
+        try:
+            environments = catalog_environments(load_catalog(args.catalog))
+        except CatalogError as exc:
+            raise UsageError(str(exc)) from None
     cluster = ClusterSpec(cpu_nodes=args.cpu_nodes, gpu_nodes=args.gpu_nodes, gpus_per_node=args.gpus_per_node)
 
     bar = None

@@ -42,6 +42,7 @@ from typing import Callable
 
 import numpy as np
 
+from beamhub.qos import BEST_EFFORT, BURSTABLE, GUARANTEED
 from beamhub.scheduler.models import MAX_EXTENDER_PRIORITY, PodDemand
 from beamhub.scheduler.policy.view import NodeView
 
@@ -49,9 +50,9 @@ __all__ = ["QOS_WEIGHTS", "STRATEGIES", "ScoreParams", "get_strategy", "score_no
 
 #: Weights of the load-aware terms (cpu, mem, io, net, gpu) by QoS class.
 QOS_WEIGHTS: dict[str, tuple[float, float, float, float, float]] = {
-    "Guaranteed": (0.30, 0.20, 0.15, 0.15, 0.20),
-    "Burstable": (0.35, 0.20, 0.10, 0.10, 0.25),
-    "BestEffort": (0.40, 0.15, 0.05, 0.05, 0.35),
+    GUARANTEED: (0.30, 0.20, 0.15, 0.15, 0.20),
+    BURSTABLE: (0.35, 0.20, 0.10, 0.10, 0.25),
+    BEST_EFFORT: (0.40, 0.15, 0.05, 0.05, 0.35),
 }
 
 
@@ -126,7 +127,7 @@ def load_aware(pod: PodDemand, view: NodeView, params: ScoreParams) -> np.ndarra
         t_gpu = np.where(np.isnan(view.gpu_alloc), np.nan,
                          np.where(gpu_nodes, params.gpu_node_cpu_share, 1.0))
 
-    weights = np.asarray(params.qos_weights.get(pod.qos_class, params.qos_weights["Burstable"]), dtype=np.float64)
+    weights = np.asarray(params.qos_weights.get(pod.qos_class, params.qos_weights[BURSTABLE]), dtype=np.float64)
     # Capacity-only terms (the GPU term) do not make a node "measured": with no load figure
     # at all the node scores neutral, so Prometheus being down never biases placement.
     measured = np.stack([t_cpu, t_mem, t_io, t_net])

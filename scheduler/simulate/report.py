@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from beamhub.atomic import atomic_output
 from beamhub.scheduler.simulate.engine import PolicyRun
 from beamhub.scheduler.simulate.workload import Trace
 
@@ -69,8 +70,8 @@ def markdown_table(rows: list[dict]) -> str:
 def write_outputs(out: Path, runs: list[PolicyRun], rows: list[dict], meta: dict) -> list[Path]:
     """Write ``results.json``, ``results.md`` and PNG plots into ``out``; returns the paths.
 
-    Every file goes through :func:`beamhub.scheduler.simulate.report._atomic` (temporary
-    name, then rename), so a crash never leaves a half-written result.
+    Every file goes through :func:`beamhub.atomic.atomic_output` (temporary name, then
+    rename), so a crash never leaves a half-written result.
     """
     import matplotlib
 
@@ -140,11 +141,7 @@ def write_outputs(out: Path, runs: list[PolicyRun], rows: list[dict], meta: dict
 
 
 def _atomic(path: Path, write) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    """Call ``write(temporary_path)`` and put the result at ``path`` (:func:`beamhub.atomic.atomic_output`)."""
+    with atomic_output(path) as tmp:
         write(tmp)
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

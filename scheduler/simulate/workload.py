@@ -14,9 +14,11 @@ import numpy as np
 import yaml
 
 from beamhub.errors import UsageError
+from beamhub.qos import BEST_EFFORT, BURSTABLE, GUARANTEED, QOS_CLASSES, from_catalog
 from beamhub.scheduler.models import PodDemand
 
-__all__ = ["DEFAULT_ENVIRONMENTS", "BATCH_KINDS", "Environment", "Trace", "load_environments", "make_trace"]
+__all__ = ["DEFAULT_ENVIRONMENTS", "BATCH_KINDS", "Environment", "Trace", "catalog_environments",
+           "load_environments", "make_trace"]
 
 GIB = 2.0**30
 
@@ -55,25 +57,57 @@ class Environment:
 
     def demand(self) -> PodDemand:
         """The pod as the scheduling policies see it."""
-        limit = self.cpu_limit if self.qos != "BestEffort" else None
+        limit = self.cpu_limit if self.qos != BEST_EFFORT else None
         return PodDemand(name=self.slug, cpu=self.cpu, memory=self.memory, gpus=float(self.gpus),
                          cpu_limit=limit, qos_class=self.qos)
 
 
-#: The catalog's menu as the simulator models it (CPU, tomography, 1-GPU and 4-GPU sessions).
+#: A site-scale menu (CPU, tomography, 1-GPU and 4-GPU sessions, larger than the shipped catalog's):
+#: what :func:`make_trace` and :func:`~beamhub.scheduler.simulate.run_simulation` replay when given
+#: no menu, as the tests and ``benchmarks/scheduler.py`` (whose figures RESULTS.md records) do.
+#: ``beamhub simulate cluster`` replays the real catalog instead (:func:`catalog_environments`).
 DEFAULT_ENVIRONMENTS = (
-    Environment("base", 2, 4, 8 * GIB, 0, "Burstable", 0.45, (0.05, 0.45)),
-    Environment("tomo", 8, 8, 32 * GIB, 0, "Guaranteed", 0.20, (0.30, 0.85)),
-    Environment("gpu", 8, 8, 48 * GIB, 1, "Guaranteed", 0.25, (0.20, 0.60)),
-    Environment("spi", 16, 16, 128 * GIB, 4, "Guaranteed", 0.10, (0.30, 0.80)),
+    Environment("base", 2, 4, 8 * GIB, 0, BURSTABLE, 0.45, (0.05, 0.45)),
+    Environment("tomo", 8, 8, 32 * GIB, 0, GUARANTEED, 0.20, (0.30, 0.85)),
+    Environment("gpu", 8, 8, 48 * GIB, 1, GUARANTEED, 0.25, (0.20, 0.60)),
+    Environment("spi", 16, 16, 128 * GIB, 4, GUARANTEED, 0.10, (0.30, 0.80)),
 )
 #: Background batch load: requests far below real use, which is what request-based scoring misses.
 BATCH_KINDS = (
-    Environment("batch-burstable", 2, 8, 8 * GIB, 0, "Burstable", 0.7, (0.75, 1.0)),
-    Environment("batch-besteffort", 0, 4, 0, 0, "BestEffort", 0.3, (0.75, 1.0)),
+    Environment("batch-burstable", 2, 8, 8 * GIB, 0, BURSTABLE, 0.7, (0.75, 1.0)),
+    Environment("batch-besteffort", 0, 4, 0, 0, BEST_EFFORT, 0.3, (0.75, 1.0)),
 )
 
-_QOS = ("Guaranteed", "Burstable", "BestEffort")
+#: (low, high) mean CPU use of a catalog session, as a fraction of its limit, by what it is: GPU
+#: sessions wait on their GPU, Guaranteed ones were sized for heavy work, the others mostly idle.
+_CATALOG_USAGE = {"gpu": (0.20, 0.60), GUARANTEED: (0.30, 0.85), BURSTABLE: (0.05, 0.45),
+                  BEST_EFFORT: (0.05, 0.45)}
+
+
+def catalog_environments(entries) -> tuple[Environment, ...]:
+    """The session menu of a hub catalog, as the simulator models it.
+
+    Parameters
+    ----------
+    entries : iterable
+        The catalog's environments (a :class:`beamhub.hub.catalog.Catalog`, already validated):
+        each with ``slug``, ``cpu`` and ``memory`` (``guarantee``/``limit`` in cores and bytes),
+        ``gpus`` and ``qos`` (the catalog's spelling, e.g. ``"burstable"``).
+
+    Returns
+    -------
+    tuple of Environment
+        One per entry, in order: request = the guarantee, limit = the limit, equal shares, and a
+        usage range by kind (:data:`_CATALOG_USAGE`).
+    """
+    menu = []
+    for entry in entries:
+        qos = from_catalog(entry.qos)
+        usage = _CATALOG_USAGE["gpu" if entry.gpus else qos]
+        menu.append(Environment(slug=entry.slug, cpu=float(entry.cpu.guarantee), cpu_limit=float(entry.cpu.limit),
+                                memory=float(entry.memory.guarantee), gpus=int(entry.gpus), qos=qos,
+                                share=1.0, usage=usage))
+    return tuple(menu)
 _KEYS = {"slug", "cpu", "cpu_limit", "memory_gib", "gpus", "qos", "share", "usage"}
 
 
@@ -104,14 +138,14 @@ def load_environments(path: str | Path) -> tuple[Environment, ...]:
             env = Environment(slug=str(entry["slug"]), cpu=float(entry["cpu"]),
                               cpu_limit=float(entry.get("cpu_limit", entry["cpu"])),
                               memory=float(entry.get("memory_gib", 4)) * GIB, gpus=int(entry.get("gpus", 0)),
-                              qos=str(entry.get("qos", "Burstable")), share=float(entry.get("share", 1.0)),
+                              qos=str(entry.get("qos", BURSTABLE)), share=float(entry.get("share", 1.0)),
                               usage=usage)  # type: ignore[arg-type]
         except KeyError as exc:
             raise UsageError(f"{where}: missing key {exc}") from None
         except (TypeError, ValueError) as exc:
             raise UsageError(f"{where}: {exc}") from None
-        if env.qos not in _QOS:
-            raise UsageError(f"{where}: qos must be one of {', '.join(_QOS)}")
+        if env.qos not in QOS_CLASSES:
+            raise UsageError(f"{where}: qos must be one of {', '.join(QOS_CLASSES)}")
         if len(env.usage) != 2 or not 0 <= env.usage[0] <= env.usage[1] <= 1:
             raise UsageError(f"{where}: usage must be [low, high] with 0 <= low <= high <= 1")
         if env.cpu < 0 or env.cpu_limit < env.cpu or env.gpus < 0 or env.share <= 0:

@@ -11,7 +11,7 @@ from beamhub.scheduler.models import (
     PodDemand,
     WireFormatError,
 )
-from beamhub.scheduler.quantity import parse_quantity
+from beamhub.quantity import parse_quantity
 from sched_objects import GIB, full_args, make_node, make_pod, names_args
 
 

@@ -1,10 +1,15 @@
-"""Kubernetes resource quantities ("500m", "4Gi", "1.5", "2e3") as plain floats."""
+"""Kubernetes resource quantities ("500m", "4Gi", "1.5", "2e3") as plain floats: the one parser.
+
+The catalog (CPU and memory of an environment), the scheduler (Pod and Node objects) and the
+chart's values schema (:data:`QUANTITY_PATTERN`) all read quantities with this grammar, so a
+value one accepts the others accept too.
+"""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["parse_quantity"]
+__all__ = ["QUANTITY_PATTERN", "parse_quantity"]
 
 _SUFFIX = {
     "": 1.0,
@@ -14,7 +19,9 @@ _SUFFIX = {
 }
 # Same grammar as k8s.io/apimachinery resource.Quantity: a signed decimal, then either a
 # binary/decimal SI suffix or a decimal exponent.
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?\d+))?$")
+#: The grammar as a regular expression (JSON Schema's ``pattern`` dialect too).
+QUANTITY_PATTERN = r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?\d+))?$"
+_QUANTITY = re.compile(QUANTITY_PATTERN)
 
 
 def parse_quantity(value: object) -> float:
