@@ -22,6 +22,7 @@ benchmarks/.envs/cohere (git-ignored), and run there in a subprocess.
 
     python benchmarks/phasing.py                      # 128 and 256, quality at 64
     python benchmarks/phasing.py --sizes 128 --no-quality
+    python benchmarks/phasing.py --breakdown          # where an iteration's time goes
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import scipy.fft
 
 from beamhub.kernels import backend
 from beamhub.kernels.phasing import Step, aligned_error, phase, projections
+from beamhub.kernels.phasing.retrieval import _amplitudes, _friedel_half
 from beamhub.kernels.sim import random_object, simulate_cdi
 
 HERE = Path(__file__).resolve().parent
@@ -225,6 +227,57 @@ def speed(n: int, iterations: int, cohere_python: Path | None) -> dict:
     return row
 
 
+def breakdown(n: int, repeats: int) -> dict:
+    """Where a real-path iteration's time goes, call by call: {step: (min, median) seconds}.
+
+    The steps of one iteration of phase()'s real loop on the benchmark pattern
+    (forward transform, modulus projection, inverse, update), the whole
+    iteration, and the bare RealFFT and scipy rfftn + irfftn pairs, each timed
+    alone and interleaved ``repeats`` times.  On a loaded machine the minimum is
+    the closest to the uncontended cost.
+    """
+    data = make_pattern(n)
+    support = box_support(data.intensity.shape, 0.35).reshape(-1)
+    amp = _friedel_half(_amplitudes(data.intensity, None, True)).astype(np.float32)
+    known = (amp >= 0).reshape(-1)
+    ops, shape = projections.ops_for(np), (n, n, n)
+    pair = projections.RealFFT(shape, np.float32)
+    phases = np.random.default_rng(0).random(amp.shape, dtype=np.float32) * np.float32(2 * np.pi)
+    x = pair.inverse(ops.spectrum(amp, phases, np.complex64)).copy()
+    a, b, t = projections.update_coefficients("hio", 0.9)
+    amp, x_flat = amp.reshape(-1), x.reshape(-1)
+    workers = backend.cpu_workers()
+
+    def iteration():
+        half = pair.forward(x)
+        ops.fourier(half.reshape(-1), amp, known)
+        ops.update_real(x_flat, pair.inverse(half).reshape(-1), support, a, b, t, True)
+
+    def scipy_pair():
+        h = scipy.fft.rfftn(x, workers=workers)
+        scipy.fft.irfftn(h, s=shape, workers=workers, overwrite_x=True)
+
+    steps = {
+        "iteration": iteration,
+        "forward (RealFFT)": lambda: pair.forward(x),
+        "modulus projection": lambda: ops.fourier(pair._half.reshape(-1), amp, known),
+        "inverse (RealFFT)": lambda: pair.inverse(pair._half),
+        "update": lambda: ops.update_real(x_flat, pair._real.reshape(-1), support, a, b, t,
+                                          True),
+        "bare RealFFT pair": lambda: pair.inverse(pair.forward(x)),
+        "scipy rfftn + irfftn pair": scipy_pair,
+    }
+    times = {key: [] for key in steps}
+    for step in steps.values():
+        step()
+    for _ in range(repeats):
+        for key, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            times[key].append(time.perf_counter() - t0)
+    return {key: (min(v), float(np.median(v))) for key, v in times.items()}
+
+
 def quality(n: int, hio: int, er: int, runs: int, cohere_python: Path | None) -> dict:
     data = make_pattern(n, seed=10)
     amplitude = np.sqrt(np.maximum(data.intensity, 0))
@@ -288,7 +341,19 @@ def main(argv=None) -> int:
     parser.add_argument("--no-quality", action="store_true", help="skip the quality check")
     parser.add_argument("--quality-size", type=int, default=64)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="only time the steps of a real-path iteration call by call")
     args = parser.parse_args(argv)
+
+    if args.breakdown:
+        for n in args.sizes:
+            repeats = 100 if n <= 128 else 15
+            print(f"\n{n}^3, {repeats} interleaved calls each, load average {load_average()}:"
+                  "\n\n| step | min ms | median ms |\n|---|---|---|")
+            for key, (low, median) in breakdown(n, repeats).items():
+                print(f"| {key} | {low * 1e3:.2f} | {median * 1e3:.2f} |")
+            print(f"\nload average after: {load_average()}")
+        return 0
 
     cohere_python = None if args.no_cohere else ensure_cohere()
     iterations = args.iterations or [20 if n <= 128 else 10 for n in args.sizes]
