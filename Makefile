@@ -16,7 +16,8 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 # gcc + libc6-dev: EMC's C kernels are compiled on first use (without them, numba loops run)
 # docker.io + debootstrap: the images are built and smoke-tested for real (tests/images)
-SYSTEM_PACKAGES := chromium prometheus prometheus-pushgateway openmpi-bin gcc libc6-dev docker.io debootstrap
+# containerd, runc, CNI plugins, iproute2: one real kubelet node runs a session pod (tests/images/test_real_node.py)
+SYSTEM_PACKAGES := chromium prometheus prometheus-pushgateway openmpi-bin gcc libc6-dev docker.io debootstrap containerd runc containernetworking-plugins iproute2
 PYTEST_ARGS ?=
 # the platform's state folder (hub database, secrets, workspaces), for make up and make down
 STATE_DIR ?= state

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the real Kubernetes control plane the cluster tests and `make cluster` run:
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes),
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and the kubelet of the
+# real-node check (k8s.io/kubernetes),
 # etcd (go.etcd.io/etcd/server, the version Kubernetes itself pins), kwok and helm,
 # each from the wrapper modules beside this script (their go.mod/go.sum pin every byte).
 #
@@ -17,7 +18,7 @@ K8S_VERSION=v1.34.4
 key="k8s-${K8S_VERSION}-$(cat "$here"/go.sum "$here"/kwok/go.sum "$here"/helm/go.sum | sha256sum | cut -c1-12)"
 cache="${BEAMHUB_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/beamhub/cluster}"
 bin="$cache/$key/bin"
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kwok helm)
 
 complete() { for t in "${tools[@]}"; do [ -x "$bin/$t" ] || return 1; done; }
 if complete; then echo "$bin"; exit 0; fi
@@ -48,6 +49,7 @@ build "$here" kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kflags"
 build "$here" kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kflags"
 build "$here" kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kflags"
 build "$here" kubectl k8s.io/kubernetes/cmd/kubectl "$kflags"
+build "$here" kubelet k8s.io/kubernetes/cmd/kubelet "$kflags"
 build "$here/kwok" kwok sigs.k8s.io/kwok/cmd/kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v0.7.0"
 build "$here/helm" helm helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=v3.19.0"
 complete

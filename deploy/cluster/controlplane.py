@@ -1,11 +1,12 @@
 """A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and KWOK nodes, as local processes, for BeamHub's cluster tests and `make cluster`.
 
-Everything is the real thing built by ``build.sh`` from the pinned Go modules; only the kubelet
-is stood in for by KWOK (no container runs on a KWOK node: it marks pods Running and, for pods a
-Job owns, Succeeded or Failed when the annotation ``kwok.beamhub.io/exit-code`` says so).
+Everything is the real thing built by ``build.sh`` from the pinned Go modules; the many nodes
+are KWOK's (no container runs on a KWOK node: it marks pods Running and, for pods a Job owns,
+Succeeded or Failed when the annotation ``kwok.beamhub.io/exit-code`` says so).  One real node —
+a kubelet with containerd and runc — can join it (:mod:`realnode`).
 
-The API server has its own CA, serves TLS on 127.0.0.1, authorizes with RBAC, signs
+The API server has its own CA, serves TLS on 127.0.0.1, authorizes with Node and RBAC, signs
 service-account tokens and admits pods through PodSecurity; the admin kubeconfig it writes
 (``<workdir>/kubeconfig``) holds a client certificate in ``system:masters``.
 
@@ -245,7 +246,11 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--api-audiences=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--authorization-mode=RBAC",
+            # Node first: a real kubelet (realnode.py) reads only its own pods' objects
+            "--authorization-mode=Node,RBAC",
+            # the API server's own client certificate towards kubelets (logs, exec)
+            f"--kubelet-client-certificate={pki / 'admin.crt'}", f"--kubelet-client-key={pki / 'admin.key'}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",  # no DNS knows a test node's name
             # the defaults (PodSecurity, Priority, ServiceAccount, LimitRanger, ...) and the
             # resource-quota and node-restriction plugins a production cluster has
             "--enable-admission-plugins=NodeRestriction,ResourceQuota",
