@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["QUANTITY_PATTERN", "parse_quantity"]
+__all__ = ["NON_NEGATIVE_QUANTITY_PATTERN", "QUANTITY_PATTERN", "parse_quantity"]
 
 _SUFFIX = {
     "": 1.0,
@@ -19,8 +19,12 @@ _SUFFIX = {
 }
 # Same grammar as k8s.io/apimachinery resource.Quantity: a signed decimal, then either a
 # binary/decimal SI suffix or a decimal exponent.
+_NUMBER = r"(?:\d+\.?\d*|\.\d+)"
+_SCALE = r"(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?\d+))?$"
 #: The grammar as a regular expression (JSON Schema's ``pattern`` dialect too).
-QUANTITY_PATTERN = r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?\d+))?$"
+QUANTITY_PATTERN = rf"^([+-]?{_NUMBER}){_SCALE}"
+#: The same without a minus sign: what a resource request or limit may be.
+NON_NEGATIVE_QUANTITY_PATTERN = rf"^(\+?{_NUMBER}){_SCALE}"
 _QUANTITY = re.compile(QUANTITY_PATTERN)
 
 

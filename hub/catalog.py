@@ -34,7 +34,7 @@ from typing import Any, Iterable
 import yaml
 
 from beamhub.qos import CATALOG_NAMES
-from beamhub.quantity import parse_quantity
+from beamhub.quantity import NON_NEGATIVE_QUANTITY_PATTERN, parse_quantity
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 
@@ -45,8 +45,95 @@ GUARANTEED, BURSTABLE, BEST_EFFORT = QOS_CLASSES
 QOS_WORDS = {GUARANTEED: "guaranteed resources", BURSTABLE: "may burst", BEST_EFFORT: "no guarantee"}
 KINDS = ("cpu", "gpu")
 EVERYONE = "*"
-_SLUG = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SLUG = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _quantity() -> dict:
+    return {"type": ["string", "number"], "pattern": NON_NEGATIVE_QUANTITY_PATTERN, "minimum": 0}
+
+
+def _resource_range() -> dict:
+    return {"type": "object", "additionalProperties": False,
+            "properties": {"guarantee": _quantity(), "limit": _quantity()}, "required": ["limit"]}
+
+
+def _strings(**extra) -> dict:
+    return {"type": "array", "items": {"type": "string", "minLength": 1}, **extra}
+
+
+#: One catalog entry, as JSON Schema (draft-07): the one definition of the format.  The hub's
+#: validator below reads its keys, types, required fields, enums, patterns and bounds from it,
+#: and the chart's values.schema.json carries it verbatim under catalog.environments.items
+#: (written by deploy/helm/beamhub/generate_schema.py; a test keeps the two equal).  What JSON
+#: Schema cannot say (a guarantee above its limit, a guaranteed entry with guarantee != limit, a
+#: besteffort entry with guarantees, a zero limit, duplicate slugs or mount names, two defaults)
+#: only the hub checks, when it starts.
+ENVIRONMENT_SCHEMA: dict = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "slug": {"type": "string", "pattern": _SLUG},
+        "title": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "image": {"type": "string", "minLength": 1},
+        "kind": {"type": "string", "enum": list(KINDS)},
+        "resources": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"cpu": _resource_range(), "memory": _resource_range(),
+                           "gpus": {"type": "integer", "minimum": 0}},
+            "required": ["cpu", "memory"],
+        },
+        "qos": {"type": "string", "enum": list(QOS_CLASSES)},
+        "groups": _strings(minItems=1),
+        "mounts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "mount_path": {"type": "string", "pattern": "^/"},
+                    "read_only": {"type": "boolean"},
+                    "groups": _strings(),
+                    "local_path": {"type": "string"},
+                },
+                "required": ["name", "mount_path"],
+            },
+        },
+        "local": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "env": {"type": "object", "propertyNames": {"pattern": _ENV_NAME},
+                        "additionalProperties": {"type": ["string", "number"]}},
+                "args": _strings(),
+            },
+        },
+        "node_selector": {"type": "object", "additionalProperties": {"type": "string"}},
+        "default": {"type": "boolean"},
+    },
+    "required": ["slug", "title", "image", "kind", "resources", "qos", "groups"],
+    # kind and resources.gpus agree: a gpu entry asks for at least one GPU, a cpu entry for none
+    "allOf": [
+        {"if": {"properties": {"kind": {"const": "gpu"}}},
+         "then": {"properties": {"resources": {"required": ["gpus"], "properties": {"gpus": {"minimum": 1}}}}}},
+        {"if": {"properties": {"kind": {"const": "cpu"}}},
+         "then": {"properties": {"resources": {"properties": {"gpus": {"maximum": 0}}}}}},
+    ],
+    "description": "One catalog entry (format of hub/catalog.yaml; the hub checks it fully at start).",
+}
+
+#: What a refusal by a pattern or a bound says, by field, where the bare rule would not help.
+_HINTS = {
+    "slug": "must be lower-case letters, digits and dashes (at most 40)",
+    "mount_path": "must be an absolute path",
+    "groups": f"must list at least one group (or {EVERYONE!r} for everyone)",
+    "env": "is not a valid environment variable name",
+}
+#: Python types of JSON Schema's types (a bool is never a number here, as in JSON).
+_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
 
 
 class CatalogError(ValueError):
@@ -182,40 +269,68 @@ def _non_negative(value: Any, refusal: str) -> float:
 
 
 class _Entry:
-    """Reads one mapping and turns every problem into a CatalogError naming the field."""
+    """Reads one mapping against its part of :data:`ENVIRONMENT_SCHEMA`.
 
-    def __init__(self, where: str, data: Any, path: str = ""):
-        self.where, self.path = where, path
+    Every problem becomes a CatalogError naming the entry and the field.
+    """
+
+    def __init__(self, where: str, data: Any, schema: dict, path: str = ""):
+        self.where, self.path, self.schema = where, path, schema
         if not isinstance(data, dict):
             self.fail(f"must be a mapping, not {type(data).__name__}")
         self.data = data
-        self.used: set[str] = set()
 
     def fail(self, message: str, key: str | None = None):
         name = ".".join(p for p in (self.path, key) if p)
         prefix = f"{self.where}: field '{name}'" if name else self.where
         raise CatalogError(f"{prefix}: {message}")
 
-    def get(self, key, kind, required=False, default=None):
-        self.used.add(key)
+    def _rule(self, key: str) -> dict:
+        return self.schema["properties"][key]
+
+    def get(self, key: str, default=None):
+        """The value of ``key`` after the schema's checks (type, enum, pattern, bounds); ``default`` when absent."""
+        rule = self._rule(key)
         if key not in self.data or self.data[key] is None:
-            if required:
+            if key in self.schema.get("required", ()):
                 self.fail("is required", key)
             return default
         value = self.data[key]
-        if kind is not None and not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        types = rule["type"] if isinstance(rule["type"], list) else [rule["type"]]
+        if rule["type"] == "integer" and isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON Schema's integer: 2.0 is one
+        if isinstance(value, bool) != ("boolean" in types) or \
+                not isinstance(value, tuple(t for name in types for t in _flat(_TYPES[name]))):
+            names = "/".join(_TYPES[t].__name__ if isinstance(_TYPES[t], type) else "number" for t in types)
             self.fail(f"must be {names}, not {type(value).__name__} ({value!r})", key)
+        self.check(key, value, rule)
         return value
 
-    def sub(self, key, required=False):
-        value = self.get(key, dict, required=required, default={})
-        return _Entry(self.where, value, ".".join(p for p in (self.path, key) if p))
+    def check(self, key: str, value: Any, rule: dict) -> None:
+        """The schema's value rules of ``rule`` (enum, pattern, minLength, minimum, minItems) on ``value``."""
+        hint = _HINTS.get(key)
+        if "enum" in rule and value not in rule["enum"]:
+            self.fail(f"{value!r} is not one of {', '.join(rule['enum'])}", key)
+        if isinstance(value, str):
+            if "pattern" in rule and not re.search(rule["pattern"], value):
+                self.fail(f"{value!r} {hint or 'does not match ' + rule['pattern']}", key)
+            if len(value) < rule.get("minLength", 0):
+                self.fail("must not be empty", key)
+        elif isinstance(value, (int, float)):
+            if value < rule.get("minimum", value):
+                self.fail(f"must be {rule['minimum']} or more", key)
+        elif isinstance(value, list) and len(value) < rule.get("minItems", 0):
+            self.fail(hint or f"needs at least {rule['minItems']} item(s)", key)
 
-    def convert(self, key, parse, required=False, default=None):
-        self.used.add(key)
+    def sub(self, key: str) -> "_Entry":
+        """The mapping under ``key`` (empty when absent and not required), read against its schema."""
+        return _Entry(self.where, self.get(key, default={}), self._rule(key),
+                      ".".join(p for p in (self.path, key) if p))
+
+    def convert(self, key: str, parse, default=None):
+        """``parse`` of the value under ``key`` (its ValueError names the field); ``default`` when absent."""
         if key not in self.data or self.data[key] is None:
-            if required:
+            if key in self.schema.get("required", ()):
                 self.fail("is required", key)
             return default
         try:
@@ -223,23 +338,51 @@ class _Entry:
         except ValueError as exc:
             self.fail(str(exc), key)
 
-    def strings(self, key, default=()):
-        value = self.get(key, list, default=list(default))
+    def strings(self, key: str, default=()) -> tuple[str, ...]:
+        """A list of non-empty strings under ``key``."""
+        value = self.get(key, default=list(default))
         for i, item in enumerate(value):
             if not isinstance(item, str) or not item:
                 self.fail(f"item {i} must be a non-empty string, not {item!r}", key)
         return tuple(value)
 
+    def items(self, key: str) -> list:
+        """The list under ``key`` (empty when absent)."""
+        return self.get(key, default=[])
+
+    def mapping(self, key: str) -> dict:
+        """A free-form mapping under ``key``: its names and values checked against the schema's
+        ``propertyNames`` pattern and ``additionalProperties`` type."""
+        value = self.get(key, default={})
+        rule = self._rule(key)
+        names, values = rule.get("propertyNames", {}), rule.get("additionalProperties", {})
+        allowed = tuple(t for name in _as_list(values.get("type", [])) for t in _flat(_TYPES[name]))
+        for name, item in value.items():
+            if not isinstance(name, str) or "pattern" in names and not re.search(names["pattern"], name):
+                self.fail(f"{name!r} {_HINTS.get(key, 'does not match ' + str(names.get('pattern')))}", key)
+            if allowed and (isinstance(item, bool) or not isinstance(item, allowed)):
+                kinds = " or ".join("number" if t == "number" else t for t in _as_list(values["type"]))
+                self.fail(f"value of {name} must be a {kinds}, not {item!r}", key)
+        return value
+
     def done(self):
-        unknown = sorted(set(self.data) - self.used)
+        unknown = sorted(set(self.data) - set(self.schema["properties"]))
         if unknown:
             self.fail(f"unknown key(s) {', '.join(map(repr, unknown))} (check the spelling)")
 
 
+def _flat(kind) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
 def _range(entry: _Entry, key: str, parse) -> Range:
-    sub = entry.sub(key, required=True)
+    sub = entry.sub(key)
     guarantee = sub.convert("guarantee", parse, default=0.0)
-    limit = sub.convert("limit", parse, required=True)
+    limit = sub.convert("limit", parse)
     sub.done()
     if guarantee > limit:
         sub.fail(f"guarantee ({sub.data.get('guarantee')}) is larger than the limit ({sub.data['limit']})")
@@ -249,16 +392,14 @@ def _range(entry: _Entry, key: str, parse) -> Range:
 
 
 def _mount(where: str, data: Any, index: int) -> Mount:
-    entry = _Entry(where, data, f"mounts[{index}]")
+    entry = _Entry(where, data, ENVIRONMENT_SCHEMA["properties"]["mounts"]["items"], f"mounts[{index}]")
     mount = Mount(
-        name=entry.get("name", str, required=True),
-        mount_path=entry.get("mount_path", str, required=True),
-        read_only=entry.get("read_only", bool, default=True),
+        name=entry.get("name"),
+        mount_path=entry.get("mount_path"),
+        read_only=entry.get("read_only", default=True),
         groups=entry.strings("groups", default=(EVERYONE,)),
-        local_path=entry.get("local_path", str),
+        local_path=entry.get("local_path"),
     )
-    if not mount.mount_path.startswith("/"):
-        entry.fail(f"must be an absolute path, not {mount.mount_path!r}", "mount_path")
     entry.done()
     return mount
 
@@ -267,22 +408,14 @@ def _environment(data: Any, index: int, source: str) -> Environment:
     slug = data.get("slug") if isinstance(data, dict) else None
     where = f"catalog {source}: environment {slug!r} (entry {index + 1})" if slug else \
         f"catalog {source}: entry {index + 1}"
-    entry = _Entry(where, data)
-    slug = entry.get("slug", str, required=True)
-    if not _SLUG.match(slug):
-        entry.fail(f"{slug!r} must be lower-case letters, digits and dashes (at most 40)", "slug")
-    kind = entry.get("kind", str, required=True)
-    if kind not in KINDS:
-        entry.fail(f"{kind!r} is not one of {', '.join(KINDS)}", "kind")
-    qos = entry.get("qos", str, required=True)
-    if qos not in QOS_CLASSES:
-        entry.fail(f"{qos!r} is not one of {', '.join(QOS_CLASSES)}", "qos")
-    resources = entry.sub("resources", required=True)
+    entry = _Entry(where, data, ENVIRONMENT_SCHEMA)
+    slug = entry.get("slug")
+    kind = entry.get("kind")
+    qos = entry.get("qos")
+    resources = entry.sub("resources")
     cpu = _range(resources, "cpu", parse_cpu)
     memory = _range(resources, "memory", parse_memory)
-    gpus = resources.get("gpus", int, default=0)
-    if gpus < 0:
-        resources.fail("must be 0 or more", "gpus")
+    gpus = resources.get("gpus", default=0)
     resources.done()
     if kind == "gpu" and gpus < 1:
         entry.fail("a gpu environment needs resources.gpus of at least 1", "resources.gpus")
@@ -293,28 +426,20 @@ def _environment(data: Any, index: int, source: str) -> Environment:
     if qos == BEST_EFFORT and (cpu.guarantee or memory.guarantee):
         entry.fail("besteffort QoS cannot have cpu or memory guarantees", "qos")
     groups = entry.strings("groups", default=())
-    if not groups:
-        entry.fail(f"must list at least one group (or {EVERYONE!r} for everyone)", "groups")
-    mounts_raw = entry.get("mounts", list, default=[])
-    mounts = tuple(_mount(where, m, i) for i, m in enumerate(mounts_raw))
+    mounts = tuple(_mount(where, m, i) for i, m in enumerate(entry.items("mounts")))
     names = [m.name for m in mounts]
     if len(set(names)) != len(names):
         entry.fail(f"mount names must be unique, got {names}", "mounts")
     local = entry.sub("local")
-    local_env = local.get("env", dict, default={})
-    for key, value in local_env.items():
-        if not isinstance(key, str) or not _ENV_NAME.match(key):
-            local.fail(f"{key!r} is not a valid environment variable name", "env")
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            local.fail(f"value of {key} must be a string or number, not {value!r}", "env")
+    local_env = local.mapping("env")
     local_args = local.strings("args")
     local.done()
-    node_selector = entry.get("node_selector", dict, default={})
+    node_selector = entry.mapping("node_selector")
     environment = Environment(
         slug=slug,
-        title=entry.get("title", str, required=True),
-        description=entry.get("description", str, default=""),
-        image=entry.get("image", str, required=True),
+        title=entry.get("title"),
+        description=entry.get("description", default=""),
+        image=entry.get("image"),
         kind=kind,
         cpu=cpu,
         memory=memory,
@@ -324,8 +449,8 @@ def _environment(data: Any, index: int, source: str) -> Environment:
         mounts=mounts,
         local_env={k: str(v) for k, v in local_env.items()},
         local_args=local_args,
-        node_selector={str(k): str(v) for k, v in node_selector.items()},
-        default=entry.get("default", bool, default=False),
+        node_selector=dict(node_selector),
+        default=entry.get("default", default=False),
     )
     entry.done()
     return environment

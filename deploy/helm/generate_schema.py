@@ -1,0 +1,52 @@
+"""Write the catalog's schema into the chart's values.schema.json (catalog.environments.items).
+
+The catalog format is defined once, as :data:`beamhub.hub.catalog.ENVIRONMENT_SCHEMA`, which the
+hub's validator reads; the chart carries a copy so that ``helm install`` refuses a bad entry
+before the hub ever starts.  Run this after changing the catalog's format:
+
+    .venv/bin/python deploy/helm/generate_schema.py           # rewrite the chart's schema
+    .venv/bin/python deploy/helm/generate_schema.py --check   # exit 1 if it is out of date
+
+tests/deploy/test_catalog_schema.py fails while the chart's copy differs.  It lives beside the
+chart, not in it, so Helm does not package it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from beamhub.atomic import write_atomic
+from beamhub.hub.catalog import ENVIRONMENT_SCHEMA
+
+SCHEMA = Path(__file__).resolve().parent / "beamhub" / "values.schema.json"
+
+
+def generated(current: str) -> str:
+    """``current`` (the text of values.schema.json) with the catalog entry schema put in place."""
+    schema = json.loads(current)
+    schema["properties"]["catalog"]["properties"]["environments"]["items"] = ENVIRONMENT_SCHEMA
+    return json.dumps(schema, indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only say whether the chart's schema is current")
+    args = parser.parse_args(argv)
+    current = SCHEMA.read_text()
+    wanted = generated(current)
+    if args.check:
+        if wanted != current:
+            print(f"{SCHEMA} is out of date: run {Path(__file__).name}", file=sys.stderr)
+            return 1
+        return 0
+    if wanted != current:
+        write_atomic(SCHEMA, wanted)
+        print(f"wrote {SCHEMA}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
