@@ -147,7 +147,8 @@ def build_tomopy_env() -> str | None:
         return f"no tomopy source at {TOMOPY_MIRROR} (set TOMOPY_SRC to a clone)"
     missing = [t for t in ("cmake", "ninja", "pkg-config", "cc") if not shutil.which(t)]
     if missing:
-        return f"missing build tools: {', '.join(missing)} (apt-get install cmake ninja-build pkg-config gcc)"
+        return (f"missing build tools: {', '.join(missing)} "
+                "(apt-get install cmake ninja-build pkg-config gcc)")
     if subprocess.run(["pkg-config", "--exists", "fftw3f"]).returncode:
         return "FFTW (single precision) not found: apt-get install libfftw3-dev"
     work = Path(tempfile.mkdtemp(prefix="tomopy-build-"))
@@ -347,7 +348,8 @@ def main() -> int:
         print(f"gridrec speed, ours / tomopy (best of {REPEATS} each, alternating): "
               f"{min(tomopy_t) / min(ours_t):.2f}x (aim >= 1.5x)")
     for who, (secs, found) in fc.items():
-        print(f"find_center {who:6s}: {secs:6.2f} s, axis {found:.3f}, error {found - fc_true:+.3f} px")
+        print(f"find_center {who:6s}: {secs:6.2f} s, axis {found:.3f}, "
+              f"error {found - fc_true:+.3f} px")
     if "tomopy" in fc:
         print(f"find_center time, ours / tomopy: {fc['ours'][0] / fc['tomopy'][0]:.2f} (aim <= 1)")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -29,6 +29,8 @@ import numpy as np
 #: Writes per grid row are padded to this many cells (the extra weights are 0)
 #: so each row update is one SIMD-friendly block of contiguous cells.
 ROW_BLOCK = 8
+#: Angles spread together (see ``spread``).
+ANGLE_BLOCK = 32
 
 
 @functools.lru_cache(maxsize=1)
@@ -49,8 +51,8 @@ def compiled():
 
     @jit
     def spread(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, table, per_cell, width,
-               origin, grid_re, grid_im, stride, taps):
-        """Add the pair's polar samples into the padded grid (re and im planes, flat).
+               origin, grid, stride, taps):
+        """Add the pair's polar samples into the padded complex grid (flat, rows x stride).
 
         spec_a, spec_b : (angles, half) complex64, rfft of the two rows' projections
         phase : (angles, half) complex64, filter x per-angle phase (shared by all rows)
@@ -58,7 +60,7 @@ def compiled():
         step_x, step_y : (angles,) float64, grid cells per frequency index along x and y
         table : float32 kernel profile, ``per_cell`` samples a cell over ``width`` cells
         origin : index of grid cell 0 in each padded axis
-        grid_re, grid_im : float32, flat (rows * stride), zeroed by the caller
+        grid : complex64, flat (rows * stride), zeroed by the caller
         taps : ROW_BLOCK (a runtime value on purpose, see the module docstring)
         """
         n_angles, half = spec_a.shape
@@ -67,72 +69,70 @@ def compiled():
         wy = np.zeros(width, np.float32)
         hw = width * 0.5
         st = u64(stride)
-        for a in range(n_angles):
-            cx = step_x[a]
-            cy = step_y[a]
+        # Angles in blocks, the block's lines walked outwards together: neighbouring
+        # lines overlap on the grid, so their cells are still in cache (~10 % faster).
+        for a0 in range(0, n_angles, ANGLE_BLOCK):
             for k in range(half - 1):  # the Nyquist sample is dropped (no sign)
-                ph = phase[a, k]
-                za = spec_a[a, k] * (ph * row_a[k])
-                zb = spec_b[a, k] * (ph * row_b[k])
-                # A + iB at +k; conj(A) + i conj(B) at -k (both rows are real).
-                pr = za.real - zb.imag
-                pi = za.imag + zb.real
-                mr = za.real + zb.imag
-                mi = zb.real - za.imag
-                gx = cx * k
-                gy = cy * k
-                fx = np.floor(gx - hw) + 1.0
-                fy = np.floor(gy - hw) + 1.0
-                px = (fx - gx + hw) * per_cell
-                py = (fy - gy + hw) * per_cell
-                ix = int(px)
-                iy = int(py)
-                tx = np.float32(px - ix)
-                ty = np.float32(py - iy)
-                for j in range(width):
-                    i = ix + j * per_cell
-                    w = table[i] + tx * (table[i + 1] - table[i])
-                    wx[j] = w
-                    wxr[width - 1 - j] = w
-                    i = iy + j * per_cell
-                    wy[j] = table[i] + ty * (table[i + 1] - table[i])
-                base = u64(int(fy) + origin) * st + u64(int(fx) + origin)
-                for jy in range(width):
-                    vr = pr * wy[jy]
-                    vi = pi * wy[jy]
-                    b = base + u64(jy) * st
-                    for j in range(taps):
-                        grid_re[b + u64(j)] += vr * wx[j]
-                    for j in range(taps):
-                        grid_im[b + u64(j)] += vi * wx[j]
-                if k > 0:
-                    # The mirror point -g: cells -(fx + j) carry the same weights reversed.
-                    base = (u64(origin - int(fy) - (width - 1)) * st
-                            + u64(origin - int(fx) - (width - 1)))
+                for a in range(a0, min(a0 + ANGLE_BLOCK, n_angles)):
+                    cx = step_x[a]
+                    cy = step_y[a]
+                    ph = phase[a, k]
+                    za = spec_a[a, k] * (ph * row_a[k])
+                    zb = spec_b[a, k] * (ph * row_b[k])
+                    # A + iB at +k; conj(A) + i conj(B) at -k (both rows are real).
+                    pr = za.real - zb.imag
+                    pi = za.imag + zb.real
+                    mr = za.real + zb.imag
+                    mi = zb.real - za.imag
+                    gx = cx * k
+                    gy = cy * k
+                    fx = np.floor(gx - hw) + 1.0
+                    fy = np.floor(gy - hw) + 1.0
+                    px = (fx - gx + hw) * per_cell
+                    py = (fy - gy + hw) * per_cell
+                    ix = int(px)
+                    iy = int(py)
+                    tx = np.float32(px - ix)
+                    ty = np.float32(py - iy)
+                    for j in range(width):
+                        i = ix + j * per_cell
+                        w = table[i] + tx * (table[i + 1] - table[i])
+                        wx[j] = w
+                        wxr[width - 1 - j] = w
+                        i = iy + j * per_cell
+                        wy[j] = table[i] + ty * (table[i + 1] - table[i])
+                    base = u64(int(fy) + origin) * st + u64(int(fx) + origin)
+                    zp = complex(pr, pi)
                     for jy in range(width):
-                        w = wy[width - 1 - jy]
-                        vr = mr * w
-                        vi = mi * w
+                        v = np.complex64(zp * wy[jy])
                         b = base + u64(jy) * st
                         for j in range(taps):
-                            grid_re[b + u64(j)] += vr * wxr[j]
-                        for j in range(taps):
-                            grid_im[b + u64(j)] += vi * wxr[j]
+                            grid[b + u64(j)] += v * wx[j]
+                    if k > 0:
+                        # The mirror point -g: cells -(fx + j) carry the same weights reversed.
+                        base = (u64(origin - int(fy) - (width - 1)) * st
+                                + u64(origin - int(fx) - (width - 1)))
+                        zm = complex(mr, mi)
+                        for jy in range(width):
+                            v = np.complex64(zm * wy[width - 1 - jy])
+                            b = base + u64(jy) * st
+                            for j in range(taps):
+                                grid[b + u64(j)] += v * wxr[j]
 
     @jit
-    def fold(grid_re, grid_im, stride, origin, m, out):
-        """Wrap the padded planes onto the periodic (m, m) complex grid, centred order.
+    def fold(grid, stride, origin, m, out):
+        """Wrap the padded grid onto the periodic (m, m) complex grid, centred order.
 
         ``out[i, j]`` holds cell ``(i - m//2, j - m//2)``; it need not be zeroed:
         the central block is copied, then the border strips beyond it are added.
         """
         h = m // 2
         lo = origin - h  # padded index of centred index 0
-        rows = grid_re.size // stride
+        rows = grid.size // stride
         for i in range(m):
             r0 = (lo + i) * stride + lo
             for j in range(m):
-                out[i, j] = complex(grid_re[r0 + j], grid_im[r0 + j])
+                out[i, j] = grid[r0 + j]
         for py in range(rows):
             inside_row = lo <= py < lo + m
             i = (py - lo) % m
@@ -140,7 +140,7 @@ def compiled():
             for px in range(stride):
                 if inside_row and lo <= px < lo + m:
                     continue
-                v = complex(grid_re[r0 + px], grid_im[r0 + px])
+                v = grid[r0 + px]
                 if v != 0:
                     out[i, (px - lo) % m] += v
 

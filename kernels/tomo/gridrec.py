@@ -257,13 +257,12 @@ def _gridrec_pair(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan, n, 
     """One pair of rows: spread, fold, pruned inverse FFT, deapodise (one thread)."""
     spread, fold, finish = _gridrec_cpu.compiled()
     rows, stride, m = plan["rows"], plan["stride"], plan["m"]
-    grid_re = np.zeros(rows * stride, dtype=np.float32)
-    grid_im = np.zeros(rows * stride, dtype=np.float32)
+    padded = np.zeros(rows * stride, dtype=np.complex64)
     spread(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan["table"], _TABLE_PER_CELL,
-           KERNEL_WIDTH, plan["origin"], grid_re, grid_im, stride, _gridrec_cpu.ROW_BLOCK)
+           KERNEL_WIDTH, plan["origin"], padded, stride, _gridrec_cpu.ROW_BLOCK)
     grid = np.empty((m, m), dtype=np.complex64)
-    fold(grid_re, grid_im, stride, plan["origin"], m, grid)
-    del grid_re, grid_im
+    fold(padded, stride, plan["origin"], m, grid)
+    del padded
     # Pruned 2-D inverse FFT: every column along y, then only the N kept rows
     # (two contiguous blocks in FFT order) along x.
     grid = scipy.fft.ifft(grid, axis=0, overwrite_x=True, workers=1)
