@@ -55,7 +55,7 @@ def list_jobs() -> list[dict]:
 
 
 def job_state(job_id: str) -> str:
-    """The state of one of the caller's jobs ("queued", "running", ..., or one of :data:`~beamhub.hub.jobs.model.FINISHED`)."""
+    """The state of one of the caller's jobs (:data:`beamhub.hub.jobs.model.STATES`)."""
     return _call("GET", f"/{job_id}")["state"]
 
 
