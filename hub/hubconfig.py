@@ -49,6 +49,8 @@ def configure(c: Any, settings: dict[str, Any] | str | Path) -> None:
     c.JupyterHub.default_url = "/hub/spawn"
     c.JupyterHub.authenticator_class = "beamhub"
     c.JupyterHub.spawner_class = "beamhub-local"
+    if settings.get("sessions") == "docker":  # each session in its environment's image (hub/docker_sessions.py)
+        c.JupyterHub.spawner_class = "beamhub.hub.docker_sessions.DockerBeamSpawner"
 
     # the proxy runs beside the hub (started by `beamhub up`), so it outlives hub restarts
     c.ConfigurableHTTPProxy.should_start = False

@@ -336,6 +336,7 @@ class PlatformConfig:
     allowed_groups: list[str] | None = None
     admin_groups: list[str] = field(default_factory=lambda: ["admins"])
     notebooks_dir: str = ""
+    sessions: str = "local"  # "local": processes of this checkout; "docker": each in its environment's image
     scheduler_summary_url: str = ""
     access_token_ttl: int = 3600
     show_demo_accounts: bool = True
@@ -383,6 +384,8 @@ class Platform:
             raise UsageError(str(exc)) from None
         if isolated():
             self.check_isolation()
+        if self.config.sessions == "docker":
+            self.check_docker()
         if not shutil.which("node"):
             raise UsageError("Node.js ('node') is not on PATH; install it (Debian: apt-get install nodejs)")
         modules = node_modules_dir()
@@ -406,6 +409,26 @@ class Platform:
                     f"port {port} ({name}) is already in use on 127.0.0.1{who}; stop what uses it "
                     "or choose another port (see 'beamhub up --help')"
                 )
+
+    def check_docker(self) -> None:
+        """Sessions in their images need an engine that answers and holds the catalog's images."""
+        docker = shutil.which("docker") or "/usr/bin/docker"
+        try:
+            info = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                                  text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise UsageError(f"--sessions docker: the Docker CLI did not answer ({exc}); install docker.io "
+                             "or start sessions as local processes (the default)") from None
+        if info.returncode != 0:
+            lines = (info.stderr or info.stdout).strip().splitlines()
+            raise UsageError(f"--sessions docker: no Docker engine is answering ({lines[-1] if lines else 'no reply'}); "
+                             "start one ('make images' starts Debian's dockerd) or leave out --sessions docker")
+        missing = sorted({env.image for env in self.catalog.environments
+                          if subprocess.run([docker, "image", "inspect", env.image], capture_output=True,
+                                            timeout=20).returncode != 0})
+        if missing:
+            self.say(f"--sessions docker: not built here yet (a start of one says so): "
+                     f"{', '.join(missing)} (build them with 'make images')")
 
     def check_isolation(self) -> None:
         """As root, sessions must be able to run as their users: refuse to start rather than run them as root."""
@@ -477,6 +500,7 @@ class Platform:
             "catalog": cfg.catalog,
             "workspace_root": str(self.state / "users"),
             "notebooks_dir": cfg.notebooks_dir,
+            "sessions": cfg.sessions,
             "scheduler_summary_url": cfg.scheduler_summary_url,
             "admin_service_token": cfg.admin_service_token,
             "jobs_port": cfg.jobs_port,

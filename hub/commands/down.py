@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -114,6 +116,39 @@ def recorded_sessions(state: Path) -> list[tuple[str, int]]:
     return sessions
 
 
+def recorded_containers(state: Path) -> list[tuple[str, str]]:
+    """``(user, container)`` of every session `--sessions docker` started, as the hub database records them."""
+    db = state / "jupyterhub.sqlite"
+    if not db.is_file():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as con:
+            rows = con.execute("SELECT users.name, spawners.state FROM spawners "
+                               "JOIN users ON spawners.user_id = users.id").fetchall()
+    except sqlite3.Error:
+        return []  # recorded_sessions has said so already
+    found = []
+    for user, text in rows:
+        try:
+            container = json.loads(text or "{}").get("container")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(container, str) and container:
+            found.append((user, container))
+    return found
+
+
+def stop_containers(state: Path) -> list[tuple[str, str]]:
+    """Remove the session containers of ``state`` that still exist; ``(user, container)`` of each removed."""
+    docker = shutil.which("docker")
+    removed = []
+    for user, container in recorded_containers(state) if docker else []:
+        done = subprocess.run([docker, "rm", "--force", container], capture_output=True, text=True, timeout=60)
+        if done.returncode == 0 and container in done.stdout:
+            removed.append((user, container))
+    return removed
+
+
 def shut_down(state: Path, say=print) -> int:
     """Stop everything the platform in ``state`` runs (see the module docstring); returns how many stops."""
     count = 0
@@ -141,6 +176,10 @@ def shut_down(state: Path, say=print) -> int:
         if pid in stopped:
             say(f"stopped {user}'s session (pid {pid})")
             count += 1
+
+    for user, container in stop_containers(state):
+        say(f"stopped {user}'s session container {container}")
+        count += 1
 
     # kernels, terminals, a job's children that made groups of their own: anything still in users/
     mine = ancestors()

@@ -63,6 +63,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    "(default: the repository's notebooks/)")
     p.add_argument("--scheduler-url", default="", help="the BeamHub scheduler's /summary URL, "
                    "to show free GPUs on the launch page")
+    p.add_argument("--sessions", choices=("local", "docker"), default="local",
+                   help="where sessions run: 'local' processes of this checkout (default), or 'docker': "
+                   "each in its environment's image (make images) as the user's uid/gid with only their "
+                   "workspace and allowed data mounted, as on Kubernetes")
     return p
 
 
@@ -110,6 +114,7 @@ def main(argv: list[str], prog: str) -> int:
         catalog=str(Path(args.catalog).resolve()) if args.catalog else "",
         notebooks_dir=str(Path(args.notebooks).resolve()) if args.notebooks else "",
         scheduler_summary_url=args.scheduler_url,
+        sessions=args.sessions,
     )
     if args.accounts:
         try:
