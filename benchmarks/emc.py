@@ -11,7 +11,8 @@ same files in the same two layouts (Dragonfly is not packaged for pip or Debian:
 from its source, outside this repository).  Reports, from each EMC.log, the median and mean
 seconds per iteration of iterations 2.. and iteration 1 alone (which also builds or loads
 the kernels and computes the merge weights), the peak resident memory of the largest
-process (= per rank, from GNU time), our time as a fraction of Dragonfly's, the machine's
+process (= per rank) and the CPU seconds of the whole run (both from GNU time), our time
+and CPU seconds as fractions of Dragonfly's, the machine's
 load average before and after each case, and optionally (``--truth``) the correlation with
 the truth.  ``--phases`` adds where one C iteration's CPU time goes, kernel by kernel.
 Data go to $BEAMHUB_BENCH_DATA (default /tmp/beamhub-bench), outside the checkout.
@@ -113,8 +114,8 @@ def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
         if ranks > 1:
             cmd = ["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
     rss_file = work / "maxrss.txt"
-    if Path(GNU_TIME).exists():  # peak resident set of the largest process (a rank), in kB
-        cmd = [GNU_TIME, "-f", "%M", "-o", str(rss_file)] + cmd
+    if Path(GNU_TIME).exists():  # peak resident set of the largest process (a rank, kB), CPU seconds
+        cmd = [GNU_TIME, "-f", "%M %U %S", "-o", str(rss_file)] + cmd
     load_before = loadavg()
     t = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, cwd=work, stdout=subprocess.DEVNULL,
@@ -123,10 +124,13 @@ def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
     rows = read_log_rows(work / "EMC.log")
     times = [float(r[1]) for r in rows]
     rest = times[1:] or times
-    rss = float(rss_file.read_text().split()[-1]) / 1e6 if rss_file.exists() else float("nan")
+    rss = cpu = float("nan")
+    if rss_file.exists():
+        kb, user, system = rss_file.read_text().split()[-3:]
+        rss, cpu = float(kb) / 1e6, float(user) + float(system)
     return {"name": name, "ranks": ranks, "threads": threads, "backend": backend,
             "s_per_iter": float(np.median(rest)), "mean": float(np.mean(rest)), "first": times[0],
-            "times": times, "wall": wall, "work": work, "rss_gb": rss,
+            "times": times, "wall": wall, "work": work, "rss_gb": rss, "cpu": cpu,
             "load": f"{load_before} -> {loadavg()}"}
 
 
@@ -217,7 +221,7 @@ def main() -> int:
         times = ", ".join(f"{t:.2f}" for t in r["times"])
         print(f"{name:34s} median {r['s_per_iter']:7.2f} s/iter, mean {r['mean']:7.2f}, first "
               f"{r['first']:7.2f}   (iterations: {times}); peak RSS per rank {r['rss_gb']:.2f} GB; "
-              f"load {r['load']}", flush=True)
+              f"CPU {r['cpu']:.1f} s in all (setup included); load {r['load']}", flush=True)
     found = dict(results)
     ref = found.get("numba loops (reference)")
     for name, r in results:
@@ -229,7 +233,9 @@ def main() -> int:
         if theirs is not None:
             print(f"{name:34s} vs Dragonfly in this run ({theirs['s_per_iter']:.2f} s/iter median, "
                   f"{theirs['mean']:.2f} mean): ours takes {r['s_per_iter'] / theirs['s_per_iter']:.3f}x "
-                  f"(mean {r['mean'] / theirs['mean']:.3f}x) of its time per iteration")
+                  f"(mean {r['mean'] / theirs['mean']:.3f}x) of its time per iteration, "
+                  f"{r['cpu'] / theirs['cpu']:.3f}x of its CPU seconds (whole runs, which a busy "
+                  f"machine inflates less than wall time)")
     if args.truth:
         for name, r in results:
             print(f"{name}: {truth_figures(folder, r['work'], args.iterations)}")

@@ -279,6 +279,11 @@ static void rows_times_tile(int64_t nrows, photons_t k, const float *tile, const
         const int32_t *ix = k.ones;
         int64_t j = k.ones_ptr[d], end = k.ones_ptr[d + 1];
         for (; j + 7 < end; j += 8) {
+            if (j + 23 < end) /* the rows eight photons ahead: more loads in flight */
+                for (int u = 16; u < 24; ++u) {
+                    __builtin_prefetch(tile + (int64_t)ix[j + u] * CW);
+                    __builtin_prefetch(tile + (int64_t)ix[j + u] * CW + 16);
+                }
             x0 += load_row(tile + (int64_t)ix[j] * CW);
             x1 += load_row(tile + (int64_t)ix[j + 1] * CW);
             x2 += load_row(tile + (int64_t)ix[j + 2] * CW);
