@@ -384,7 +384,7 @@ settings = dataclasses.replace(cfg.settings(), seed=0)   # a reproducible random
 emc = EMC(detector, frames, quats, weights, settings, model=start, scale=scale)
 print(f"{frames.num_data} frames, {len(quats)} orientations, model {emc.model.shape}")
 
-monitor = Monitor(title="EMC", scale="log", cmap="magma", min_interval=1.0,
+monitor = Monitor(title="EMC", scale="log", cmap="magma", min_interval=1.0, model_unit="photons/voxel",
                   plots=["rms_change", "info_rate", "likelihood", "beta", "time"])
 display(monitor)
 history = run(emc, 14, callback=monitor)

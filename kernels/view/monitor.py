@@ -69,6 +69,9 @@ class Monitor(widgets.VBox):
     units : mapping of str to str, optional
         Unit of each figure, shown in its plot's title and in the status line; added to
         (and overriding) :data:`FIGURE_UNITS`.
+    model_unit : str
+        Unit of the model's values ("photons/voxel" for an EMC intensity), shown in the
+        caption of its slices with the scale; "a.u." (arbitrary units) when not given.
     group : str or None
         A figure that tells runs apart: each of its values gets its own curve in every
         plot, against the iteration counted from that value's first call, with a legend.
@@ -88,6 +91,8 @@ class Monitor(widgets.VBox):
         The ``iteration`` of every call.
     slices : tuple of 3 ipywidgets.Image
         The model slices (one for a 2-D model).
+    caption : ipywidgets.HTML
+        What the slices show: which slices, on which scale, in which unit.
     plot : ipywidgets.Image
         The figure plots.
     status : ipywidgets.HTML
@@ -106,8 +111,8 @@ class Monitor(widgets.VBox):
 
     def __init__(self, *, title: str | None = None, cmap: str = "viridis", scale: str = "linear",
                  percentiles=(1.0, 99.5), min_interval: float = 0.5, plots=None,
-                 log_figures=None, panel_size: int = 192, units=None, group: str | None = "start",
-                 fftshift: bool = False):
+                 log_figures=None, panel_size: int = 192, units=None, model_unit: str = "a.u.",
+                 group: str | None = "start", fftshift: bool = False):
         if scale not in pictures.SCALES:
             raise ValueError(f"scale must be one of {', '.join(pictures.SCALES)}, got {scale!r}")
         pictures.contrast_limits(np.zeros(1), percentiles)  # validates the pair
@@ -119,6 +124,7 @@ class Monitor(widgets.VBox):
         self.log_figures = None if log_figures is None else set(log_figures)
         self.panel_size = int(panel_size)
         self.units = {**FIGURE_UNITS, **dict(units or {})}
+        self.model_unit = str(model_unit) or "a.u."
         self.group = None if group is None else str(group)
         self.fftshift = bool(fftshift)
         self.history: dict[str, list[float]] = {}
@@ -135,8 +141,12 @@ class Monitor(widgets.VBox):
         self.plot = widgets.Image(format="png")
         self.plot.add_class("beamhub-monitor-plot")
         head = [widgets.HTML(f"<b>{title}</b>")] if title else []
+        scale_unit = f"log10({self.model_unit})" if scale == "log" else self.model_unit
+        self.caption = widgets.HTML(
+            f"<small class='beamhub-monitor-caption'>model: central slices (z, y, x) in {scale_unit}, "
+            f"each from its {self.percentiles[0]:g}th to {self.percentiles[1]:g}th percentile</small>")
         # in an HBox the plot keeps its own pixel size instead of stretching to the cell's width
-        super().__init__([*head, self.status, widgets.HBox(list(self.slices)),
+        super().__init__([*head, self.status, widgets.HBox(list(self.slices)), self.caption,
                           widgets.HBox([self.plot])])
         self.add_class("beamhub-monitor")
 

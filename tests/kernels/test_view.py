@@ -481,3 +481,6 @@ def test_monitor_figures_carry_their_units_emc_time_in_seconds():
     custom = Monitor(min_interval=0, units={"width": "mm"})
     custom(0, None, {"width": 2.0})
     assert custom.figure().axes[0].get_title() == "width (mm)" and "width = 2 mm" in custom.status.value
+    # the model's slices say what they are in
+    assert "in log10(photons/voxel)" in Monitor(scale="log", model_unit="photons/voxel").caption.value
+    assert "in a.u." in Monitor().caption.value
