@@ -271,7 +271,9 @@ class BeamAuthenticator(GenericOAuthenticator):
         try:
             identity = identity_from_claims(
                 claims,
-                username=auth_model["name"],
+                # as JupyterHub will name the user (lower case, username_map): the name BEAMHUB_USER,
+                # the home folder's subPath and the home-init step all use must be that one
+                username=self.normalize_username(auth_model["name"]),
                 uid_claim=self.uid_claim,
                 gid_claim=self.gid_claim,
                 gids_claim=self.gids_claim,

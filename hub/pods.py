@@ -165,9 +165,12 @@ def environment_overrides(env: Environment, identity: Identity, settings: Cluste
 
 
 def examples_copy_command(examples_dir: str) -> str:
-    """Shell that copies the image's example notebooks into $HOME on a user's first start only."""
+    """Shell that copies the image's example notebooks, and the kernel docs they link to (``docs/``),
+    into $HOME on a user's first start only — each under its own marker, as the local spawner does."""
     return (f'[ -e "$HOME/.beamhub-examples" ] || {{ cp -n {examples_dir}/*.ipynb "$HOME"/ 2>/dev/null; '
-            f'touch "$HOME/.beamhub-examples"; }}; true')
+            f'touch "$HOME/.beamhub-examples"; }}; '
+            f'[ -e "$HOME/.beamhub-docs" ] || {{ cp -Rn {examples_dir}/docs "$HOME"/ 2>/dev/null; '
+            f'touch "$HOME/.beamhub-docs"; }}; true')
 
 
 def quantity(value: Any) -> str:

@@ -38,3 +38,13 @@ def test_defaults_suit_an_oidc_provider():
     assert auth.manage_groups and auth.enable_auth_state and auth.refresh_pre_spawn
     assert auth.auth_state_groups_key == "oauth_user.groups"
     assert {"openid", "groups", "posix", "offline_access"} <= set(auth.scope)
+
+
+async def test_a_mixed_case_login_name_gives_the_identity_jupyterhubs_lower_case_name():
+    """JupyterHub lower-cases user names after authenticate(); the identity (BEAMHUB_USER, the home
+    folder's subPath, the home-init step) must use the same name, not the provider's spelling."""
+    auth = BeamAuthenticator()
+    model = _model(uid=2001, gid=2001)
+    model["name"] = "Alice"
+    stored = await auth.update_auth_model(model)
+    assert stored["auth_state"]["beamhub"]["username"] == "alice"

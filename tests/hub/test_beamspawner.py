@@ -6,6 +6,7 @@ needs one to construct, and get_pod_manifest() is a pure builder that never call
 
 from __future__ import annotations
 
+import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +15,7 @@ from tornado import web
 
 from beamhub.hub.catalog import load_catalog
 from beamhub.hub.identity import Identity
+from beamhub.hub.pods import examples_copy_command
 from beamhub.hub.spawner import BeamSpawner, ClusterSettings, environment_overrides
 
 ALICE = Identity("alice", 2001, 2001, (3001, 3002), ("spi", "tomo"))
@@ -180,3 +182,21 @@ async def test_example_notebooks_are_copied_on_first_start_only(standin_kubeconf
     (home / "tomography.ipynb").unlink()  # the user deleted it: it must not come back
     subprocess.run(["/bin/sh", "-c", script], env={"HOME": str(home)}, check=True)
     assert not (home / "tomography.ipynb").exists()
+
+
+def test_the_examples_copy_gives_notebooks_and_docs_once_and_keeps_the_users_files(tmp_path):
+    """The postStart command, run by a real shell: notebooks and docs/ on the first start only."""
+    examples, home = tmp_path / "examples", tmp_path / "home"
+    (examples / "docs" / "figures").mkdir(parents=True)
+    (examples / "a.ipynb").write_text("{}")
+    (examples / "docs" / "tomo.md").write_text("# tomo")
+    (examples / "docs" / "figures" / "f.png").write_bytes(b"png")
+    home.mkdir()
+    (home / "a.ipynb").write_text("mine")
+    command = examples_copy_command(str(examples))
+    subprocess.run(["/bin/sh", "-c", command], env={"HOME": str(home), "PATH": "/usr/bin:/bin"}, check=True)
+    assert (home / "a.ipynb").read_text() == "mine"  # never overwritten
+    assert (home / "docs" / "tomo.md").read_text() == "# tomo" and (home / "docs" / "figures" / "f.png").exists()
+    (home / "docs" / "tomo.md").unlink()  # the user deletes a page: a later start does not bring it back
+    subprocess.run(["/bin/sh", "-c", command], env={"HOME": str(home), "PATH": "/usr/bin:/bin"}, check=True)
+    assert not (home / "docs" / "tomo.md").exists()
