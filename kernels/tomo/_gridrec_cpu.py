@@ -8,13 +8,13 @@ array conventions are documented there.  Three loops:
   the complex pair value ``A + iB`` (and its mirror ``conj(A) + i conj(B)`` at
   ``-k``) and adds it, weighted by the separable Kaiser-Bessel kernel, into a
   padded Cartesian grid.  The kernel weights are interpolated from a fine table
-  at run time, so nothing per geometry is stored: no setup matrix, no cache.
+  at run time, so no per-geometry gridding matrix is built or kept.
 * ``fold`` wraps the padded grid's borders onto the periodic FFT grid;
 * ``finish`` takes the two inverse FFTs' result and writes the deapodised
   real and imaginary parts as the two slices.
 
-Both release the GIL and run on one core; gridrec runs pairs of slices on
-threads.  The tap loops run over a runtime length (``taps``) on purpose: LLVM's
+All three release the GIL and run on one core; gridrec runs pairs of slices
+on threads.  The tap loops run over a runtime length (``taps``) on purpose: LLVM's
 loop vectoriser then turns each grid-row update into SIMD code, whereas a
 constant length is unrolled first and stays scalar (numba leaves LLVM's SLP
 vectoriser off).
@@ -123,7 +123,8 @@ def compiled():
     def fold(grid, stride, origin, m, out):
         """Wrap the padded grid onto the periodic (m, m) complex grid, centred order.
 
-        ``out[i, j]`` holds cell ``(i - m//2, j - m//2)``; it need not be zeroed:
+        ``out[i, j]`` holds cell ``(i - m//2, j - m//2)`` (``out`` may have spare
+        columns past m, left untouched); it need not be zeroed:
         the central block is copied, then the border strips beyond it are added.
         """
         h = m // 2
