@@ -92,8 +92,8 @@ def running_jobs(state: Path) -> list:
     return [job for job in JobStore(root).unfinished() if job.pid and same_process(job.pid, job.started)]
 
 
-def recorded_sessions(state: Path) -> list[tuple[str, int]]:
-    """``(user, pid)`` of every session the hub database records as started (it may have ended since)."""
+def _spawner_states(state: Path) -> list[tuple[str, str, dict]]:
+    """``(user, server name, spawner state)`` of every server the hub database records."""
     db = state / "jupyterhub.sqlite"
     if not db.is_file():
         return []
@@ -105,11 +105,24 @@ def recorded_sessions(state: Path) -> list[tuple[str, int]]:
         print(f"beamhub down: cannot read the sessions from {db} ({exc}); stopping what runs in "
               f"{state / 'users'} instead", file=sys.stderr)
         return []
-    sessions = []
+    found = []
     for user, server, text in rows:
         try:
-            pid = int(json.loads(text or "{}").get("pid") or 0)
-        except (ValueError, TypeError, AttributeError):
+            record = json.loads(text or "{}")
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            found.append((user, server or "", record))
+    return found
+
+
+def recorded_sessions(state: Path) -> list[tuple[str, int]]:
+    """``(user, pid)`` of every session the hub database records as started (it may have ended since)."""
+    sessions = []
+    for user, server, record in _spawner_states(state):
+        try:
+            pid = int(record.get("pid") or 0)
+        except (ValueError, TypeError):
             continue
         if pid:
             sessions.append((f"{user}/{server}" if server else user, pid))
@@ -118,24 +131,8 @@ def recorded_sessions(state: Path) -> list[tuple[str, int]]:
 
 def recorded_containers(state: Path) -> list[tuple[str, str]]:
     """``(user, container)`` of every session `--sessions docker` started, as the hub database records them."""
-    db = state / "jupyterhub.sqlite"
-    if not db.is_file():
-        return []
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as con:
-            rows = con.execute("SELECT users.name, spawners.state FROM spawners "
-                               "JOIN users ON spawners.user_id = users.id").fetchall()
-    except sqlite3.Error:
-        return []  # recorded_sessions has said so already
-    found = []
-    for user, text in rows:
-        try:
-            container = json.loads(text or "{}").get("container")
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(container, str) and container:
-            found.append((user, container))
-    return found
+    return [(user, record["container"]) for user, _, record in _spawner_states(state)
+            if isinstance(record.get("container"), str) and record["container"]]
 
 
 def stop_containers(state: Path) -> list[tuple[str, str]]:
