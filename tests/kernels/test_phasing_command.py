@@ -186,6 +186,8 @@ def test_failed_run_leaves_previous_output_untouched(tmp_path, job, monkeypatch)
         raise KeyboardInterrupt  # as when a batch job is killed mid-run
 
     monkeypatch.setattr("beamhub.kernels.phasing.phase", fail)
+    # the command may also hold its own reference, imported at module top
+    monkeypatch.setattr("beamhub.kernels.commands.phase.phase", fail, raising=False)
     assert run(tmp_path, job, "-q") == 130
     assert (tmp_path / "phased_output.h5").read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["intens_010.bin", "job.json",
