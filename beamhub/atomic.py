@@ -24,9 +24,8 @@ import glob
 import os
 import struct
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
-
 
 # Linux's value where Python does not name it; struct flock is (short, short, off_t, off_t, pid_t)
 _F_OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", 37)
@@ -81,8 +80,7 @@ def _locked_temp(target: Path, suffix: str) -> tuple[int, Path]:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, suffix: str | None = None,
-                  mode: int | None = None) -> Iterator[Path]:
+def atomic_output(path: str | os.PathLike, suffix: str | None = None, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
 
     On any exception (or KeyboardInterrupt) the temporary file is removed and

@@ -46,19 +46,25 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 # kind -> (module, one-line help) of ``beamhub simulate KIND``; the module's main gets
 # ``[KIND, *args]`` and the prog ``beamhub simulate``.  A new kind is one entry here.
 SIMULATE_KINDS: dict[str, tuple[str, str]] = {
-    "spi": ("beamhub.kernels.commands.simulate",
-            "single-particle imaging frames in Dragonfly's formats (for `beamhub emc`)"),
+    "spi": (
+        "beamhub.kernels.commands.simulate",
+        "single-particle imaging frames in Dragonfly's formats (for `beamhub emc`)",
+    ),
     "tomo": ("beamhub.kernels.commands.simulate", "a tomography scan in Data Exchange HDF5 (for `beamhub tomo`)"),
-    "cluster": ("beamhub.scheduler.commands.simulate",
-                "replay sessions on a simulated cluster to compare placement policies"),
+    "cluster": (
+        "beamhub.scheduler.commands.simulate",
+        "replay sessions on a simulated cluster to compare placement policies",
+    ),
 }
 
 
 def _present(module: str) -> bool:
     """True when ``module`` (and its package) is in this installation, without importing it."""
     try:
-        return importlib.util.find_spec(module.rpartition(".")[0]) is not None and \
-            importlib.util.find_spec(module) is not None
+        return (
+            importlib.util.find_spec(module.rpartition(".")[0]) is not None
+            and importlib.util.find_spec(module) is not None
+        )
     except ModuleNotFoundError:
         return False
 
@@ -107,16 +113,25 @@ def _listing(head: str, entries: dict[str, tuple[str, str]], title: str, tail: s
 
 
 def _usage(commands: dict[str, tuple[str, str]]) -> str:
-    return _listing("usage: beamhub [--version] COMMAND [ARGS...]\n\n"
-                    "BeamHub: interactive analysis for photon science.", commands, "commands",
-                    "Run 'beamhub COMMAND --help' for the options of one command.")
+    return _listing(
+        "usage: beamhub [--version] COMMAND [ARGS...]\n\nBeamHub: interactive analysis for photon science.",
+        commands,
+        "commands",
+        "Run 'beamhub COMMAND --help' for the options of one command.",
+    )
 
 
 def _simulate(argv: list[str], prog: str) -> int:
     """``beamhub simulate KIND ...``: hand ``[KIND, *args]`` to the kind's commands module."""
     if not argv or argv[0] in ("-h", "--help"):
-        print(_listing(f"usage: {prog} KIND [ARGS...]", SIMULATE_KINDS, "kinds",
-                       f"Run '{prog} KIND --help' for the options of one kind."))
+        print(
+            _listing(
+                f"usage: {prog} KIND [ARGS...]",
+                SIMULATE_KINDS,
+                "kinds",
+                f"Run '{prog} KIND --help' for the options of one kind.",
+            )
+        )
         return 0 if argv else 2
     kind = argv[0]
     if kind not in SIMULATE_KINDS:
@@ -140,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in commands:
-        print(f"beamhub: error: unknown command {name!r}; choose one of: {', '.join(commands)}",
-              file=sys.stderr)
+        print(f"beamhub: error: unknown command {name!r}; choose one of: {', '.join(commands)}", file=sys.stderr)
         return 2
     prog = f"beamhub {name}"
     try:

@@ -11,8 +11,7 @@ spellings come from :data:`QOS_CLASSES`; convert with :func:`catalog_name` and
 
 from __future__ import annotations
 
-__all__ = ["BEST_EFFORT", "BURSTABLE", "CATALOG_NAMES", "GUARANTEED", "QOS_CLASSES",
-           "catalog_name", "from_catalog"]
+__all__ = ["BEST_EFFORT", "BURSTABLE", "CATALOG_NAMES", "GUARANTEED", "QOS_CLASSES", "catalog_name", "from_catalog"]
 
 GUARANTEED, BURSTABLE, BEST_EFFORT = "Guaranteed", "Burstable", "BestEffort"
 #: Kubernetes' QoS classes, best served first.

@@ -13,9 +13,21 @@ __all__ = ["NON_NEGATIVE_QUANTITY_PATTERN", "QUANTITY_PATTERN", "parse_quantity"
 
 _SUFFIX = {
     "": 1.0,
-    "n": 1e-9, "u": 1e-6, "m": 1e-3,
-    "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60,
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+    "Ei": 2.0**60,
 }
 # Same grammar as k8s.io/apimachinery resource.Quantity: a signed decimal, then either a
 # binary/decimal SI suffix or a decimal exponent.

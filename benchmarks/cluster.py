@@ -43,6 +43,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from kubernetes_asyncio import client, config
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy" / "cluster"))
@@ -70,8 +71,20 @@ def workload(count: int, seed: int) -> list[tuple[str, dict | None]]:
             out.append(("phasing-gpu", {"gpus": 4}))
             continue
         r = rng.random()
-        out.append(("scipy" if r < 0.45 else "tomo" if r < 0.75 else "spi-emc" if r < 0.9
-                    else "phasing-gpu" if r < 0.95 else "dl-gpu", None))
+        out.append(
+            (
+                "scipy"
+                if r < 0.45
+                else "tomo"
+                if r < 0.75
+                else "spi-emc"
+                if r < 0.9
+                else "phasing-gpu"
+                if r < 0.95
+                else "dl-gpu",
+                None,
+            )
+        )
     return out
 
 
@@ -79,8 +92,9 @@ def build_pods(plan, scheduler: str, batch: str) -> list[dict]:
     catalog = load_catalog()
     pods = []
     for i, (slug, override) in enumerate(plan):
-        pod = session_pod(f"s-{batch}-{i:03d}", catalog.get(slug), USER, scheduler=scheduler,
-                          labels={"bench-batch": batch})
+        pod = session_pod(
+            f"s-{batch}-{i:03d}", catalog.get(slug), USER, scheduler=scheduler, labels={"bench-batch": batch}
+        )
         if override:
             container = pod["spec"]["containers"][0]["resources"]
             container["limits"]["nvidia.com/gpu"] = container["requests"]["nvidia.com/gpu"] = str(override["gpus"])
@@ -95,7 +109,6 @@ async def run_batch(plane, pods: list[dict], settle: float) -> dict[str, tuple[f
     benchmark's own Python watch (kubernetes_asyncio builds a model object per event, on the
     same event loop as the creates) used to compete for the two cores and delay the timestamps.
     """
-    from kubernetes_asyncio import client, config
 
     await config.load_kube_config(config_file=str(plane.kubeconfig))
     api = client.ApiClient()
@@ -104,10 +117,25 @@ async def run_batch(plane, pods: list[dict], settle: float) -> dict[str, tuple[f
     bound: dict[str, tuple[float, str]] = {}
     batch = pods[0]["metadata"]["labels"]["bench-batch"]
     watch = subprocess.Popen(
-        [plane.tool("kubectl"), f"--kubeconfig={plane.kubeconfig}", "get", "pods", "-n", NAMESPACE,
-         "-l", f"bench-batch={batch}", "--watch", "--output-watch-events=false",
-         "-o", "jsonpath={.metadata.name} {.spec.nodeName}{\"\\n\"}"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        [
+            plane.tool("kubectl"),
+            f"--kubeconfig={plane.kubeconfig}",
+            "get",
+            "pods",
+            "-n",
+            NAMESPACE,
+            "-l",
+            f"bench-batch={batch}",
+            "--watch",
+            "--output-watch-events=false",
+            "-o",
+            'jsonpath={.metadata.name} {.spec.nodeName}{"\\n"}',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+    )
 
     def read_events():
         for line in watch.stdout:
@@ -128,8 +156,10 @@ async def run_batch(plane, pods: list[dict], settle: float) -> dict[str, tuple[f
     watch.terminate()
     watch.wait(10)
     await api.close()
-    return {name: ((bound[name][0] - t) if name in bound else float("nan"), bound.get(name, (0, None))[1])
-            for name, t in created.items()}
+    return {
+        name: ((bound[name][0] - t) if name in bound else float("nan"), bound.get(name, (0, None))[1])
+        for name, t in created.items()
+    }
 
 
 def final_placement(plane, batch: str) -> dict[str, str | None]:
@@ -177,10 +207,15 @@ def figures(result, final: dict[str, str | None], pods, nodes: dict[str, dict], 
 def delete_batch(plane, batch: str) -> None:
     """Delete a batch's pods at once and wait until the API server holds none of them."""
     selector = f"bench-batch={batch}"
-    plane.kubectl("delete", "pods", "-n", NAMESPACE, "-l", selector, "--grace-period=0", "--force",
-                  "--wait=false", check=False)
-    plane.wait_for(lambda: not plane.get("pods", "-n", NAMESPACE, "-l", selector)["items"],
-                   "the batch's pods deleted", timeout=300, interval=1.0)
+    plane.kubectl(
+        "delete", "pods", "-n", NAMESPACE, "-l", selector, "--grace-period=0", "--force", "--wait=false", check=False
+    )
+    plane.wait_for(
+        lambda: not plane.get("pods", "-n", NAMESPACE, "-l", selector)["items"],
+        "the batch's pods deleted",
+        timeout=300,
+        interval=1.0,
+    )
 
 
 def main(argv=None) -> int:
@@ -210,24 +245,36 @@ def main(argv=None) -> int:
         pusher = LoadPusher(monitoring.pushgateway_url, {n: NodeLoad(cpu=background[n]) for n in names}).start()
         bh = BeamHubCluster(plane)
         bh.create_namespace()
-        bh.install_chart({"scheduler": {"extender": {"port": bh.extender_port,
-                                                      "prometheusUrl": monitoring.prometheus_url,
-                                                      "settings": {"refresh_interval": 2}}}})
+        bh.install_chart(
+            {
+                "scheduler": {
+                    "extender": {
+                        "port": bh.extender_port,
+                        "prometheusUrl": monitoring.prometheus_url,
+                        "settings": {"refresh_interval": 2},
+                    }
+                }
+            }
+        )
         bh.start_scheduler()
         plane.wait_for(lambda: not bh.summary()["stale"], "the extender reading Prometheus", 60)
         time.sleep(8)  # a few scrapes so rate() sees every node's slope
-        print(f"control plane up in {start_s:.1f} s (warm start); {len(names)} KWOK nodes "
-              f"({gpu_nodes} with 4 GPUs), {len(hot)} hot; load average {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"control plane up in {start_s:.1f} s (warm start); {len(names)} KWOK nodes "
+            f"({gpu_nodes} with 4 GPUs), {len(hot)} hot; load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         plan = workload(args.pods, args.seed)
         rows = {}
         # the default profile runs first and last, so drift over the run (a warmer API server,
         # the machine's other load) falls on both sides of the comparison
-        runs = [("default profile", "default-scheduler", True),
-                ("beamhub-scheduler", "beamhub-scheduler", True)]
+        runs = [("default profile", "default-scheduler", True), ("beamhub-scheduler", "beamhub-scheduler", True)]
         if os.geteuid() == 0:
             runs.append((PRIORITY_ROW, "beamhub-scheduler", True))
-        runs += [("beamhub-scheduler, extender down", "beamhub-scheduler", False),
-                 ("default profile, again", "default-scheduler", True)]
+        runs += [
+            ("beamhub-scheduler, extender down", "beamhub-scheduler", False),
+            ("default profile, again", "default-scheduler", True),
+        ]
         for label, scheduler, extender_up in runs:
             if not extender_up:
                 bh.stop_extender()
@@ -244,15 +291,21 @@ def main(argv=None) -> int:
             delete_batch(plane, batch)
         first, last = rows["default profile"], rows["default profile, again"]
         base = {"p50_ms": (first["p50_ms"] + last["p50_ms"]) / 2}
-        print(f"\n{args.nodes} nodes, {args.pods} session pods, seed {args.seed}; load average "
-              f"{os.getloadavg()[0]:.1f} at the end\n")
-        print("| scheduler | bound | preempted | sessions on hot nodes | node CPU p95 % | free GPUs unusable "
-              "4-GPU % | 4-GPU pods pending | bind p50 ms | bind p99 ms | p50 vs default |")
+        print(
+            f"\n{args.nodes} nodes, {args.pods} session pods, seed {args.seed}; load average "
+            f"{os.getloadavg()[0]:.1f} at the end\n"
+        )
+        print(
+            "| scheduler | bound | preempted | sessions on hot nodes | node CPU p95 % | free GPUs unusable "
+            "4-GPU % | 4-GPU pods pending | bind p50 ms | bind p99 ms | p50 vs default |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for label, r in rows.items():
-            print(f"| {label} | {r['bound']}/{args.pods} | {r['preempted']} | {r['on_hot']} | {r['cpu_p95']} "
-                  f"| {r['stranded_4_pct']} | {r['pending_4gpu']} | {r['p50_ms']} | {r['p99_ms']} "
-                  f"| {r['p50_ms'] / base['p50_ms']:.2f}x |")
+            print(
+                f"| {label} | {r['bound']}/{args.pods} | {r['preempted']} | {r['on_hot']} | {r['cpu_p95']} "
+                f"| {r['stranded_4_pct']} | {r['pending_4gpu']} | {r['p50_ms']} | {r['p99_ms']} "
+                f"| {r['p50_ms'] / base['p50_ms']:.2f}x |"
+            )
         print(f"\ncontrol plane: warm start {start_s:.1f} s")
     finally:
         if pusher:

@@ -100,9 +100,19 @@ def _launches(session, base, user, headers, n, form) -> list[float]:
 # ---------------------------------------------------------------- helpers for the load run
 def bench_accounts(n: int) -> list[dict]:
     """n demo accounts user001.. (uid/gid 2101.., the tomo group and its gid 3002)."""
-    return [{"username": f"user{i:03d}", "password": f"user{i:03d}", "name": f"Load user {i}",
-             "email": f"user{i:03d}@beamhub.invalid", "uid": 2100 + i, "gid": 2100 + i, "gids": [3002],
-             "groups": ["tomo"]} for i in range(1, n + 1)]
+    return [
+        {
+            "username": f"user{i:03d}",
+            "password": f"user{i:03d}",
+            "name": f"Load user {i}",
+            "email": f"user{i:03d}@beamhub.invalid",
+            "uid": 2100 + i,
+            "gid": 2100 + i,
+            "gids": [3002],
+            "groups": ["tomo"],
+        }
+        for i in range(1, n + 1)
+    ]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -240,8 +250,9 @@ def _follow_progress(session, base, user, timeout) -> None:
     """What the spawn-pending page does: read the progress event stream until ready (or failed)."""
     xsrf = session.cookies.get("_xsrf", path="/hub/") or session.cookies.get("_xsrf")
     headers = {"X-XSRFToken": xsrf} if xsrf else {}
-    with session.get(f"{base}/hub/api/users/{user}/server/progress", headers=headers, stream=True,
-                     timeout=(30, timeout)) as r:
+    with session.get(
+        f"{base}/hub/api/users/{user}/server/progress", headers=headers, stream=True, timeout=(30, timeout)
+    ) as r:
         if r.status_code != 200:
             return  # fall back to polling the Lab URL
         for line in r.iter_lines(decode_unicode=True):
@@ -263,7 +274,7 @@ class LoadUser(threading.Thread):
         self.login_s = self.click_to_lab_s = self.done_at = self.session = self.xsrf = None
         self.error = ""
 
-    def click_later(self, at: float) -> "LoadUser":
+    def click_later(self, at: float) -> LoadUser:
         """The same user, signed in already, clicking at ``at``."""
         later = LoadUser(self.base, self.user, self.password, at, self.platform)
         later.session, later.xsrf, later.login_s, later.error = self.session, self.xsrf, self.login_s, self.error
@@ -293,8 +304,11 @@ class LoadUser(threading.Thread):
         else:
             page = s.get(f"{self.base}/hub/login", timeout=60)
             # next=/hub/home: after a login plain JupyterHub would go to /hub/spawn and start the server
-            s.post(f"{self.base}/hub/login?next=%2Fhub%2Fhome", data={"_xsrf": _xsrf(page.text),
-                   "username": self.user, "password": "x"}, timeout=120)
+            s.post(
+                f"{self.base}/hub/login?next=%2Fhub%2Fhome",
+                data={"_xsrf": _xsrf(page.text), "username": self.user, "password": "x"},
+                timeout=120,
+            )
             xsrf = None
         self.login_s = time.monotonic() - t_login
         self.session, self.xsrf = s, xsrf
@@ -332,8 +346,18 @@ def _stop_servers(base: str, headers: dict, users: list[str], timeout: float = 1
         time.sleep(1)
 
 
-def load_run(platform: str, base: str, headers: dict, users: list[tuple[str, str]], window: float, seed: int,
-             hub_pid: int, metrics_get, extra_pids: dict[str, int], sign_in_first: bool = False) -> dict:
+def load_run(
+    platform: str,
+    base: str,
+    headers: dict,
+    users: list[tuple[str, str]],
+    window: float,
+    seed: int,
+    hub_pid: int,
+    metrics_get,
+    extra_pids: dict[str, int],
+    sign_in_first: bool = False,
+) -> dict:
     """N users within ``window`` seconds; returns the figures and what /hub/metrics and /proc say.
 
     Each user signs in and clicks at once at their moment; with ``sign_in_first`` all sign in
@@ -369,6 +393,7 @@ def load_run(platform: str, base: str, headers: dict, users: list[tuple[str, str
     lab = [t.click_to_lab_s for t in done]
     whole = [t.login_s + t.click_to_lab_s for t in done]  # sign-in included: the user's moment to Lab
     logins = [t.login_s for t in threads if t.login_s is not None]
+
     def inc(name: str, **match) -> float:
         return _sum(after, "jupyterhub_" + name, **match) - _sum(before, "jupyterhub_" + name, **match)
 
@@ -378,15 +403,25 @@ def load_run(platform: str, base: str, headers: dict, users: list[tuple[str, str
     proxy_n, proxy_sum = inc("proxy_add_duration_seconds_count"), inc("proxy_add_duration_seconds_sum")
     login_n, login_sum = inc("login_duration_seconds_count"), inc("login_duration_seconds_sum")
     return {
-        "platform": platform, "users": len(users), "reached_lab": len(done), "errors": errors,
-        "sign_in_first": sign_in_first, "all_signed_in_s": signed_in_s,
+        "platform": platform,
+        "users": len(users),
+        "reached_lab": len(done),
+        "errors": errors,
+        "sign_in_first": sign_in_first,
+        "all_signed_in_s": signed_in_s,
         "all_running_s": (max(t.done_at for t in done) - t0) if done else float("nan"),
         "wall_s": elapsed,
-        "lab_p50": _pct(lab, 0.5), "lab_p95": _pct(lab, 0.95), "lab_max": max(lab, default=float("nan")),
-        "whole_p50": _pct(whole, 0.5), "whole_p95": _pct(whole, 0.95),
-        "login_p50": _pct(logins, 0.5), "login_p95": _pct(logins, 0.95), "login_max": max(logins, default=float("nan")),
+        "lab_p50": _pct(lab, 0.5),
+        "lab_p95": _pct(lab, 0.95),
+        "lab_max": max(lab, default=float("nan")),
+        "whole_p50": _pct(whole, 0.5),
+        "whole_p95": _pct(whole, 0.95),
+        "login_p50": _pct(logins, 0.5),
+        "login_p95": _pct(logins, 0.95),
+        "login_max": max(logins, default=float("nan")),
         "hub_login_mean": login_sum / login_n if login_n else float("nan"),
-        "spawns": spawn_n, "spawn_mean": spawn_sum / spawn_n if spawn_n else float("nan"),
+        "spawns": spawn_n,
+        "spawn_mean": spawn_sum / spawn_n if spawn_n else float("nan"),
         "spawn_p50": hist_quantile(before, after, "jupyterhub_server_spawn_duration_seconds", 0.5, status="success"),
         "spawn_p95": hist_quantile(before, after, "jupyterhub_server_spawn_duration_seconds", 0.95, status="success"),
         # the loop is sampled every 50 ms; what an interval took beyond that is time the loop was busy
@@ -396,7 +431,8 @@ def load_run(platform: str, base: str, headers: dict, users: list[tuple[str, str
         "hub_cpu_s": _sum(after, "process_cpu_seconds_total") - _sum(before, "process_cpu_seconds_total"),
         "proxy_add_mean": proxy_sum / proxy_n if proxy_n else float("nan"),
         "cpu_s": {name: _cpu_seconds(pid) - cpu0[name] for name, pid in extra_pids.items()},
-        "session_cpu_s": sum(_cpu_seconds(p) for p in sessions), "sessions": len(sessions),
+        "session_cpu_s": sum(_cpu_seconds(p) for p in sessions),
+        "sessions": len(sessions),
         "session_uids": len({_uid(p) for p in sessions} - {None}),
         "machine_cpu_s": machine,
     }
@@ -416,8 +452,15 @@ def _pids_named(root: int, word: str) -> int:
 # ---------------------------------------------------------------- the two platforms
 def beamhub_times(n: int, workdir: Path) -> list[float]:
     token = os.urandom(16).hex()
-    config = PlatformConfig(state_dir=workdir / "beamhub", port=free_port(), sso_port=free_port(), jobs_port=free_port(),
-                            proxy_api_port=free_port(), hub_port=free_port(), admin_service_token=token)
+    config = PlatformConfig(
+        state_dir=workdir / "beamhub",
+        port=free_port(),
+        sso_port=free_port(),
+        jobs_port=free_port(),
+        proxy_api_port=free_port(),
+        hub_port=free_port(),
+        admin_service_token=token,
+    )
     config.state_dir.mkdir()
     platform = Platform(config)
     platform.start()
@@ -426,8 +469,9 @@ def beamhub_times(n: int, workdir: Path) -> list[float]:
         page = s.get(f"{config.public_url}/hub/login?next=/hub/spawn", timeout=30)
         action = re.search(r'action="(/interaction/[^"]+/login)"', page.text).group(1)
         s.post(config.issuer + action, data={"username": "alice", "password": "alice"}, timeout=60)
-        return _launches(s, config.public_url, "alice", {"Authorization": f"token {token}"}, n,
-                         {"environment": "scipy"})
+        return _launches(
+            s, config.public_url, "alice", {"Authorization": f"token {token}"}, n, {"environment": "scipy"}
+        )
     finally:
         platform.stop()
 
@@ -435,9 +479,16 @@ def beamhub_times(n: int, workdir: Path) -> list[float]:
 def beamhub_load(n: int, workdir: Path, window: float, seed: int, sign_in_first: bool = False) -> dict:
     token = os.urandom(16).hex()
     accounts = [dict(a) for a in DEMO_ACCOUNTS] + bench_accounts(n)
-    config = PlatformConfig(state_dir=workdir / "beamhub", port=free_port(), sso_port=free_port(), jobs_port=free_port(),
-                            proxy_api_port=free_port(), hub_port=free_port(), admin_service_token=token,
-                            accounts=accounts)
+    config = PlatformConfig(
+        state_dir=workdir / "beamhub",
+        port=free_port(),
+        sso_port=free_port(),
+        jobs_port=free_port(),
+        proxy_api_port=free_port(),
+        hub_port=free_port(),
+        admin_service_token=token,
+        accounts=accounts,
+    )
     config.state_dir.mkdir()
     platform = Platform(config)
     platform.start()
@@ -501,16 +552,27 @@ class PlainHub:
         self.port, self.token = free_port(), os.urandom(16).hex()
         self.base = f"http://127.0.0.1:{self.port}"
         self.headers = {"Authorization": f"token {self.token}"}
-        (self.state / "jupyterhub_config.py").write_text(PLAIN_CONFIG.format(
-            port=self.port, hub_port=free_port(), api_port=free_port(),
-            chp=str(node_modules_dir() / ".bin" / "configurable-http-proxy"), state=self.state,
-            singleuser=str(Path(sys.executable).with_name("jupyterhub-singleuser")),
-            args=["--allow-root"] if os.geteuid() == 0 else [], token=self.token))
+        (self.state / "jupyterhub_config.py").write_text(
+            PLAIN_CONFIG.format(
+                port=self.port,
+                hub_port=free_port(),
+                api_port=free_port(),
+                chp=str(node_modules_dir() / ".bin" / "configurable-http-proxy"),
+                state=self.state,
+                singleuser=str(Path(sys.executable).with_name("jupyterhub-singleuser")),
+                args=["--allow-root"] if os.geteuid() == 0 else [],
+                token=self.token,
+            )
+        )
         self.log = open(self.state / "hub.log", "wb")
         self.hub = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(self.state / "jupyterhub_config.py")],
-            cwd=self.state, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": os.urandom(16).hex()})
+            cwd=self.state,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "CONFIGPROXY_AUTH_TOKEN": os.urandom(16).hex()},
+        )
         self.seen: set[int] = set()
 
     def wait(self) -> None:
@@ -549,8 +611,11 @@ def plain_times(n: int, workdir: Path) -> list[float]:
         s = requests.Session()
         page = s.get(f"{plain.base}/hub/login", timeout=30)
         # next=/hub/home: after a login plain JupyterHub would go to /hub/spawn and start the server already
-        s.post(f"{plain.base}/hub/login?next=%2Fhub%2Fhome", data={"_xsrf": _xsrf(page.text), "username": "carol",
-               "password": "x"}, timeout=30)
+        s.post(
+            f"{plain.base}/hub/login?next=%2Fhub%2Fhome",
+            data={"_xsrf": _xsrf(page.text), "username": "carol", "password": "x"},
+            timeout=30,
+        )
         return _launches(s, plain.base, "carol", plain.headers, n, None)
     finally:
         plain.stop(["carol"])
@@ -569,8 +634,9 @@ def plain_load(n: int, workdir: Path, window: float, seed: int, sign_in_first: b
             return r.text
 
         pids = {"proxy": _pids_named(plain.hub.pid, "configurable-http-proxy")}
-        return load_run("plain", plain.base, plain.headers, users, window, seed, plain.hub.pid, get_metrics, pids,
-                        sign_in_first)
+        return load_run(
+            "plain", plain.base, plain.headers, users, window, seed, plain.hub.pid, get_metrics, pids, sign_in_first
+        )
     finally:
         plain.stop([u for u, _ in users])
 
@@ -579,30 +645,43 @@ def plain_load(n: int, workdir: Path, window: float, seed: int, sign_in_first: b
 def _print_load(results: list[dict], window: float, seed: int) -> None:
     n = results[0]["users"]
     if results[0]["sign_in_first"]:
-        print(f"{n} users sign in within {window:g} s, then click within {window:g} s (moments drawn, seed {seed}); "
-              "all signed in after " + ", ".join(f"{r['all_signed_in_s']:.1f} s ({r['platform']})" for r in results))
+        print(
+            f"{n} users sign in within {window:g} s, then click within {window:g} s (moments drawn, seed {seed}); "
+            "all signed in after " + ", ".join(f"{r['all_signed_in_s']:.1f} s ({r['platform']})" for r in results)
+        )
     else:
-        print(f"{n} users, each signing in and clicking at once at a moment drawn in a {window:g} s window "
-              f"(seed {seed})")
+        print(
+            f"{n} users, each signing in and clicking at once at a moment drawn in a {window:g} s window (seed {seed})"
+        )
     print("click-to-Lab: from the click to JupyterLab served through the proxy; all run: from the first moment")
-    names = {"beamhub": "BeamHub (SSO, LocalBeamSpawner, isolated)" if os.geteuid() == 0
-             else "BeamHub (SSO, LocalBeamSpawner)", "plain": "plain JupyterHub (Dummy, SimpleLocalProcess)"}
-    print(f"{'':46s}{'reached':>8s}{'all run s':>10s}{'p50 s':>7s}{'p95 s':>7s}{'max s':>7s}"
-          f"{'sign-in p50/p95 s':>19s}{'with sign-in p50/p95 s':>24s}")
+    names = {
+        "beamhub": "BeamHub (SSO, LocalBeamSpawner, isolated)"
+        if os.geteuid() == 0
+        else "BeamHub (SSO, LocalBeamSpawner)",
+        "plain": "plain JupyterHub (Dummy, SimpleLocalProcess)",
+    }
+    print(
+        f"{'':46s}{'reached':>8s}{'all run s':>10s}{'p50 s':>7s}{'p95 s':>7s}{'max s':>7s}"
+        f"{'sign-in p50/p95 s':>19s}{'with sign-in p50/p95 s':>24s}"
+    )
     for r in results:
-        print(f"{names[r['platform']]:46s}{r['reached_lab']:>5d}/{n:<2d}{r['all_running_s']:10.1f}"
-              f"{r['lab_p50']:7.1f}{r['lab_p95']:7.1f}{r['lab_max']:7.1f}"
-              f"{r['login_p50']:10.2f}/{r['login_p95']:.2f}{r['whole_p50']:11.1f}/{r['whole_p95']:.1f}")
+        print(
+            f"{names[r['platform']]:46s}{r['reached_lab']:>5d}/{n:<2d}{r['all_running_s']:10.1f}"
+            f"{r['lab_p50']:7.1f}{r['lab_p95']:7.1f}{r['lab_max']:7.1f}"
+            f"{r['login_p50']:10.2f}/{r['login_p95']:.2f}{r['whole_p50']:11.1f}/{r['whole_p95']:.1f}"
+        )
     print("where the time went (increase of /hub/metrics during the burst; CPU from /proc):")
     for r in results:
         other = ", ".join(f"{k} CPU {v:.1f} s" for k, v in r["cpu_s"].items())
-        print(f"  {r['platform']}: hub spawn p50/p95/mean {r['spawn_p50']:.1f}/{r['spawn_p95']:.1f}/"
-              f"{r['spawn_mean']:.1f} s over {r['spawns']:.0f} spawns; hub event loop busy {r['loop_lag_s']:.1f} s "
-              f"(interval p99 {r['loop_p99'] * 1000:.0f} ms, longest bucket <= {r['loop_max_bucket']:g} s); "
-              f"hub CPU {r['hub_cpu_s']:.1f} s; {other}; proxy route add mean {r['proxy_add_mean'] * 1000:.0f} ms; "
-              f"hub login handler mean {r['hub_login_mean']:.2f} s; {r['sessions']} sessions' start-up CPU "
-              f"{r['session_cpu_s']:.1f} s (as {r['session_uids']} uid(s)); "
-              f"machine busy {r['machine_cpu_s']:.0f} CPU-s in {r['wall_s']:.0f} s")
+        print(
+            f"  {r['platform']}: hub spawn p50/p95/mean {r['spawn_p50']:.1f}/{r['spawn_p95']:.1f}/"
+            f"{r['spawn_mean']:.1f} s over {r['spawns']:.0f} spawns; hub event loop busy {r['loop_lag_s']:.1f} s "
+            f"(interval p99 {r['loop_p99'] * 1000:.0f} ms, longest bucket <= {r['loop_max_bucket']:g} s); "
+            f"hub CPU {r['hub_cpu_s']:.1f} s; {other}; proxy route add mean {r['proxy_add_mean'] * 1000:.0f} ms; "
+            f"hub login handler mean {r['hub_login_mean']:.2f} s; {r['sessions']} sessions' start-up CPU "
+            f"{r['session_cpu_s']:.1f} s (as {r['session_uids']} uid(s)); "
+            f"machine busy {r['machine_cpu_s']:.0f} CPU-s in {r['wall_s']:.0f} s"
+        )
     for r in results:
         for e in r["errors"][:10]:
             print(f"  error ({r['platform']}): {e}")
@@ -618,13 +697,16 @@ def _loadavg() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--launches", type=int, default=5, help="launches per platform, one user (default: 5)")
-    parser.add_argument("--users", type=int, default=0,
-                        help="instead: N users signing in and clicking within --window seconds")
+    parser.add_argument(
+        "--users", type=int, default=0, help="instead: N users signing in and clicking within --window seconds"
+    )
     parser.add_argument("--window", type=float, default=10.0, help="seconds the clicks are spread over (default: 10)")
     parser.add_argument("--seed", type=int, default=19, help="seed of the users' moments (default: 19)")
-    parser.add_argument("--sign-in-first", action="store_true",
-                        help="all users sign in first, then all click within --window (default: each clicks "
-                             "right after signing in)")
+    parser.add_argument(
+        "--sign-in-first",
+        action="store_true",
+        help="all users sign in first, then all click within --window (default: each clicks right after signing in)",
+    )
     parser.add_argument("--plain-first", action="store_true", help="run plain JupyterHub before BeamHub")
     parser.add_argument("--only", choices=["beamhub", "plain"], help="run one platform only")
     parser.add_argument("--json", help="also write the figures to this file")

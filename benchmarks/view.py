@@ -36,7 +36,7 @@ from beamhub.kernels.view import VolumeViewer  # noqa: E402
 
 def phantom(n: int) -> np.ndarray:
     """Nested balls with noise, (n, n, n) float32."""
-    z, y, x = np.ogrid[-1:1:n * 1j, -1:1:n * 1j, -1:1:n * 1j]
+    z, y, x = np.ogrid[-1 : 1 : n * 1j, -1 : 1 : n * 1j, -1 : 1 : n * 1j]
     r2 = x * x + y * y + z * z
     vol = (r2 < 0.8).astype(np.float32) + (((x - 0.3) ** 2 + y * y + z * z) < 0.05)
     vol += np.random.default_rng(0).normal(0, 0.05, vol.shape).astype(np.float32)

@@ -50,26 +50,34 @@ class ProviderUnavailable(web.HTTPError):
     """The SSO provider does not answer: a 503 page saying so, with a retry link (no traceback)."""
 
     def __init__(self, retry_url: str, why: str = ""):
-        super().__init__(503, reason="Sign-in unavailable",
-                         log_message=f"the SSO provider does not answer{f' ({why})' if why else ''}")
+        super().__init__(
+            503,
+            reason="Sign-in unavailable",
+            log_message=f"the SSO provider does not answer{f' ({why})' if why else ''}",
+        )
         self.headers = {"Retry-After": "10"}
-        self.jupyterhub_message = ("Sign-in is unavailable right now: the sign-in service is not answering. "
-                                   "Sessions that are already running keep running. Retry in a moment.")
+        self.jupyterhub_message = (
+            "Sign-in is unavailable right now: the sign-in service is not answering. "
+            "Sessions that are already running keep running. Retry in a moment."
+        )
         self.jupyterhub_html_message = (
             f"{escape(self.jupyterhub_message)}</p>"
-            f'<p><a id="retry-sign-in" class="btn btn-primary" href="{escape(retry_url)}">Retry sign-in</a>')
+            f'<p><a id="retry-sign-in" class="btn btn-primary" href="{escape(retry_url)}">Retry sign-in</a>'
+        )
 
 
 class SignInAgain(web.HTTPError):
     """A sign-in callback that cannot complete (replayed or forged code, state mismatch): 400, with a link."""
 
     def __init__(self, login_url: str, why: str = ""):
-        super().__init__(400, reason="Sign in again",
-                         log_message=f"sign-in callback refused{f' ({why})' if why else ''}")
-        self.jupyterhub_message = ("This sign-in link has expired or was already used. Please sign in again.")
+        super().__init__(
+            400, reason="Sign in again", log_message=f"sign-in callback refused{f' ({why})' if why else ''}"
+        )
+        self.jupyterhub_message = "This sign-in link has expired or was already used. Please sign in again."
         self.jupyterhub_html_message = (
             f"{escape(self.jupyterhub_message)}</p>"
-            f'<p><a id="sign-in-again" class="btn btn-primary" href="{escape(login_url)}">Sign in again</a>')
+            f'<p><a id="sign-in-again" class="btn btn-primary" href="{escape(login_url)}">Sign in again</a>'
+        )
 
 
 def _refused_by_provider(exc: Exception) -> bool:
@@ -91,7 +99,9 @@ class BeamLoginHandler(OAuthLoginHandler):
         problem = await self.authenticator.provider_problem()
         if problem:
             next_url = self.get_argument("next", "")
-            retry = url_path_join(self.hub.base_url, "login") + (f"?{urlencode({'next': next_url})}" if next_url else "")
+            retry = url_path_join(self.hub.base_url, "login") + (
+                f"?{urlencode({'next': next_url})}" if next_url else ""
+            )
             raise ProviderUnavailable(retry, problem)
         return super().get()
 
@@ -154,31 +164,31 @@ class BeamAuthenticator(GenericOAuthenticator):
 
     login_service = Unicode("BeamHub SSO", config=True, help="Name on the login button.")
     end_session_url = Unicode(
-        "", config=True,
+        "",
+        config=True,
         help="The provider's end_session_endpoint (OpenID Connect RP-initiated logout). When set, "
         "logging out of the hub also ends the sign-in at the provider, so the next visitor of this "
         "browser must sign in again. Empty: only the hub's cookie is cleared.",
     )
     post_logout_redirect_url = Unicode(
-        "", config=True,
+        "",
+        config=True,
         help="Where the provider sends the browser after its logout (one of the client's registered "
         "post_logout_redirect_uris), typically the hub's /hub/login.",
     )
 
     uid_claim = Unicode("uid", config=True, help="Userinfo claim holding the numeric user id.")
     gid_claim = Unicode("gid", config=True, help="Userinfo claim holding the primary group id.")
-    gids_claim = Unicode(
-        "gids", config=True, help="Userinfo claim holding the list of supplementary group ids."
-    )
-    groups_claim = Unicode(
-        "groups", config=True, help="Userinfo claim holding the list of group names."
-    )
+    gids_claim = Unicode("gids", config=True, help="Userinfo claim holding the list of supplementary group ids.")
+    groups_claim = Unicode("groups", config=True, help="Userinfo claim holding the list of group names.")
     min_uid = Integer(
-        1000, config=True,
+        1000,
+        config=True,
         help="Smallest uid accepted; lower ids belong to system accounts and are refused.",
     )
     min_gid = Integer(
-        100, config=True,
+        100,
+        config=True,
         help="Smallest gid accepted, primary and supplementary; lower ids belong to system groups "
         "(a session holding one could use its files) and are refused.",
     )
@@ -212,21 +222,27 @@ class BeamAuthenticator(GenericOAuthenticator):
         return 300
 
     provider_check_url = Unicode(
-        "", config=True,
+        "",
+        config=True,
         help="A URL of the provider fetched before a browser is sent there to sign in (its OpenID "
         "discovery document, say). When it does not answer, the browser gets a 'sign-in unavailable, "
         "retry' page instead of a dead link. Empty: no check.",
     )
     provider_check_timeout = Float(
-        3.0, config=True, help="Seconds to wait for provider_check_url before calling the provider unavailable.",
+        3.0,
+        config=True,
+        help="Seconds to wait for provider_check_url before calling the provider unavailable.",
     )
 
     async def provider_problem(self) -> str:
         """Why the provider cannot take a sign-in now ('' when it answers or nothing is checked)."""
         if not self.provider_check_url:
             return ""
-        request = HTTPRequest(self.provider_check_url, connect_timeout=self.provider_check_timeout,
-                              request_timeout=self.provider_check_timeout)
+        request = HTTPRequest(
+            self.provider_check_url,
+            connect_timeout=self.provider_check_timeout,
+            request_timeout=self.provider_check_timeout,
+        )
         try:
             await AsyncHTTPClient().fetch(request)
         except HTTPClientError as exc:

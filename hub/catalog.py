@@ -27,9 +27,10 @@ Example entry (every key is documented in the shipped ``catalog.yaml``)::
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -54,8 +55,12 @@ def _quantity() -> dict:
 
 
 def _resource_range() -> dict:
-    return {"type": "object", "additionalProperties": False,
-            "properties": {"guarantee": _quantity(), "limit": _quantity()}, "required": ["limit"]}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"guarantee": _quantity(), "limit": _quantity()},
+        "required": ["limit"],
+    }
 
 
 def _strings(**extra) -> dict:
@@ -81,8 +86,11 @@ ENVIRONMENT_SCHEMA: dict = {
         "resources": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"cpu": _resource_range(), "memory": _resource_range(),
-                           "gpus": {"type": "integer", "minimum": 0}},
+            "properties": {
+                "cpu": _resource_range(),
+                "memory": _resource_range(),
+                "gpus": {"type": "integer", "minimum": 0},
+            },
             "required": ["cpu", "memory"],
         },
         "qos": {"type": "string", "enum": list(QOS_CLASSES)},
@@ -106,8 +114,11 @@ ENVIRONMENT_SCHEMA: dict = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "env": {"type": "object", "propertyNames": {"pattern": _ENV_NAME},
-                        "additionalProperties": {"type": ["string", "number"]}},
+                "env": {
+                    "type": "object",
+                    "propertyNames": {"pattern": _ENV_NAME},
+                    "additionalProperties": {"type": ["string", "number"]},
+                },
                 "args": _strings(),
             },
         },
@@ -117,10 +128,14 @@ ENVIRONMENT_SCHEMA: dict = {
     "required": ["slug", "title", "image", "kind", "resources", "qos", "groups"],
     # kind and resources.gpus agree: a gpu entry asks for at least one GPU, a cpu entry for none
     "allOf": [
-        {"if": {"properties": {"kind": {"const": "gpu"}}},
-         "then": {"properties": {"resources": {"required": ["gpus"], "properties": {"gpus": {"minimum": 1}}}}}},
-        {"if": {"properties": {"kind": {"const": "cpu"}}},
-         "then": {"properties": {"resources": {"properties": {"gpus": {"maximum": 0}}}}}},
+        {
+            "if": {"properties": {"kind": {"const": "gpu"}}},
+            "then": {"properties": {"resources": {"required": ["gpus"], "properties": {"gpus": {"minimum": 1}}}}},
+        },
+        {
+            "if": {"properties": {"kind": {"const": "cpu"}}},
+            "then": {"properties": {"resources": {"properties": {"gpus": {"maximum": 0}}}}},
+        },
     ],
     "description": "One catalog entry (format of hub/catalog.yaml; the hub checks it fully at start).",
 }
@@ -299,8 +314,9 @@ class _Entry:
         types = rule["type"] if isinstance(rule["type"], list) else [rule["type"]]
         if rule["type"] == "integer" and isinstance(value, float) and value.is_integer():
             value = int(value)  # JSON Schema's integer: 2.0 is one
-        if isinstance(value, bool) != ("boolean" in types) or \
-                not isinstance(value, tuple(t for name in types for t in _flat(_TYPES[name]))):
+        if isinstance(value, bool) != ("boolean" in types) or not isinstance(
+            value, tuple(t for name in types for t in _flat(_TYPES[name]))
+        ):
             names = "/".join(_TYPES[t].__name__ if isinstance(_TYPES[t], type) else "number" for t in types)
             self.fail(f"must be {names}, not {type(value).__name__} ({value!r})", key)
         self.check(key, value, rule)
@@ -322,10 +338,11 @@ class _Entry:
         elif isinstance(value, list) and len(value) < rule.get("minItems", 0):
             self.fail(hint or f"needs at least {rule['minItems']} item(s)", key)
 
-    def sub(self, key: str) -> "_Entry":
+    def sub(self, key: str) -> _Entry:
         """The mapping under ``key`` (empty when absent and not required), read against its schema."""
-        return _Entry(self.where, self.get(key, default={}), self._rule(key),
-                      ".".join(p for p in (self.path, key) if p))
+        return _Entry(
+            self.where, self.get(key, default={}), self._rule(key), ".".join(p for p in (self.path, key) if p)
+        )
 
     def convert(self, key: str, parse, default=None):
         """``parse`` of the value under ``key`` (its ValueError names the field); ``default`` when absent."""
@@ -406,8 +423,11 @@ def _mount(where: str, data: Any, index: int) -> Mount:
 
 def _environment(data: Any, index: int, source: str) -> Environment:
     slug = data.get("slug") if isinstance(data, dict) else None
-    where = f"catalog {source}: environment {slug!r} (entry {index + 1})" if slug else \
-        f"catalog {source}: entry {index + 1}"
+    where = (
+        f"catalog {source}: environment {slug!r} (entry {index + 1})"
+        if slug
+        else f"catalog {source}: entry {index + 1}"
+    )
     entry = _Entry(where, data, ENVIRONMENT_SCHEMA)
     slug = entry.get("slug")
     kind = entry.get("kind")

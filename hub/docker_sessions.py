@@ -82,10 +82,13 @@ class DockerBeamSpawner(LocalBeamSpawner):
         """Run the Docker CLI without blocking the hub; (exit status, output)."""
         try:
             proc = await asyncio.create_subprocess_exec(
-                self.docker, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+                self.docker, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            )
         except OSError as exc:
-            raise DockerError(f"cannot run {self.docker}: {exc.strerror}; install Docker "
-                              "(Debian: apt-get install docker.io) or start sessions as local processes") from None
+            raise DockerError(
+                f"cannot run {self.docker}: {exc.strerror}; install Docker "
+                "(Debian: apt-get install docker.io) or start sessions as local processes"
+            ) from None
         out, _ = await proc.communicate()
         text = out.decode(errors="replace").strip()
         if check and proc.returncode != 0:
@@ -96,8 +99,9 @@ class DockerBeamSpawner(LocalBeamSpawner):
     def container_environment(self, env: Environment) -> dict[str, str]:
         """The session's variables as the image sees them: JupyterHub's, BeamHub's, no host paths."""
         variables = {k: v for k, v in super().get_env().items() if k not in HOST_ONLY}
-        variables.update(session_environment(env, self.identity, mounts=self.session_mounts(env),
-                                             jobs_url=self.jobs_url))
+        variables.update(
+            session_environment(env, self.identity, mounts=self.session_mounts(env), jobs_url=self.jobs_url)
+        )
         variables["HOME"] = CONTAINER_HOME
         variables["USER"] = self.user.name
         return variables
@@ -116,11 +120,29 @@ class DockerBeamSpawner(LocalBeamSpawner):
 
     def run_arguments(self, env: Environment) -> list[str]:
         """``docker run`` options and command for ``env`` (the image's own entrypoint is kept)."""
-        args = ["run", "--detach", "--name", self.name_for_container, "--network", "host",
-                "--label", "org.beamhub.session=true", "--label", f"org.beamhub.user={self.user.name}",
-                "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--read-only",
-                "--tmpfs", "/tmp:exec,mode=1777", "--workdir", CONTAINER_HOME,
-                "--volume", f"{self.workspace}:{CONTAINER_HOME}:rw"]
+        args = [
+            "run",
+            "--detach",
+            "--name",
+            self.name_for_container,
+            "--network",
+            "host",
+            "--label",
+            "org.beamhub.session=true",
+            "--label",
+            f"org.beamhub.user={self.user.name}",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "--read-only",
+            "--tmpfs",
+            "/tmp:exec,mode=1777",
+            "--workdir",
+            CONTAINER_HOME,
+            "--volume",
+            f"{self.workspace}:{CONTAINER_HOME}:rw",
+        ]
         args += self.user_arguments()
         for mount in self.session_mounts(env):
             mode = "ro" if mount.read_only else "rw"
@@ -131,8 +153,13 @@ class DockerBeamSpawner(LocalBeamSpawner):
             args += ["--memory", str(int(env.memory.limit))]
         for key, value in sorted(self.container_environment(env).items()):
             args += ["--env", f"{key}={value}"]
-        command = ["jupyterhub-singleuser", f"--ip={self.ip or '127.0.0.1'}", f"--port={self.port}",
-                   f"--ServerApp.root_dir={CONTAINER_HOME}", *terminal_arguments("/bin/bash")]
+        command = [
+            "jupyterhub-singleuser",
+            f"--ip={self.ip or '127.0.0.1'}",
+            f"--port={self.port}",
+            f"--ServerApp.root_dir={CONTAINER_HOME}",
+            *terminal_arguments("/bin/bash"),
+        ]
         if self.default_url:
             command.append(f"--SingleUserNotebookApp.default_url={self.default_url}")
         return [*args, env.image, *command]
@@ -145,8 +172,10 @@ class DockerBeamSpawner(LocalBeamSpawner):
             self.apply_environment(env)
         status, _ = await self._docker("image", "inspect", env.image, check=False)
         if status != 0:
-            raise DockerError(f"the image {env.image} of '{env.title}' is not on this machine's Docker engine; "
-                              "build it with 'make images'")
+            raise DockerError(
+                f"the image {env.image} of '{env.title}' is not on this machine's Docker engine; "
+                "build it with 'make images'"
+            )
         for note in self.gpu_notes(env):
             self.report_progress(5, note)
         self.report_progress(10, f"Preparing the workspace of {self.user.name}")
@@ -166,8 +195,9 @@ class DockerBeamSpawner(LocalBeamSpawner):
         """None while the container runs; its exit status (0 when it is gone) otherwise."""
         if not self.container_name:
             return 0
-        status, out = await self._docker("inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}",
-                                         self.container_name, check=False)
+        status, out = await self._docker(
+            "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self.container_name, check=False
+        )
         if status != 0:
             return 0
         running, _, code = out.partition(" ")

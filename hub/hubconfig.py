@@ -85,30 +85,54 @@ def configure(c: Any, settings: dict[str, Any] | str | Path) -> None:
     services, roles = [], []
     if settings.get("jobs_port"):
         # batch jobs as local processes, behind the hub's own token checks
-        services.append({
-            "name": "beamhub-jobs",
-            "url": f"http://127.0.0.1:{int(settings['jobs_port'])}",
-            "command": [sys.executable, "-m", "beamhub.hub.jobs.service", "--backend", "local",
-                        "--state", str(state / "jobs"), "--workspace-root", settings["workspace_root"],
-                        "--data-root", settings.get("data_root") or str(state),
-                        "--catalog", settings.get("catalog", ""),
-                        # `beamhub up` stops it by this record if the hub dies without stopping it
-                        "--pid-file", str(state / "run" / "jobs.pid"),
-                        # one line per request there; job events and errors in the hub's log
-                        "--access-log", str(state / "logs" / "jobs-access.log")],
-        })
-        roles.append({"name": "beamhub-jobs", "scopes": ["read:users", "admin:auth_state"],
-                      "services": ["beamhub-jobs"]})
+        services.append(
+            {
+                "name": "beamhub-jobs",
+                "url": f"http://127.0.0.1:{int(settings['jobs_port'])}",
+                "command": [
+                    sys.executable,
+                    "-m",
+                    "beamhub.hub.jobs.service",
+                    "--backend",
+                    "local",
+                    "--state",
+                    str(state / "jobs"),
+                    "--workspace-root",
+                    settings["workspace_root"],
+                    "--data-root",
+                    settings.get("data_root") or str(state),
+                    "--catalog",
+                    settings.get("catalog", ""),
+                    # `beamhub up` stops it by this record if the hub dies without stopping it
+                    "--pid-file",
+                    str(state / "run" / "jobs.pid"),
+                    # one line per request there; job events and errors in the hub's log
+                    "--access-log",
+                    str(state / "logs" / "jobs-access.log"),
+                ],
+            }
+        )
+        roles.append(
+            {"name": "beamhub-jobs", "scopes": ["read:users", "admin:auth_state"], "services": ["beamhub-jobs"]}
+        )
         spawner.jobs_url = f"{public_url}/services/beamhub-jobs/"
     if settings.get("admin_service_token"):
         # an API token for operators' scripts and the test suite, with admin scopes only
         services.append({"name": "beamhub-admin", "api_token": settings["admin_service_token"]})
-        roles.append({
-            "name": "beamhub-admin",
-            "scopes": ["admin:users", "admin:servers", "admin:auth_state", "access:servers", "list:users",
-                       "tokens"],
-            "services": ["beamhub-admin"],
-        })
+        roles.append(
+            {
+                "name": "beamhub-admin",
+                "scopes": [
+                    "admin:users",
+                    "admin:servers",
+                    "admin:auth_state",
+                    "access:servers",
+                    "list:users",
+                    "tokens",
+                ],
+                "services": ["beamhub-admin"],
+            }
+        )
     if services:
         c.JupyterHub.services = services
         c.JupyterHub.load_roles = roles

@@ -8,8 +8,9 @@ runs as exactly the identity the provider vouched for.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 AUTH_STATE_KEY = "beamhub"
 
@@ -36,7 +37,7 @@ class Identity:
         return data
 
     @classmethod
-    def from_auth_state(cls, auth_state: Mapping[str, Any] | None) -> "Identity | None":
+    def from_auth_state(cls, auth_state: Mapping[str, Any] | None) -> Identity | None:
         """The identity stored by :class:`~beamhub.hub.auth.BeamAuthenticator`, or None."""
         data = (auth_state or {}).get(AUTH_STATE_KEY)
         if not data:

@@ -46,10 +46,14 @@ def hub_user() -> str:
 def mode_line() -> str:
     """One line saying which mode the platform runs in and what it guarantees."""
     if isolated():
-        return ("isolated mode: each session and batch job runs as its user's SSO uid/gid, "
-                "workspaces are private (0700), the hub's state is readable by root only")
-    return (f"personal mode, not isolated: every session and batch job runs as {hub_user()} "
-            f"(uid {os.geteuid()}); start as root for per-user isolation")
+        return (
+            "isolated mode: each session and batch job runs as its user's SSO uid/gid, "
+            "workspaces are private (0700), the hub's state is readable by root only"
+        )
+    return (
+        f"personal mode, not isolated: every session and batch job runs as {hub_user()} "
+        f"(uid {os.geteuid()}); start as root for per-user isolation"
+    )
 
 
 class IsolationError(RuntimeError):
@@ -67,12 +71,13 @@ def credentials(identity: Identity | None) -> dict[str, Any]:
     if not isolated():
         return {"umask": USER_UMASK}
     if identity is None:
-        raise IsolationError("no SSO identity for this user: the hub runs as root and never starts "
-                             "user code as root; sign in again through the SSO provider")
+        raise IsolationError(
+            "no SSO identity for this user: the hub runs as root and never starts "
+            "user code as root; sign in again through the SSO provider"
+        )
     if identity.uid == 0 or identity.gid == 0 or 0 in identity.gids:
         raise IsolationError(f"{identity.username}'s identity maps to root (uid/gid 0); refused")
-    return {"user": identity.uid, "group": identity.gid, "extra_groups": list(identity.gids),
-            "umask": USER_UMASK}
+    return {"user": identity.uid, "group": identity.gid, "extra_groups": list(identity.gids), "umask": USER_UMASK}
 
 
 def session_shell() -> str:
@@ -134,8 +139,9 @@ def unreachable(path: Path | str, *, execute: bool = True) -> str | None:
     if target.is_dir():
         need = stat.S_IXOTH
     if mode & need != need:
-        return f"{target} (mode {stat.S_IMODE(mode):04o}) is not {'executable' if execute else 'readable'} " \
-               "by other users"
+        return (
+            f"{target} (mode {stat.S_IMODE(mode):04o}) is not {'executable' if execute else 'readable'} by other users"
+        )
     return None
 
 

@@ -69,17 +69,31 @@ def configure(c: Any, environ: dict[str, str] | None = None) -> None:
         # runs in the hub pod; the proxy reaches it through the hub Service's jobs port
         hub_host = env.get("HUB_SERVICE_HOST", "hub")
         services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
-        services.append({
-            "name": "beamhub-jobs",
-            "url": f"http://{hub_host}:{JOBS_PORT}",
-            "command": [sys.executable, "-m", "beamhub.hub.jobs.service", "--backend", "kubernetes",
-                        "--state", jobs.get("state_dir", "/srv/jupyterhub/beamhub-jobs"),
-                        "--namespace", jobs.get("namespace", "default"), "--catalog", catalog,
-                        "--listen", f"0.0.0.0:{JOBS_PORT}"],
-        })
+        services.append(
+            {
+                "name": "beamhub-jobs",
+                "url": f"http://{hub_host}:{JOBS_PORT}",
+                "command": [
+                    sys.executable,
+                    "-m",
+                    "beamhub.hub.jobs.service",
+                    "--backend",
+                    "kubernetes",
+                    "--state",
+                    jobs.get("state_dir", "/srv/jupyterhub/beamhub-jobs"),
+                    "--namespace",
+                    jobs.get("namespace", "default"),
+                    "--catalog",
+                    catalog,
+                    "--listen",
+                    f"0.0.0.0:{JOBS_PORT}",
+                ],
+            }
+        )
         c.JupyterHub.services = services
         roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
-        roles.append({"name": "beamhub-jobs", "scopes": ["read:users", "admin:auth_state"],
-                      "services": ["beamhub-jobs"]})
+        roles.append(
+            {"name": "beamhub-jobs", "scopes": ["read:users", "admin:auth_state"], "services": ["beamhub-jobs"]}
+        )
         c.JupyterHub.load_roles = roles
         c.BeamSpawner.jobs_url = jobs.get("url", "http://proxy-public/services/beamhub-jobs/")

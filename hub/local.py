@@ -29,7 +29,13 @@ from traitlets import Bool, Unicode, default
 from beamhub.hub.catalog import Environment, Mount
 from beamhub.hub.gpus import count_local_gpus
 from beamhub.hub.isolation import (
-    IsolationError, command_problem, credentials, ensure_workspace, isolated, process_environment, session_shell,
+    IsolationError,
+    command_problem,
+    credentials,
+    ensure_workspace,
+    isolated,
+    process_environment,
+    session_shell,
 )
 from beamhub.hub.menu import EnvironmentMenuMixin
 from beamhub.hub.session_env import BIN_DIR, local_path, on_this_machine, session_environment
@@ -160,8 +166,9 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
     def session_mounts(self, env: Environment) -> list[Mount]:
         """The catalog mounts this session gets: its groups allow them and their local folder exists."""
         groups = self.user_groups()
-        return [m for m in env.mounts
-                if m.local_path and m.allowed_for(groups) and (self.data_base / m.local_path).is_dir()]
+        return [
+            m for m in env.mounts if m.local_path and m.allowed_for(groups) and (self.data_base / m.local_path).is_dir()
+        ]
 
     def local_mounts(self, env: Environment) -> list[Mount]:
         """:meth:`session_mounts` with each ``mount_path`` replaced by the folder that holds the data here.
@@ -178,8 +185,9 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
         self.notebook_dir = str(self.workspace)
         self.args = [*env.local_args, *terminal_arguments(session_shell())]
         self.chosen_environment = env
-        self._session_env = session_environment(env, self.identity, mounts=self.local_mounts(env),
-                                                jobs_url=self.jobs_url)
+        self._session_env = session_environment(
+            env, self.identity, mounts=self.local_mounts(env), jobs_url=self.jobs_url
+        )
 
     def get_env(self):
         env = super().get_env()
@@ -194,7 +202,9 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
 
     def make_preexec_fn(self, name):
         """chdir and memory limit, in the child after it became the user (Popen's user/group/extra_groups)."""
-        memory = int(self.chosen_environment.memory.limit) if (self.chosen_environment and self.apply_memory_limit) else 0
+        memory = (
+            int(self.chosen_environment.memory.limit) if (self.chosen_environment and self.apply_memory_limit) else 0
+        )
         workspace = str(self.workspace)
 
         def preexec():
@@ -263,8 +273,9 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
         Returns 1, or 0 when the name is taken (what the user has is kept).
         """
         try:
-            out = os.open(name or source.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
-                          dir_fd=folder_fd)
+            out = os.open(
+                name or source.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=folder_fd
+            )
         except FileExistsError:
             return 0
         with open(out, "wb") as dest:
@@ -279,15 +290,17 @@ class LocalBeamSpawner(EnvironmentMenuMixin, LocalProcessSpawner):
         """data/<mount> links to the environment's local data folders the user's groups may read."""
         if not self.chosen_environment:
             return
-        sources = {m.name: (self.data_base / m.local_path).resolve()
-                   for m in self.session_mounts(self.chosen_environment)}
+        sources = {
+            m.name: (self.data_base / m.local_path).resolve() for m in self.session_mounts(self.chosen_environment)
+        }
         if not sources:
             return
         try:
             data_fd = _open_folder(workspace_fd, "data", identity)
         except OSError as exc:  # the user replaced data/ by a file or a link: leave it alone
-            self.log.warning("Not linking data for %s: %s/data is not a folder (%s)",
-                             self.user.name, self.workspace, exc.strerror)
+            self.log.warning(
+                "Not linking data for %s: %s/data is not a folder (%s)", self.user.name, self.workspace, exc.strerror
+            )
             return
         try:
             for name, source in sources.items():

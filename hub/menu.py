@@ -67,8 +67,7 @@ class ExpectedRefusalLog(logging.Filter):
 def quiet_expected_refusals(log) -> None:
     """Install :class:`ExpectedRefusalLog` on ``log`` (a Logger or LoggerAdapter) once."""
     logger = getattr(log, "logger", log)
-    if isinstance(logger, logging.Logger) and not any(
-            isinstance(f, ExpectedRefusalLog) for f in logger.filters):
+    if isinstance(logger, logging.Logger) and not any(isinstance(f, ExpectedRefusalLog) for f in logger.filters):
         logger.addFilter(ExpectedRefusalLog())
 
 
@@ -124,10 +123,26 @@ def environment_facts(env: Environment | None, started: datetime | None) -> dict
         aware = started if started.tzinfo else started.replace(tzinfo=timezone.utc)
         since = aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     if env is None:
-        return {"title": "an environment no longer in the catalog", "slug": "", "image": "", "resources": "",
-                "qos_words": "", "qos_detail": "", "gpus": 0, "since": since}
-    return {"title": env.title, "slug": env.slug, "image": env.image, "resources": env.summary(),
-            "qos_words": env.qos_words, "qos_detail": env.qos_detail, "gpus": env.gpus, "since": since}
+        return {
+            "title": "an environment no longer in the catalog",
+            "slug": "",
+            "image": "",
+            "resources": "",
+            "qos_words": "",
+            "qos_detail": "",
+            "gpus": 0,
+            "since": since,
+        }
+    return {
+        "title": env.title,
+        "slug": env.slug,
+        "image": env.image,
+        "resources": env.summary(),
+        "qos_words": env.qos_words,
+        "qos_detail": env.qos_detail,
+        "gpus": env.gpus,
+        "since": since,
+    }
 
 
 class EnvironmentMenuMixin(LoggingConfigurable):
@@ -138,9 +153,7 @@ class EnvironmentMenuMixin(LoggingConfigurable):
         config=True,
         help="Path of the environment catalog YAML (empty: the catalog shipped with BeamHub).",
     )
-    admins_see_all = Bool(
-        True, config=True, help="Hub admins may start every environment, whatever their groups."
-    )
+    admins_see_all = Bool(True, config=True, help="Hub admins may start every environment, whatever their groups.")
     scheduler_summary_url = Unicode(
         "",
         config=True,
@@ -155,8 +168,8 @@ class EnvironmentMenuMixin(LoggingConfigurable):
         allow_none=True,
         config=True,
         help="GPUs a session started by this spawner can use, where the hub can tell (the local spawner "
-             "counts this machine's: nvidia-smi, /dev/nvidia*). 0 makes GPU cards and starts say the "
-             "session runs on the CPU; None (Kubernetes: GPU pods go to GPU nodes) says nothing.",
+        "counts this machine's: nvidia-smi, /dev/nvidia*). 0 makes GPU cards and starts say the "
+        "session runs on the CPU; None (Kubernetes: GPU pods go to GPU nodes) says nothing.",
     )
 
     jobs_url = Unicode(
@@ -232,8 +245,10 @@ class EnvironmentMenuMixin(LoggingConfigurable):
     def gpu_notes(self, env: Environment) -> list[str]:
         """What a start of ``env`` must say first about GPUs: that there is none here, if so."""
         if env.gpus and self.local_gpus == 0:
-            return [f"This machine has no GPU: {env.title} will run on the CPU (numpy), "
-                    "correct but slower; ask for a GPU platform for real work"]
+            return [
+                f"This machine has no GPU: {env.title} will run on the CPU (numpy), "
+                "correct but slower; ask for a GPU platform for real work"
+            ]
         return []
 
     # ---- the home page (hub/templates/home.html calls this on the user's default spawner) ----

@@ -26,6 +26,7 @@ not among them: the hub adopts those.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -56,15 +57,36 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PROVIDER_SCRIPT = Path(__file__).with_name("sso") / "provider.mjs"
 
 DEMO_ACCOUNTS = [
-    {"username": "alice", "password": "alice", "name": "Alice (SPI and tomography)",
-     "email": "alice@beamhub.invalid", "uid": 2001, "gid": 2001, "gids": [3001, 3002],
-     "groups": ["spi", "tomo"]},
-    {"username": "bob", "password": "bob", "name": "Bob (tomography)",
-     "email": "bob@beamhub.invalid", "uid": 2002, "gid": 2002, "gids": [3002],
-     "groups": ["tomo"]},
-    {"username": "admin", "password": "admin", "name": "Platform admin",
-     "email": "admin@beamhub.invalid", "uid": 2000, "gid": 2000, "gids": [],
-     "groups": ["admins"]},
+    {
+        "username": "alice",
+        "password": "alice",
+        "name": "Alice (SPI and tomography)",
+        "email": "alice@beamhub.invalid",
+        "uid": 2001,
+        "gid": 2001,
+        "gids": [3001, 3002],
+        "groups": ["spi", "tomo"],
+    },
+    {
+        "username": "bob",
+        "password": "bob",
+        "name": "Bob (tomography)",
+        "email": "bob@beamhub.invalid",
+        "uid": 2002,
+        "gid": 2002,
+        "gids": [3002],
+        "groups": ["tomo"],
+    },
+    {
+        "username": "admin",
+        "password": "admin",
+        "name": "Platform admin",
+        "email": "admin@beamhub.invalid",
+        "uid": 2000,
+        "gid": 2000,
+        "gids": [],
+        "groups": ["admins"],
+    },
 ]
 
 # The POSIX group of each demo SSO group: the demo data folders of a group's mounts belong to it.
@@ -96,8 +118,13 @@ _ACCESS = re.compile(r"^(?:\[[A-Z] [\d-]+ [\d:.]+ [^\]]*\] )?(\d{3}) [A-Z]+ /")
 # A JupyterHub-style record: level letter, date, time, the application, then (for the hub) module:line.
 _RECORD = re.compile(r"^\[([A-Z]) [\d-]+ [\d:.]+ (\S+)(?: [^\]]*)?\] ?(.*)$")
 # What the hub says once per request besides its access line: kept in the log, not on the terminal.
-_PER_REQUEST = ("is pending spawn", "Setting new xsrf cookie", "OAuth redirect:", "Skipping XSRF check",
-                "Logged-in user")
+_PER_REQUEST = (
+    "is pending spawn",
+    "Setting new xsrf cookie",
+    "OAuth redirect:",
+    "Skipping XSRF check",
+    "Logged-in user",
+)
 #: Longest line shown on the terminal; the log keeps the whole of it.
 TERMINAL_WIDTH = 400
 
@@ -212,8 +239,6 @@ def _die_with_parent() -> None:
     ours, and keep running.
     """
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
@@ -298,7 +323,7 @@ class LogEcho(threading.Thread):
                 if not shown:
                     continue
             if len(raw) > TERMINAL_WIDTH:
-                raw = raw[:TERMINAL_WIDTH] + " ... (cut; the whole line is in {})".format(self.path).encode()
+                raw = raw[:TERMINAL_WIDTH] + f" ... (cut; the whole line is in {self.path})".encode()
             kept.append(raw + b"\n")
         return b"".join(kept)
 
@@ -391,20 +416,25 @@ class Platform:
         modules = node_modules_dir()
         for package in ("configurable-http-proxy", "oidc-provider"):
             if not (modules / package).is_dir():
-                raise UsageError(
-                    f"{package} is not installed in {modules}; run 'make up' or 'npm ci' in {REPO_ROOT}"
-                )
-        for name, port in (("hub", self.config.port), ("SSO provider", self.config.sso_port),
-                           ("proxy API", self.config.proxy_api_port), ("hub API", self.config.hub_port),
-                           ("jobs service", self.config.jobs_port)):
+                raise UsageError(f"{package} is not installed in {modules}; run 'make up' or 'npm ci' in {REPO_ROOT}")
+        for name, port in (
+            ("hub", self.config.port),
+            ("SSO provider", self.config.sso_port),
+            ("proxy API", self.config.proxy_api_port),
+            ("hub API", self.config.hub_port),
+            ("jobs service", self.config.jobs_port),
+        ):
             # a service the recovery just stopped may take a moment to let go of its port
             deadline = time.monotonic() + (port_grace if port else 0)
             while _port_in_use("127.0.0.1", port) and time.monotonic() < deadline:
                 time.sleep(0.2)
             if _port_in_use("127.0.0.1", port):
                 holders = port_holders(port)
-                who = "; held by " + ", ".join(f"pid {pid} ({command[:80]})" for pid, command in holders) \
-                    if holders else ""
+                who = (
+                    "; held by " + ", ".join(f"pid {pid} ({command[:80]})" for pid, command in holders)
+                    if holders
+                    else ""
+                )
                 raise UsageError(
                     f"port {port} ({name}) is already in use on 127.0.0.1{who}; stop what uses it "
                     "or choose another port (see 'beamhub up --help')"
@@ -414,21 +444,33 @@ class Platform:
         """Sessions in their images need an engine that answers and holds the catalog's images."""
         docker = shutil.which("docker") or "/usr/bin/docker"
         try:
-            info = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                                  text=True, timeout=20)
+            info = subprocess.run(
+                [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise UsageError(f"--sessions docker: the Docker CLI did not answer ({exc}); install docker.io "
-                             "or start sessions as local processes (the default)") from None
+            raise UsageError(
+                f"--sessions docker: the Docker CLI did not answer ({exc}); install docker.io "
+                "or start sessions as local processes (the default)"
+            ) from None
         if info.returncode != 0:
             lines = (info.stderr or info.stdout).strip().splitlines()
-            raise UsageError(f"--sessions docker: no Docker engine is answering ({lines[-1] if lines else 'no reply'}); "
-                             "start one ('make images' starts Debian's dockerd) or leave out --sessions docker")
-        missing = sorted({env.image for env in self.catalog.environments
-                          if subprocess.run([docker, "image", "inspect", env.image], capture_output=True,
-                                            timeout=20).returncode != 0})
+            raise UsageError(
+                f"--sessions docker: no Docker engine is answering ({lines[-1] if lines else 'no reply'}); "
+                "start one ('make images' starts Debian's dockerd) or leave out --sessions docker"
+            )
+        missing = sorted(
+            {
+                env.image
+                for env in self.catalog.environments
+                if subprocess.run([docker, "image", "inspect", env.image], capture_output=True, timeout=20).returncode
+                != 0
+            }
+        )
         if missing:
-            self.say(f"--sessions docker: not built here yet (a start of one says so): "
-                     f"{', '.join(missing)} (build them with 'make images')")
+            self.say(
+                f"--sessions docker: not built here yet (a start of one says so): "
+                f"{', '.join(missing)} (build them with 'make images')"
+            )
 
     def check_isolation(self) -> None:
         """As root, sessions must be able to run as their users: refuse to start rather than run them as root."""
@@ -438,14 +480,16 @@ class Platform:
                 f"sessions cannot be isolated: the session command {SESSION_COMMAND} is out of reach of "
                 f"the users' uids ({problem}); install BeamHub where every user can execute it "
                 "('make up' builds .venv from /usr/bin/python3), or run 'beamhub up' as a normal user "
-                "(personal mode)")
+                "(personal mode)"
+            )
         nearest = next(p for p in self.state.parents if p.exists())
         problem = unreachable(nearest)
         if problem:
             raise UsageError(
                 f"sessions cannot be isolated: the state folder {self.state} is out of reach of the "
                 f"users' uids ({problem}), so no session could open its workspace; choose a --state-dir "
-                "that other users can pass through (o+x on every folder above it)")
+                "that other users can pass through (o+x on every folder above it)"
+            )
 
     def _secrets(self) -> dict[str, str]:
         path = self.state / "secrets.json"
@@ -461,8 +505,16 @@ class Platform:
 
     def _write_files(self) -> dict[str, str]:
         cfg = self.config
-        for sub in ("logs", "sso", "jobs", "users", "data/public", "data/raw/tomo", "data/raw/spi",
-                    *self._data_folders()):
+        for sub in (
+            "logs",
+            "sso",
+            "jobs",
+            "users",
+            "data/public",
+            "data/raw/tomo",
+            "data/raw/spi",
+            *self._data_folders(),
+        ):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
         keys = self._secrets()
         provider = {
@@ -472,12 +524,14 @@ class Platform:
             "state_dir": str(self.state / "sso"),
             "show_demo_accounts": cfg.show_demo_accounts,
             "access_token_ttl": cfg.access_token_ttl,
-            "clients": [{
-                "client_id": "beamhub",
-                "client_secret": keys["client_secret"],
-                "redirect_uris": [f"{cfg.public_url}/hub/oauth_callback"],
-                "post_logout_redirect_uris": [f"{cfg.public_url}/hub/login"],
-            }],
+            "clients": [
+                {
+                    "client_id": "beamhub",
+                    "client_secret": keys["client_secret"],
+                    "redirect_uris": [f"{cfg.public_url}/hub/oauth_callback"],
+                    "post_logout_redirect_uris": [f"{cfg.public_url}/hub/login"],
+                }
+            ],
             "accounts": cfg.accounts,
         }
         groups = sorted({g for a in cfg.accounts for g in a.get("groups", [])})
@@ -512,15 +566,18 @@ class Platform:
             self.state / "jupyterhub_config.py",
             "# Written by `beamhub up`; the configuration itself is beamhub.hub.hubconfig.\n"
             "from beamhub.hub.hubconfig import configure\n\n"
-            f"configure(c, {str(self.state / 'hub-settings.json')!r})\n"
+            f"configure(c, {str(self.state / 'hub-settings.json')!r})\n",
         )
         self.secure_state()
         return keys
 
     def _data_folders(self) -> list[str]:
         """The catalog mounts' local folders under the state folder (relative paths)."""
-        return sorted(local for local in _mount_groups(self._catalog())
-                      if not Path(local).is_absolute() and ".." not in Path(local).parts)
+        return sorted(
+            local
+            for local in _mount_groups(self._catalog())
+            if not Path(local).is_absolute() and ".." not in Path(local).parts
+        )
 
     def _catalog(self) -> Catalog:
         if self.catalog is None:
@@ -559,7 +616,7 @@ class Platform:
             if EVERYONE not in groups and len(owners) == 1 and None not in owners:
                 restricted[(self.state / local).resolve()] = owners.pop()
         data = (self.state / "data").resolve()
-        for folder, dirs, files in os.walk(data):
+        for folder, _dirs, files in os.walk(data):
             here = Path(folder)
             gid = next((g for root, g in restricted.items() if here == root or root in here.parents), None)
             if gid is None:
@@ -582,8 +639,12 @@ class Platform:
         if stream is not None:
             self._echoes.append(LogEcho(path, stream, start=log.tell()))
         self.procs[name] = subprocess.Popen(
-            cmd, cwd=self.state, env={**os.environ, **(env or {})},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cmd,
+            cwd=self.state,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             preexec_fn=_private_child,
         )
         self._started_at[name] = time.monotonic()
@@ -599,11 +660,14 @@ class Platform:
         (:func:`stop_services`); users' sessions are not touched (the hub adopts those that still
         run and stops the others).  Returns one line per service stopped.
         """
-        return [f"stopped the {name} (pid {pid}) that an earlier run left running; "
-                f"its log: {self.logs / (name + '.log')}" for name, pid in stop_services(self.state)]
+        return [
+            f"stopped the {name} (pid {pid}) that an earlier run left running; its log: {self.logs / (name + '.log')}"
+            for name, pid in stop_services(self.state)
+        ]
 
-    def _wait(self, name: str, url: str, timeout: float = 60.0, headers: dict | None = None,
-              expect: int | None = None) -> None:
+    def _wait(
+        self, name: str, url: str, timeout: float = 60.0, headers: dict | None = None, expect: int | None = None
+    ) -> None:
         """Poll ``url`` until it answers (with status ``expect`` when given) or ``name`` dies."""
         deadline = time.monotonic() + timeout
         last = ""
@@ -630,8 +694,11 @@ class Platform:
         raise RuntimeError(f"{name} did not answer at {url} within {timeout:.0f} s ({last})")
 
     def spawn_provider(self) -> None:
-        self._spawn("sso", ["node", str(PROVIDER_SCRIPT), str(self.state / "sso" / "provider.json")],
-                    env={"NODE_PATH": str(node_modules_dir())})
+        self._spawn(
+            "sso",
+            ["node", str(PROVIDER_SCRIPT), str(self.state / "sso" / "provider.json")],
+            env={"NODE_PATH": str(node_modules_dir())},
+        )
 
     def start_provider(self) -> None:
         self.spawn_provider()
@@ -640,21 +707,37 @@ class Platform:
     def start_proxy(self, token: str) -> None:
         cfg = self.config
         chp = node_modules_dir() / ".bin" / "configurable-http-proxy"
-        self._spawn("proxy", [
-            str(chp), "--ip", cfg.host, "--port", str(cfg.port),
-            "--api-ip", "127.0.0.1", "--api-port", str(cfg.proxy_api_port),
-            "--default-target", f"http://127.0.0.1:{cfg.hub_port}",
-            "--error-target", f"http://127.0.0.1:{cfg.hub_port}/hub/error",
-        ], env={"CONFIGPROXY_AUTH_TOKEN": token})
-        self._wait("proxy", f"http://127.0.0.1:{cfg.proxy_api_port}/api/routes",
-                   headers={"Authorization": f"token {token}"})
+        self._spawn(
+            "proxy",
+            [
+                str(chp),
+                "--ip",
+                cfg.host,
+                "--port",
+                str(cfg.port),
+                "--api-ip",
+                "127.0.0.1",
+                "--api-port",
+                str(cfg.proxy_api_port),
+                "--default-target",
+                f"http://127.0.0.1:{cfg.hub_port}",
+                "--error-target",
+                f"http://127.0.0.1:{cfg.hub_port}/hub/error",
+            ],
+            env={"CONFIGPROXY_AUTH_TOKEN": token},
+        )
+        self._wait(
+            "proxy", f"http://127.0.0.1:{cfg.proxy_api_port}/api/routes", headers={"Authorization": f"token {token}"}
+        )
 
     def start_hub(self, keys: dict[str, str] | None = None) -> None:
         keys = keys or self._secrets()
-        self._spawn("hub", [sys.executable, "-m", "jupyterhub", "-f", str(self.state / "jupyterhub_config.py")],
-                    env={"JUPYTERHUB_CRYPT_KEY": keys["crypt_key"],
-                         "CONFIGPROXY_AUTH_TOKEN": keys["proxy_token"]},
-                    stream=self.hub_output)
+        self._spawn(
+            "hub",
+            [sys.executable, "-m", "jupyterhub", "-f", str(self.state / "jupyterhub_config.py")],
+            env={"JUPYTERHUB_CRYPT_KEY": keys["crypt_key"], "CONFIGPROXY_AUTH_TOKEN": keys["proxy_token"]},
+            stream=self.hub_output,
+        )
         self._wait("hub", f"http://127.0.0.1:{self.config.hub_port}/hub/api/", timeout=90)
         self._wait("hub", f"{self.config.public_url}/hub/api/", timeout=30)
         if self.config.jobs_port:
@@ -699,8 +782,14 @@ class Platform:
             if not target.is_dir() or any(not name.startswith(".") for name in os.listdir(target)):
                 continue
             cmd = [sys.executable, "-m", "beamhub", "simulate", *(a.format(folder=target) for a in argv)]
-            proc = subprocess.Popen(cmd, cwd=target, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    text=True, preexec_fn=lambda: os.umask(0o022))
+            proc = subprocess.Popen(
+                cmd,
+                cwd=target,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                preexec_fn=lambda: os.umask(0o022),
+            )
             started.append((folder, proc))
         return started
 
@@ -736,8 +825,10 @@ class Platform:
         if self._provider_restart_at is None and proc is not None and proc.poll() is not None:
             delay = self.provider_backoff.crashed(now - self._started_at.get("sso", now))
             self._provider_restart_at = now + delay
-            lines.append(f"the SSO provider {exit_description(proc.returncode)} (see {self.logs / 'sso.log'}); "
-                         f"sign-in is unavailable until it is back; restarting it in {delay:g} s")
+            lines.append(
+                f"the SSO provider {exit_description(proc.returncode)} (see {self.logs / 'sso.log'}); "
+                f"sign-in is unavailable until it is back; restarting it in {delay:g} s"
+            )
         if self._provider_restart_at is not None and now >= self._provider_restart_at:
             self._provider_restart_at = None
             self.spawn_provider()

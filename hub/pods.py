@@ -99,8 +99,9 @@ def mounted(env: Environment, identity: Identity, settings: ClusterSettings) -> 
     return [m for m in env.mounts if m.name in settings.data_volumes and m.allowed_for(groups)]
 
 
-def environment_overrides(env: Environment, identity: Identity, settings: ClusterSettings,
-                          jobs_url: str = "") -> dict[str, Any]:
+def environment_overrides(
+    env: Environment, identity: Identity, settings: ClusterSettings, jobs_url: str = ""
+) -> dict[str, Any]:
     """KubeSpawner trait values for starting ``env`` as ``identity`` (a pure function).
 
     ``jobs_url`` becomes the session's BEAMHUB_JOBS_URL (omitted when empty).
@@ -154,23 +155,32 @@ def environment_overrides(env: Environment, identity: Identity, settings: Cluste
     overrides["environment"] = session_environment(env, identity, mounts=data, jobs_url=jobs_url)
     if settings.home_volume:
         volumes.append({"name": "home", **copy.deepcopy(settings.home_volume)})
-        mounts.append({"name": "home", "mountPath": settings.home_mount_path, "readOnly": False,
-                       "subPath": settings.home_sub_path.format(username=identity.username, uid=identity.uid)})
+        mounts.append(
+            {
+                "name": "home",
+                "mountPath": settings.home_mount_path,
+                "readOnly": False,
+                "subPath": settings.home_sub_path.format(username=identity.username, uid=identity.uid),
+            }
+        )
     overrides["volumes"] = volumes
     overrides["volume_mounts"] = mounts
     if settings.examples_dir:
-        overrides["lifecycle_hooks"] = {"postStart": {"exec": {"command": [
-            "/bin/sh", "-c", examples_copy_command(settings.examples_dir)]}}}
+        overrides["lifecycle_hooks"] = {
+            "postStart": {"exec": {"command": ["/bin/sh", "-c", examples_copy_command(settings.examples_dir)]}}
+        }
     return overrides
 
 
 def examples_copy_command(examples_dir: str) -> str:
     """Shell that copies the image's example notebooks, and the kernel docs they link to (``docs/``),
     into $HOME on a user's first start only — each under its own marker, as the local spawner does."""
-    return (f'[ -e "$HOME/.beamhub-examples" ] || {{ cp -n {examples_dir}/*.ipynb "$HOME"/ 2>/dev/null; '
-            f'touch "$HOME/.beamhub-examples"; }}; '
-            f'[ -e "$HOME/.beamhub-docs" ] || {{ cp -Rn {examples_dir}/docs "$HOME"/ 2>/dev/null; '
-            f'touch "$HOME/.beamhub-docs"; }}; true')
+    return (
+        f'[ -e "$HOME/.beamhub-examples" ] || {{ cp -n {examples_dir}/*.ipynb "$HOME"/ 2>/dev/null; '
+        f'touch "$HOME/.beamhub-examples"; }}; '
+        f'[ -e "$HOME/.beamhub-docs" ] || {{ cp -Rn {examples_dir}/docs "$HOME"/ 2>/dev/null; '
+        f'touch "$HOME/.beamhub-docs"; }}; true'
+    )
 
 
 def quantity(value: Any) -> str:

@@ -23,7 +23,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     except (OSError, ValueError):
         return None
     # the command name (field 2) is in parentheses and may itself hold spaces or ')'
-    return text[text.rfind(")") + 2:].split()
+    return text[text.rfind(")") + 2 :].split()
 
 
 def start_time(pid: int | None) -> int | None:
@@ -185,12 +185,14 @@ def _live_groups() -> set[int]:
     return groups
 
 
-def terminate(targets: list[tuple[int, int | None]], grace: float = 10.0,
-              groups: bool = True) -> tuple[list[int], list[int]]:
+def terminate(
+    targets: list[tuple[int, int | None]], grace: float = 10.0, groups: bool = True
+) -> tuple[list[int], list[int]]:
     """Stop each ``(pid, start time)`` that is still that process, all at once; returns (stopped, refused).
 
     SIGTERM goes to the process group a target leads (a session's kernels, a job's MPI ranks;
-    unless ``groups`` is False) or to the target alone; after ``grace`` seconds SIGKILL goes to what is left.  A target we may
+    unless ``groups`` is False) or to the target alone; after ``grace`` seconds SIGKILL goes to
+    what is left.  A target we may
     not signal (another user's process, seen by a non-root caller) is returned in ``refused``.
     """
     stopped, refused, leaders = [], [], {}

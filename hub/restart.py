@@ -26,6 +26,6 @@ class Backoff:
         """The service died after ``uptime`` seconds up: how long to wait before starting it again."""
         if uptime >= self.stable:
             self.failures = 0
-        delay = min(self.first * 2 ** self.failures, self.maximum)
+        delay = min(self.first * 2**self.failures, self.maximum)
         self.failures += 1
         return delay

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from beamhub.hub.catalog import Environment, Mount
 from beamhub.hub.identity import Identity
@@ -96,12 +96,14 @@ def session_environment(
         **{name: threads for name in THREAD_VARIABLES},
     }
     environment.update({str(k): str(v) for k, v in env.local_env.items()})
-    environment.update({
-        "BEAMHUB_ENVIRONMENT": env.slug,
-        "BEAMHUB_ENVIRONMENT_TITLE": env.title,
-        "BEAMHUB_IMAGE": env.image,
-        "BEAMHUB_QOS": env.qos,
-    })
+    environment.update(
+        {
+            "BEAMHUB_ENVIRONMENT": env.slug,
+            "BEAMHUB_ENVIRONMENT_TITLE": env.title,
+            "BEAMHUB_IMAGE": env.image,
+            "BEAMHUB_QOS": env.qos,
+        }
+    )
     for mount in mounts:
         environment[data_variable(mount)] = mount.mount_path
     if jobs_url:

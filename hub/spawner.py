@@ -45,7 +45,8 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
         _DEFAULTS.scheduler_name, config=True, help="Name of the BeamHub scheduler profile."
     )
     priority_class_prefix = Unicode(
-        _DEFAULTS.priority_class_prefix, config=True,
+        _DEFAULTS.priority_class_prefix,
+        config=True,
         help="PriorityClass of a pod is '<prefix>-<qos>' (beamhub-guaranteed, beamhub-burstable, ...).",
     )
     gpu_node_selector = Dict(
@@ -53,23 +54,28 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
     )
     gpu_tolerations = List(
         [dict(t) for t in _DEFAULTS.gpu_tolerations],
-        config=True, help="Tolerations a GPU environment's pod gets (for tainted GPU nodes).",
+        config=True,
+        help="Tolerations a GPU environment's pod gets (for tainted GPU nodes).",
     )
     data_volumes = Dict(
-        {}, config=True,
+        {},
+        config=True,
         help="Kubernetes volume source per catalog mount name, e.g. "
         "{'raw-tomo': {'cephfs': {...}}, 'public': {'nfs': {'server': ..., 'path': ...}}}. "
         "A catalog mount without an entry here is left out.",
     )
     home_volume = Dict(
-        None, allow_none=True, config=True,
+        None,
+        allow_none=True,
+        config=True,
         help="Volume source for users' own space (read-write), mounted at home_mount_path with "
         "subPath home_sub_path; None leaves user storage to KubeSpawner's own (storage_pvc_ensure).",
     )
     home_sub_path = Unicode(_DEFAULTS.home_sub_path, config=True, help="subPath of a user's space in home_volume.")
     home_mount_path = Unicode(_DEFAULTS.home_mount_path, config=True, help="Where a user's space is mounted.")
     examples_dir = Unicode(
-        _DEFAULTS.examples_dir, config=True,
+        _DEFAULTS.examples_dir,
+        config=True,
         help="Folder of example notebooks in the session images, copied into a user's home on the "
         "first start (a postStart hook); empty to turn it off.",
     )
@@ -96,8 +102,15 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
         )
 
     # traits the site (e.g. Zero to JupyterHub) may already set: ours are merged into theirs
-    _MERGED_DICTS = ("extra_labels", "extra_annotations", "environment", "node_selector",
-                     "extra_resource_guarantees", "extra_resource_limits", "lifecycle_hooks")
+    _MERGED_DICTS = (
+        "extra_labels",
+        "extra_annotations",
+        "environment",
+        "node_selector",
+        "extra_resource_guarantees",
+        "extra_resource_limits",
+        "lifecycle_hooks",
+    )
     _MERGED_LISTS = ("tolerations", "volumes", "volume_mounts")
 
     def apply_environment(self, env: Environment) -> None:
@@ -113,8 +126,9 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
                 f"no SSO identity in auth_state for {self.user.name}: BeamSpawner needs BeamAuthenticator"
             )
         if not hasattr(self, "_site_traits"):
-            self._site_traits = {name: copy.deepcopy(getattr(self, name))
-                                 for name in self._MERGED_DICTS + self._MERGED_LISTS}
+            self._site_traits = {
+                name: copy.deepcopy(getattr(self, name)) for name in self._MERGED_DICTS + self._MERGED_LISTS
+            }
         overrides = environment_overrides(env, self.identity, self.cluster_settings(), jobs_url=self.jobs_url)
         for name, value in overrides.items():
             site = self._site_traits.get(name)
@@ -122,8 +136,11 @@ class BeamSpawner(EnvironmentMenuMixin, KubeSpawner):
                 value = {**site, **value}
             elif name in self._MERGED_LISTS and site:
                 ours = {item.get("name") for item in value if isinstance(item, dict)}
-                kept = [item for item in site if not (isinstance(item, dict) and item.get("name") in ours
-                                                      and item.get("name"))]
+                kept = [
+                    item
+                    for item in site
+                    if not (isinstance(item, dict) and item.get("name") in ours and item.get("name"))
+                ]
                 value = kept + value
             setattr(self, name, value)
         self.chosen_environment = env

@@ -49,9 +49,7 @@ def backend_name(requested: str | None = None) -> str:
     """Resolve ``requested`` (or ``BEAMHUB_BACKEND``) to ``"numpy"`` or ``"cupy"``."""
     name = (requested or os.environ.get("BEAMHUB_BACKEND") or "auto").strip().lower()
     if name not in _VALID:
-        raise BackendError(
-            f"BEAMHUB_BACKEND={name!r} is not one of {', '.join(_VALID)}"
-        )
+        raise BackendError(f"BEAMHUB_BACKEND={name!r} is not one of {', '.join(_VALID)}")
     if name == "auto":
         return "cupy" if gpu_available() else "numpy"
     if name == "cupy" and not gpu_available():
@@ -75,7 +73,7 @@ def describe() -> str:
         device = _cupy().cuda.runtime.getDeviceProperties(0)["name"]
         name = device.decode() if isinstance(device, bytes) else str(device)
         return f"beamhub backend: cupy on {name} (BEAMHUB_BACKEND={requested})"
-    why = (f"{installed} is installed but sees no CUDA device" if installed else "cupy is not installed")
+    why = f"{installed} is installed but sees no CUDA device" if installed else "cupy is not installed"
     return f"beamhub backend: numpy on the CPU ({why}; BEAMHUB_BACKEND={requested})"
 
 

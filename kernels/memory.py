@@ -65,8 +65,10 @@ def _cgroup_dirs(root: Path, proc_cgroup: Path) -> list[tuple[Path, str, str]]:
             found += [(root / rel, "memory.max", "memory.current"), (root, "memory.max", "memory.current")]
         elif "memory" in controllers.split(","):
             base = root / "memory"
-            found += [(base / rel, "memory.limit_in_bytes", "memory.usage_in_bytes"),
-                      (base, "memory.limit_in_bytes", "memory.usage_in_bytes")]
+            found += [
+                (base / rel, "memory.limit_in_bytes", "memory.usage_in_bytes"),
+                (base, "memory.limit_in_bytes", "memory.usage_in_bytes"),
+            ]
     return found
 
 
@@ -81,9 +83,12 @@ def _cgroup_headroom(root: Path, proc_cgroup: Path) -> int | None:
     return None
 
 
-def available_bytes(*, meminfo: str | os.PathLike = "/proc/meminfo",
-                    cgroup_root: str | os.PathLike = _CGROUP_ROOT,
-                    proc_cgroup: str | os.PathLike = "/proc/self/cgroup") -> int | None:
+def available_bytes(
+    *,
+    meminfo: str | os.PathLike = "/proc/meminfo",
+    cgroup_root: str | os.PathLike = _CGROUP_ROOT,
+    proc_cgroup: str | os.PathLike = "/proc/self/cgroup",
+) -> int | None:
     """Bytes this process can still allocate: min(MemAvailable, cgroup limit - usage).
 
     Returns None where neither can be read (not Linux): the caller then skips the check.
@@ -110,8 +115,7 @@ def shape_text(shape) -> str:
     return "x".join(map(str, shape))
 
 
-def require(needed: float, what: str, advice: str = "lower it", *,
-            available: int | None = None) -> None:
+def require(needed: float, what: str, advice: str = "lower it", *, available: int | None = None) -> None:
     """Refuse (raise :class:`InsufficientMemory`) when ``needed`` bytes exceed what is available.
 
     Parameters
@@ -129,5 +133,4 @@ def require(needed: float, what: str, advice: str = "lower it", *,
         available = available_bytes()
     if available is None or not math.isfinite(needed) or needed <= available:
         return
-    raise InsufficientMemory(f"{what} needs ~{format_bytes(needed)}, "
-                             f"{format_bytes(available)} are available; {advice}")
+    raise InsufficientMemory(f"{what} needs ~{format_bytes(needed)}, {format_bytes(available)} are available; {advice}")

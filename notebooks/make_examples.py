@@ -458,8 +458,7 @@ passing a `Monitor` as the callback. Every option: [docs/emc.md](docs/emc.md).
 
 
 def write(name: str, cells) -> Path:
-    nb = new_notebook(cells=cells, metadata={"kernelspec": KERNEL,
-                                             "language_info": {"name": "python"}})
+    nb = new_notebook(cells=cells, metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
     stem = name.removesuffix(".ipynb").replace("_", "-")
     for i, cell in enumerate(nb.cells):  # stable ids: re-running the script changes nothing
         cell.id = f"{stem}-{i:02d}"
@@ -470,8 +469,7 @@ def write(name: str, cells) -> Path:
 
 
 def main() -> int:
-    for name, cells in (("tomography.ipynb", TOMOGRAPHY), ("phasing.ipynb", PHASING),
-                        ("spi_emc.ipynb", SPI_EMC)):
+    for name, cells in (("tomography.ipynb", TOMOGRAPHY), ("phasing.ipynb", PHASING), ("spi_emc.ipynb", SPI_EMC)):
         print("wrote", write(name, cells))
     return 0
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from beamhub.scheduler.kube_nodes import NodeWatcher
 from beamhub.scheduler.load import LoadSnapshot
@@ -56,29 +55,45 @@ class ExtenderState:
 
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("beamhub_scheduler_requests", "Extender HTTP requests.",
-                                ["endpoint", "code"], registry=r)
-        self.latency = Histogram("beamhub_scheduler_request_duration_seconds",
-                                 "Time to answer an extender request.", ["endpoint"], registry=r,
-                                 buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
-        self.neutral = Counter("beamhub_scheduler_neutral_scores",
-                               "Prioritize calls answered with neutral scores (no fresh load metrics).",
-                               registry=r)
-        self.fallback_filters = Counter("beamhub_scheduler_condition_only_filters",
-                                        "Filter calls judged on node conditions alone (no fresh load metrics).",
-                                        registry=r)
-        Gauge("beamhub_scheduler_metrics_age_seconds",
-              "Age of the cached load metrics (+Inf before the first refresh or without Prometheus).",
-              registry=r).set_function(lambda: self.snapshot.age())
-        Gauge("beamhub_scheduler_metrics_stale",
-              "1 when load metrics are missing or older than stale_after (scores are neutral).",
-              registry=r).set_function(lambda: 0.0 if self.fresh_snapshot() is not None else 1.0)
-        Gauge("beamhub_scheduler_metrics_refreshes_ok", "Successful Prometheus refreshes.",
-              registry=r).set_function(lambda: self.source.refreshes_ok if self.source else 0)
-        Gauge("beamhub_scheduler_metrics_refreshes_failed", "Failed Prometheus refreshes.",
-              registry=r).set_function(lambda: self.source.refreshes_failed if self.source else 0)
-        Gauge("beamhub_scheduler_nodes_known", "Nodes in the extender's node cache.",
-              registry=r).set_function(lambda: len(self.nodes))
+        self.requests = Counter(
+            "beamhub_scheduler_requests", "Extender HTTP requests.", ["endpoint", "code"], registry=r
+        )
+        self.latency = Histogram(
+            "beamhub_scheduler_request_duration_seconds",
+            "Time to answer an extender request.",
+            ["endpoint"],
+            registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.neutral = Counter(
+            "beamhub_scheduler_neutral_scores",
+            "Prioritize calls answered with neutral scores (no fresh load metrics).",
+            registry=r,
+        )
+        self.fallback_filters = Counter(
+            "beamhub_scheduler_condition_only_filters",
+            "Filter calls judged on node conditions alone (no fresh load metrics).",
+            registry=r,
+        )
+        Gauge(
+            "beamhub_scheduler_metrics_age_seconds",
+            "Age of the cached load metrics (+Inf before the first refresh or without Prometheus).",
+            registry=r,
+        ).set_function(lambda: self.snapshot.age())
+        Gauge(
+            "beamhub_scheduler_metrics_stale",
+            "1 when load metrics are missing or older than stale_after (scores are neutral).",
+            registry=r,
+        ).set_function(lambda: 0.0 if self.fresh_snapshot() is not None else 1.0)
+        Gauge("beamhub_scheduler_metrics_refreshes_ok", "Successful Prometheus refreshes.", registry=r).set_function(
+            lambda: self.source.refreshes_ok if self.source else 0
+        )
+        Gauge("beamhub_scheduler_metrics_refreshes_failed", "Failed Prometheus refreshes.", registry=r).set_function(
+            lambda: self.source.refreshes_failed if self.source else 0
+        )
+        Gauge("beamhub_scheduler_nodes_known", "Nodes in the extender's node cache.", registry=r).set_function(
+            lambda: len(self.nodes)
+        )
 
     @property
     def snapshot(self) -> LoadSnapshot:
@@ -114,6 +129,7 @@ try:  # orjson, when installed, decodes and encodes large node lists several tim
         except TypeError:  # integers beyond 64 bits, echoed from an odd Node object
             return json.dumps(data, separators=(",", ":")).encode()
 except ImportError:  # pragma: no cover - exercised where orjson is absent
+
     def _loads(raw: bytes):
         return json.loads(raw)
 
@@ -149,8 +165,7 @@ def answer_filter(state: ExtenderState, raw: bytes) -> tuple[int, object]:
     except Exception:  # a bug must not block scheduling: pass every node, say so in the log
         log.exception("filter policy failed; passing all %d nodes", len(names))
         verdict = filter_nodes(args.pod, names, [None] * len(names), None)
-    result = ExtenderFilterResult(failed_nodes=verdict.failed,
-                                  failed_and_unresolvable_nodes=verdict.unresolvable)
+    result = ExtenderFilterResult(failed_nodes=verdict.failed, failed_and_unresolvable_nodes=verdict.unresolvable)
     if args.nodes is None:
         result.node_names = verdict.passed
     else:
@@ -197,8 +212,7 @@ async def handle_prioritize(request: web.Request) -> web.Response:
 async def handle_healthz(request: web.Request) -> web.Response:
     """``GET /healthz``: 200 while the service runs (stale metrics do not make it unhealthy)."""
     state = request.app[STATE_KEY]
-    return _json({"status": "ok", "metrics_fresh": state.fresh_snapshot() is not None,
-                  "nodes_known": len(state.nodes)})
+    return _json({"status": "ok", "metrics_fresh": state.fresh_snapshot() is not None, "nodes_known": len(state.nodes)})
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
@@ -213,8 +227,9 @@ async def handle_summary(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     fresh = state.fresh_snapshot()
     snapshot = state.snapshot if state.source else None
-    summary = build_summary(state.nodes.all(), snapshot, stale=fresh is None,
-                            class_label=state.settings.node_class_label, now=time.time())
+    summary = build_summary(
+        state.nodes.all(), snapshot, stale=fresh is None, class_label=state.settings.node_class_label, now=time.time()
+    )
     return _json(summary)
 
 

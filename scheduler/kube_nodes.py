@@ -82,8 +82,12 @@ class NodeWatcher:
 
     async def _watch(self, session: aiohttp.ClientSession, version: str) -> None:
         params = {"watch": "1", "resourceVersion": version, "allowWatchBookmarks": "true"}
-        async with session.get(f"{self.base}/api/v1/nodes", params=params, ssl=self._ssl,
-                               timeout=aiohttp.ClientTimeout(total=None, sock_read=600)) as reply:
+        async with session.get(
+            f"{self.base}/api/v1/nodes",
+            params=params,
+            ssl=self._ssl,
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=600),
+        ) as reply:
             reply.raise_for_status()
             async for line in reply.content:
                 if not line.strip():

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from beamhub.scheduler.load import NodeLoad, LoadSnapshot
+from beamhub.scheduler.load import LoadSnapshot, NodeLoad
 from beamhub.scheduler.settings import SchedulerSettings
 
 __all__ = ["PrometheusSource", "PrometheusError", "build_queries", "node_name_from_label"]
@@ -71,10 +71,18 @@ def build_queries(settings: SchedulerSettings) -> list[Query]:
         Query("iowait", f'avg by ({inst}) (rate(node_cpu_seconds_total{{mode="iowait"}}[{w}]))', inst),
         Query("mem_available", f"max by ({inst}) (node_memory_MemAvailable_bytes)", inst),
         Query("mem_total", f"max by ({inst}) (node_memory_MemTotal_bytes)", inst),
-        Query("net_bytes", f"sum by ({inst}) (rate(node_network_receive_bytes_total{{{phys}}}[{w}]) "
-                           f"+ rate(node_network_transmit_bytes_total{{{phys}}}[{w}]))", inst),
-        Query("fs_free", f'min by ({inst}) (node_filesystem_avail_bytes{{mountpoint="/"}} '
-                         f'/ node_filesystem_size_bytes{{mountpoint="/"}})', inst),
+        Query(
+            "net_bytes",
+            f"sum by ({inst}) (rate(node_network_receive_bytes_total{{{phys}}}[{w}]) "
+            f"+ rate(node_network_transmit_bytes_total{{{phys}}}[{w}]))",
+            inst,
+        ),
+        Query(
+            "fs_free",
+            f'min by ({inst}) (node_filesystem_avail_bytes{{mountpoint="/"}} '
+            f'/ node_filesystem_size_bytes{{mountpoint="/"}})',
+            inst,
+        ),
         Query("gpu_util", f"avg by ({gpu}) (DCGM_FI_DEV_GPU_UTIL) / 100", gpu),
         Query("gpus_idle", f"sum by ({gpu}) (DCGM_FI_DEV_GPU_UTIL < bool {100 * settings.gpu_idle_threshold:g})", gpu),
         Query("gpus_seen", f"count by ({gpu}) (DCGM_FI_DEV_GPU_UTIL)", gpu),
@@ -137,8 +145,9 @@ class PrometheusSource:
         timeout = self.settings.query_timeout
         params = {"query": query.promql, "timeout": f"{timeout:g}s"}
         try:
-            async with self._session.get(self.url, params=params,
-                                         timeout=aiohttp.ClientTimeout(total=timeout)) as reply:
+            async with self._session.get(
+                self.url, params=params, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as reply:
                 body = await reply.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             raise PrometheusError(f"{query.field}: {type(exc).__name__}: {exc}") from exc
@@ -175,8 +184,7 @@ class PrometheusSource:
         for query, values in zip(self.queries, results):
             for node, value in values.items():
                 table.setdefault(node, {})[query.field] = value
-        self.snapshot = LoadSnapshot({node: NodeLoad(**row) for node, row in table.items()},
-                                     fetched_at=started)
+        self.snapshot = LoadSnapshot({node: NodeLoad(**row) for node, row in table.items()}, fetched_at=started)
         self.refreshes_ok += 1
         if self.last_error:
             log.info("metrics refresh recovered (%d nodes)", len(table))

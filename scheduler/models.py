@@ -13,8 +13,9 @@ keys of any case (as Go's decoder does); replies use ``nodes``, ``nodenames``,
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from beamhub.qos import BEST_EFFORT, BURSTABLE, GUARANTEED, QOS_CLASSES
 from beamhub.quantity import parse_quantity
@@ -117,7 +118,7 @@ class PodDemand:
     labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, pod: Any) -> "PodDemand":
+    def from_json(cls, pod: Any) -> PodDemand:
         """Parse a ``v1.Pod`` JSON object; raises :class:`WireFormatError`."""
         pod = _mapping(pod, "pod", optional=False)
         meta = _mapping(pod.get("metadata"), "pod.metadata")
@@ -161,9 +162,16 @@ class PodDemand:
         qos = status.get("qosClass")
         if qos not in QOS_CLASSES:
             qos = _qos_class(main + init)
-        return cls(name=name, namespace=namespace, cpu=effective("cpu"),
-                   memory=effective("memory"), gpus=effective("gpu"), cpu_limit=cpu_limit,
-                   qos_class=qos, labels=labels)
+        return cls(
+            name=name,
+            namespace=namespace,
+            cpu=effective("cpu"),
+            memory=effective("memory"),
+            gpus=effective("gpu"),
+            cpu_limit=cpu_limit,
+            qos_class=qos,
+            labels=labels,
+        )
 
 
 def _qos_class(containers: list[tuple[dict[str, float], dict[str, float]]]) -> str:
@@ -171,9 +179,7 @@ def _qos_class(containers: list[tuple[dict[str, float], dict[str, float]]]) -> s
     compute = ("cpu", "memory")
     if not any(r.get(k) or lim.get(k) for r, lim in containers for k in compute):
         return BEST_EFFORT
-    guaranteed = all(
-        k in lim and r.get(k) == lim[k] for r, lim in containers for k in compute
-    )
+    guaranteed = all(k in lim and r.get(k) == lim[k] for r, lim in containers for k in compute)
     return GUARANTEED if guaranteed and containers else BURSTABLE
 
 
@@ -209,7 +215,7 @@ class NodeInfo:
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, node: Any, where: str = "node") -> "NodeInfo":
+    def from_json(cls, node: Any, where: str = "node") -> NodeInfo:
         """Parse a ``v1.Node`` JSON object; raises :class:`WireFormatError`."""
         node = _mapping(node, where, optional=False)
         meta = _mapping(node.get("metadata"), f"{where}.metadata")
@@ -231,10 +237,17 @@ class NodeInfo:
         if not isinstance(unschedulable, bool):
             raise WireFormatError(f"{where}.spec.unschedulable must be a boolean")
         version = meta.get("resourceVersion", "")
-        return cls(name=name, resource_version=version if isinstance(version, str) else "",
-                   labels=_string_map(meta.get("labels"), f"{where}.metadata.labels"),
-                   cpu=alloc.get("cpu", 0.0), memory=alloc.get("memory", 0.0), gpus=_gpus(alloc),
-                   unschedulable=unschedulable, conditions=conditions, raw=node)
+        return cls(
+            name=name,
+            resource_version=version if isinstance(version, str) else "",
+            labels=_string_map(meta.get("labels"), f"{where}.metadata.labels"),
+            cpu=alloc.get("cpu", 0.0),
+            memory=alloc.get("memory", 0.0),
+            gpus=_gpus(alloc),
+            unschedulable=unschedulable,
+            conditions=conditions,
+            raw=node,
+        )
 
 
 # --------------------------------------------------------------------------- messages
@@ -261,8 +274,7 @@ class ExtenderArgs:
         return self.node_names if self.nodes is None else [n.name for n in self.nodes]
 
     @classmethod
-    def from_json(cls, body: Any,
-                  parse_node: Callable[[Any, str], NodeInfo] = NodeInfo.from_json) -> "ExtenderArgs":
+    def from_json(cls, body: Any, parse_node: Callable[[Any, str], NodeInfo] = NodeInfo.from_json) -> ExtenderArgs:
         """Parse decoded JSON; raises :class:`WireFormatError` naming the bad field.
 
         ``parse_node(obj, where)`` turns one Node object into :class:`NodeInfo`; the service
@@ -285,8 +297,9 @@ class ExtenderArgs:
             if not all(isinstance(n, str) for n in names):
                 raise WireFormatError("ExtenderArgs.nodenames must be an array of strings")
             return cls(pod=pod, node_names=list(names))
-        raise WireFormatError("ExtenderArgs needs 'nodes' (nodeCacheCapable: false) "
-                              "or 'nodenames' (nodeCacheCapable: true)")
+        raise WireFormatError(
+            "ExtenderArgs needs 'nodes' (nodeCacheCapable: false) or 'nodenames' (nodeCacheCapable: true)"
+        )
 
 
 @dataclass

@@ -8,9 +8,10 @@ the field.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from beamhub.errors import UsageError
 from beamhub.scheduler.policy.filter import FilterParams
@@ -32,25 +33,32 @@ class SchedulerSettings:
     host: str = _doc("Address to listen on.", "127.0.0.1")
     port: int = _doc("TCP port to listen on (0 picks a free one).", 8890)
     prometheus_url: str | None = _doc(
-        "Base URL of Prometheus (http://prometheus:9090); unset = schedule from Node objects alone.", None)
+        "Base URL of Prometheus (http://prometheus:9090); unset = schedule from Node objects alone.", None
+    )
     refresh_interval: float = _doc("Seconds between background metric refreshes.", 15.0)
     query_timeout: float = _doc("Seconds one Prometheus query may take before the refresh counts as failed.", 5.0)
     stale_after: float | None = _doc(
-        "Seconds after which measured load is stale and scoring turns neutral (default 3 x refresh_interval).", None)
+        "Seconds after which measured load is stale and scoring turns neutral (default 3 x refresh_interval).", None
+    )
     rate_window: str = _doc("PromQL range for rate() over node_exporter counters.", "2m")
     instance_label: str = _doc(
-        "Label carrying the node name on node_exporter series (a ':port' suffix is stripped).", "instance")
+        "Label carrying the node name on node_exporter series (a ':port' suffix is stripped).", "instance"
+    )
     gpu_node_label: str = _doc("Label carrying the node name on dcgm-exporter series.", "Hostname")
     gpu_idle_threshold: float = _doc("A GPU below this utilisation (0..1) counts as idle.", 0.05)
     strategy: str = _doc(f"Scoring strategy: one of {', '.join(STRATEGIES)}.", "load-aware")
     node_class_label: str = _doc(
         "Node label naming the node class in /summary (falls back to node.kubernetes.io/instance-type).",
-        "beamhub.io/node-class")
+        "beamhub.io/node-class",
+    )
     nodes_file: str | None = _doc(
-        "JSON or YAML v1.NodeList preloading the node cache (node-cache mode without a prior full request).", None)
+        "JSON or YAML v1.NodeList preloading the node cache (node-cache mode without a prior full request).", None
+    )
     kube_api: str | None = _doc(
         "List and watch Nodes from the API server: 'in-cluster' (service account) or a URL such as "
-        "http://127.0.0.1:8001 (kubectl proxy); needed for nodeCacheCapable: true.", None)
+        "http://127.0.0.1:8001 (kubectl proxy); needed for nodeCacheCapable: true.",
+        None,
+    )
     max_body_bytes: int = _doc("Largest request body accepted, bytes.", 64 * 2**20)
     hot_threshold: float = _doc("Predicted CPU utilisation (0..1) above which a node is a hot spot.", 0.9)
     target_utilisation: float = _doc("Target CPU utilisation (0..1) of the target-load-packing strategy.", 0.4)
@@ -80,8 +88,11 @@ class SchedulerSettings:
             raise bad("strategy", f"unknown strategy; choose one of: {', '.join(STRATEGIES)}")
         if self.prometheus_url is not None and not str(self.prometheus_url).startswith(("http://", "https://")):
             raise bad("prometheus_url", "must start with http:// or https://")
-        if self.kube_api is not None and self.kube_api != "in-cluster" \
-                and not str(self.kube_api).startswith(("http://", "https://")):
+        if (
+            self.kube_api is not None
+            and self.kube_api != "in-cluster"
+            and not str(self.kube_api).startswith(("http://", "https://"))
+        ):
             raise bad("kube_api", "must be 'in-cluster' or start with http:// or https://")
         if not isinstance(self.max_body_bytes, int) or self.max_body_bytes < 1024:
             raise bad("max_body_bytes", "must be an integer of at least 1024")
@@ -95,26 +106,28 @@ class SchedulerSettings:
 
     @property
     def score_params(self) -> ScoreParams:
-        return ScoreParams(hot_threshold=self.hot_threshold, target=self.target_utilisation,
-                           net_capacity=self.net_capacity)
+        return ScoreParams(
+            hot_threshold=self.hot_threshold, target=self.target_utilisation, net_capacity=self.net_capacity
+        )
 
     @property
     def filter_params(self) -> FilterParams:
         return FilterParams(memory_reserve=self.memory_reserve, min_fs_free=self.min_fs_free)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "SchedulerSettings":
+    def from_mapping(cls, values: Mapping[str, Any]) -> SchedulerSettings:
         """Settings from a mapping (a config file); unknown keys are refused by name."""
         if not isinstance(values, Mapping):
             raise UsageError("scheduler settings must be a mapping of setting -> value")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise UsageError(f"unknown scheduler setting(s) {', '.join(map(repr, unknown))}; "
-                             f"known: {', '.join(sorted(known))}")
+            raise UsageError(
+                f"unknown scheduler setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
+            )
         return cls(**dict(values))
 
-    def replace(self, **changes: Any) -> "SchedulerSettings":
+    def replace(self, **changes: Any) -> SchedulerSettings:
         """A copy with ``changes`` applied (validated again)."""
         return type(self).from_mapping({**asdict(self), **changes})
 

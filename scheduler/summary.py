@@ -39,8 +39,9 @@ def free_resources(node: NodeInfo, load: NodeLoad | None) -> tuple[float, float]
     return max(cpu, 0.0), max(gpus, 0.0)
 
 
-def build_summary(nodes: list[NodeInfo], snapshot: LoadSnapshot | None, *, stale: bool,
-                  class_label: str, now: float) -> dict:
+def build_summary(
+    nodes: list[NodeInfo], snapshot: LoadSnapshot | None, *, stale: bool, class_label: str, now: float
+) -> dict:
     """Free CPU and GPUs per node class.
 
     Parameters
@@ -69,15 +70,23 @@ def build_summary(nodes: list[NodeInfo], snapshot: LoadSnapshot | None, *, stale
             free_cpu, free_gpus = 0.0, 0.0
         else:
             free_cpu, free_gpus = free_resources(node, snapshot.nodes.get(node.name) if snapshot else None)
-        entry = classes.setdefault(node_class(node, class_label),
-                                   {"nodes": 0, "free_cpu": 0.0, "free_gpus": 0, "total_gpus": 0})
+        entry = classes.setdefault(
+            node_class(node, class_label), {"nodes": 0, "free_cpu": 0.0, "free_gpus": 0, "total_gpus": 0}
+        )
         entry["nodes"] += 1
         entry["free_cpu"] += free_cpu
         entry["free_gpus"] += int(math.floor(free_gpus))
         entry["total_gpus"] += int(round(node.gpus))
-    rows = [{"name": name, "nodes": e["nodes"], "free_cpu": round(e["free_cpu"], 1),
-             "free_gpus": e["free_gpus"], "total_gpus": e["total_gpus"]}
-            for name, e in sorted(classes.items())]
+    rows = [
+        {
+            "name": name,
+            "nodes": e["nodes"],
+            "free_cpu": round(e["free_cpu"], 1),
+            "free_gpus": e["free_gpus"],
+            "total_gpus": e["total_gpus"],
+        }
+        for name, e in sorted(classes.items())
+    ]
     return {
         "generated": int(now),
         "stale": bool(stale),

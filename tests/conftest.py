@@ -8,9 +8,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from sso_client import HubAPI
 
 from beamhub.hub.platform import DEMO_ACCOUNTS, Platform, PlatformConfig, free_port
-from sso_client import HubAPI
 
 # Accounts beside the demo ones whose identity the hub must refuse.
 UNSAFE_ACCOUNTS = [
@@ -30,7 +30,11 @@ def platform(tmp_path_factory):
     token = secrets.token_hex(16)
     config = PlatformConfig(
         state_dir=state,
-        port=free_port(), sso_port=free_port(), proxy_api_port=free_port(), hub_port=free_port(), jobs_port=free_port(),
+        port=free_port(),
+        sso_port=free_port(),
+        proxy_api_port=free_port(),
+        hub_port=free_port(),
+        jobs_port=free_port(),
         accounts=[dict(a) for a in DEMO_ACCOUNTS] + UNSAFE_ACCOUNTS,
         admin_service_token=token,
         allowed_groups=["spi", "tomo", "admins"],

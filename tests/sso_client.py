@@ -21,8 +21,7 @@ def login(base_url: str, username: str, password: str, next_path: str = "/hub/sp
     if not match:
         raise LoginFailed(f"no provider login form at {page.url} ({page.status_code})")
     issuer = page.url.split("/interaction/")[0]
-    response = session.post(issuer + match.group(1), data={"username": username, "password": password},
-                            timeout=60)
+    response = session.post(issuer + match.group(1), data={"username": username, "password": password}, timeout=60)
     return session, response
 
 

@@ -59,8 +59,9 @@ def chart_without_dependencies(dest: Path) -> Path:
 class BeamHubCluster:
     """The control plane plus BeamHub's own objects and scheduler processes."""
 
-    def __init__(self, plane: ControlPlane, *, namespace: str = NAMESPACE, release: str = RELEASE,
-                 python: str = sys.executable):
+    def __init__(
+        self, plane: ControlPlane, *, namespace: str = NAMESPACE, release: str = RELEASE, python: str = sys.executable
+    ):
         self.plane = plane
         self.namespace, self.release, self.python = namespace, release, python
         self.extender_port = free_port()
@@ -69,15 +70,22 @@ class BeamHubCluster:
     # ---- namespace and chart ----
     def create_namespace(self) -> None:
         """The users' namespace, enforcing PodSecurity ``restricted``."""
-        self.plane.apply({"apiVersion": "v1", "kind": "Namespace",
-                          "metadata": {"name": self.namespace, "labels": PSA_LABELS}})
+        self.plane.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace, "labels": PSA_LABELS}}
+        )
 
     def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([self.plane.tool("helm"), f"--kubeconfig={self.plane.kubeconfig}", *args],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "HELM_CACHE_HOME": str(self.plane.workdir / "helm-cache"),
-                                   "HELM_CONFIG_HOME": str(self.plane.workdir / "helm-config"),
-                                   "HELM_DATA_HOME": str(self.plane.workdir / "helm-data")})
+        proc = subprocess.run(
+            [self.plane.tool("helm"), f"--kubeconfig={self.plane.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            env={
+                **os.environ,
+                "HELM_CACHE_HOME": str(self.plane.workdir / "helm-cache"),
+                "HELM_CONFIG_HOME": str(self.plane.workdir / "helm-config"),
+                "HELM_DATA_HOME": str(self.plane.workdir / "helm-data"),
+            },
+        )
         if check and proc.returncode != 0:
             raise ControlPlaneError(f"helm {' '.join(args[:2])}: {proc.stderr.strip()}")
         return proc
@@ -97,15 +105,15 @@ class BeamHubCluster:
         chart = chart_without_dependencies(self.plane.workdir / "chart")
         values_file = self.plane.workdir / "values.json"
         values_file.write_text(json.dumps(self.values(values)))
-        proc = self.helm(action, self.release, str(chart), f"--namespace={self.namespace}",
-                         f"--values={values_file}", "--wait=false")
+        proc = self.helm(
+            action, self.release, str(chart), f"--namespace={self.namespace}", f"--values={values_file}", "--wait=false"
+        )
         return proc.stdout
 
     # ---- the scheduler ----
     def scheduler_config(self) -> tuple[dict, dict]:
         """(KubeSchedulerConfiguration, extender settings) as the chart's ConfigMap holds them."""
-        maps = self.plane.get("configmap", "-n", self.namespace,
-                              "-l", "app.kubernetes.io/component=scheduler")["items"]
+        maps = self.plane.get("configmap", "-n", self.namespace, "-l", "app.kubernetes.io/component=scheduler")["items"]
         data = next(m["data"] for m in maps if "config.yaml" in m.get("data", {}))
         return yaml.safe_load(data["config.yaml"]), yaml.safe_load(data["extender.yaml"])
 
@@ -113,9 +121,17 @@ class BeamHubCluster:
         """The extender and the ``beamhub-scheduler`` kube-scheduler, configured from the chart's objects."""
         config, extender = self.scheduler_config()
         proxy_port = free_port()
-        self.plane.start_process("kubectl-proxy", [
-            self.plane.tool("kubectl"), f"--kubeconfig={self.plane.kubeconfig}", "proxy",
-            "--address=127.0.0.1", f"--port={proxy_port}", "--accept-hosts=^127\\.0\\.0\\.1$"])
+        self.plane.start_process(
+            "kubectl-proxy",
+            [
+                self.plane.tool("kubectl"),
+                f"--kubeconfig={self.plane.kubeconfig}",
+                "proxy",
+                "--address=127.0.0.1",
+                f"--port={proxy_port}",
+                "--accept-hosts=^127\\.0\\.0\\.1$",
+            ],
+        )
         # in the pod the extender listens on 0.0.0.0 and reads Nodes in-cluster; here loopback and the proxy
         extender.update(host="127.0.0.1")
         if extender.get("kube_api") == "in-cluster":
@@ -133,8 +149,9 @@ class BeamHubCluster:
     def start_extender(self) -> None:
         """(Re)start ``beamhub scheduler`` with the chart's settings and wait for /healthz."""
         self.plane.stop_process("extender")
-        self.plane.start_process("extender", [self.python, "-m", "beamhub", "scheduler", "--config",
-                                              str(self.extender_file)])
+        self.plane.start_process(
+            "extender", [self.python, "-m", "beamhub", "scheduler", "--config", str(self.extender_file)]
+        )
         self.plane.wait_for(lambda: _answers(f"{self.extender_url}/healthz"), "the BeamHub extender", 60)
 
     def stop_extender(self) -> None:
@@ -155,22 +172,36 @@ class BeamHubCluster:
 
     def extender_calls(self, endpoint: str, code: str = "200") -> float:
         """How many ``endpoint`` requests (/filter, /prioritize) the extender answered with ``code``."""
-        found = re.search(rf'beamhub_scheduler_requests_total{{code="{code}",endpoint="{endpoint}"}} ([0-9.e+]+)',
-                          self.extender_metrics())
+        found = re.search(
+            rf'beamhub_scheduler_requests_total{{code="{code}",endpoint="{endpoint}"}} ([0-9.e+]+)',
+            self.extender_metrics(),
+        )
         return float(found.group(1)) if found else 0.0
 
 
-def session_pod(name: str, env, identity, namespace: str = NAMESPACE, scheduler: str | None = "beamhub-scheduler",
-                labels: dict | None = None) -> dict:
+def session_pod(
+    name: str,
+    env,
+    identity,
+    namespace: str = NAMESPACE,
+    scheduler: str | None = "beamhub-scheduler",
+    labels: dict | None = None,
+) -> dict:
     """A session pod as BeamSpawner builds it (hub/pods.py), for tests and benchmarks that create pods directly."""
     o = environment_overrides(env, identity, ClusterSettings(scheduler_name=scheduler, examples_dir=""))
     spec = {
         "securityContext": o["pod_security_context"],
         "automountServiceAccountToken": False,
         "priorityClassName": o["priority_class_name"],
-        "containers": [{"name": "notebook", "image": o["image"], "resources": container_resources(o),
-                        "securityContext": o["container_security_context"],
-                        "env": [{"name": k, "value": v} for k, v in sorted(o["environment"].items())]}],
+        "containers": [
+            {
+                "name": "notebook",
+                "image": o["image"],
+                "resources": container_resources(o),
+                "securityContext": o["container_security_context"],
+                "env": [{"name": k, "value": v} for k, v in sorted(o["environment"].items())],
+            }
+        ],
     }
     if scheduler:
         spec["schedulerName"] = scheduler
@@ -178,10 +209,12 @@ def session_pod(name: str, env, identity, namespace: str = NAMESPACE, scheduler:
         spec["nodeSelector"] = o["node_selector"]
     if o["tolerations"]:
         spec["tolerations"] = o["tolerations"]
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace,
-                         "labels": {**o["extra_labels"], **(labels or {})}},
-            "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {**o["extra_labels"], **(labels or {})}},
+        "spec": spec,
+    }
 
 
 def _answers(url: str) -> bool:
@@ -194,8 +227,11 @@ def _answers(url: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workdir", default=str(REPO / "state" / "cluster"),
-                   help="certificates, etcd data, logs and the kubeconfig (wiped at start)")
+    p.add_argument(
+        "--workdir",
+        default=str(REPO / "state" / "cluster"),
+        help="certificates, etcd data, logs and the kubeconfig (wiped at start)",
+    )
     p.add_argument("--cpu-nodes", type=int, default=4)
     p.add_argument("--gpu-nodes", type=int, default=2)
     args = p.parse_args(argv)
@@ -208,12 +244,15 @@ def main(argv: list[str] | None = None) -> int:
         cluster.create_namespace()
         cluster.install_chart()
         cluster.start_scheduler()
-        print(f"BeamHub cluster: Kubernetes {plane.version()} at {plane.server} "
-              f"(started in {plane.start_seconds:.1f} s), {len(nodes)} KWOK nodes, chart '{cluster.release}' "
-              f"in namespace '{cluster.namespace}', BeamHub scheduler extender at {cluster.extender_url}\n"
-              f"kubeconfig: {plane.kubeconfig}\n"
-              f"try: {plane.tool('kubectl')} --kubeconfig={plane.kubeconfig} get nodes,pods -A\n"
-              "Ctrl-C stops everything.", flush=True)
+        print(
+            f"BeamHub cluster: Kubernetes {plane.version()} at {plane.server} "
+            f"(started in {plane.start_seconds:.1f} s), {len(nodes)} KWOK nodes, chart '{cluster.release}' "
+            f"in namespace '{cluster.namespace}', BeamHub scheduler extender at {cluster.extender_url}\n"
+            f"kubeconfig: {plane.kubeconfig}\n"
+            f"try: {plane.tool('kubectl')} --kubeconfig={plane.kubeconfig} get nodes,pods -A\n"
+            "Ctrl-C stops everything.",
+            flush=True,
+        )
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         print("stopping the cluster ...", flush=True)
     except ControlPlaneError as exc:

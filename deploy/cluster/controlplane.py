@@ -64,7 +64,7 @@ def binaries(build: bool = True) -> Path:
 
 
 def _openssl(*args: str, cwd: Path) -> None:
-    proc = subprocess.run(["openssl", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ControlPlaneError(f"openssl {args[0]} failed: {proc.stderr.strip()}")
 
@@ -74,40 +74,88 @@ def make_pki(pki: Path) -> None:
     pki.mkdir(parents=True, exist_ok=True)
     os.chmod(pki, 0o700)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
-             "-subj", "/CN=beamhub-cluster-ca", cwd=pki)
+    _openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=beamhub-cluster-ca",
+        cwd=pki,
+    )
     (pki / "server.ext").write_text(
         "subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
         "DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.96.0.1\n"
-        "extendedKeyUsage=serverAuth\n")
+        "extendedKeyUsage=serverAuth\n"
+    )
     (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for name, subject, ext in (("apiserver", "/CN=kube-apiserver", "server.ext"),
-                               ("admin", "/O=system:masters/CN=beamhub-admin", "client.ext")):
+    for name, subject, ext in (
+        ("apiserver", "/CN=kube-apiserver", "server.ext"),
+        ("admin", "/O=system:masters/CN=beamhub-admin", "client.ext"),
+    ):
         _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=pki)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-out", f"{name}.crt", "-days", "3650", "-extfile", ext, cwd=pki)
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.crt",
+            "-days",
+            "3650",
+            "-extfile",
+            ext,
+            cwd=pki,
+        )
     _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
     _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
 
 
 def kubeconfig_text(server: str, pki: Path) -> str:
     """An admin kubeconfig (JSON, which is YAML) pointing at ``server`` with the admin certificate."""
-    return json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "beamhub",
-        "clusters": [{"name": "beamhub", "cluster": {
-            "server": server, "certificate-authority": str(pki / "ca.crt")}}],
-        "users": [{"name": "admin", "user": {
-            "client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")}}],
-        "contexts": [{"name": "beamhub", "context": {"cluster": "beamhub", "user": "admin"}}],
-    }, indent=2)
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "beamhub",
+            "clusters": [
+                {"name": "beamhub", "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")}}
+            ],
+            "users": [
+                {
+                    "name": "admin",
+                    "user": {"client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")},
+                }
+            ],
+            "contexts": [{"name": "beamhub", "context": {"cluster": "beamhub", "user": "admin"}}],
+        },
+        indent=2,
+    )
 
 
-def node_manifest(name: str, *, cpu: str = "32", memory: str = "128Gi", gpus: int = 0,
-                  labels: dict | None = None) -> dict:
+def node_manifest(
+    name: str, *, cpu: str = "32", memory: str = "128Gi", gpus: int = 0, labels: dict | None = None
+) -> dict:
     """A KWOK node with the given capacity; GPU nodes get ``nvidia.com/gpu``, the GPU label and a taint."""
     capacity = {"cpu": cpu, "memory": memory, "pods": "110"}
-    node_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                   "type": "kwok", "beamhub.io/node-kind": "gpu" if gpus else "cpu", **(labels or {})}
+    node_labels = {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "type": "kwok",
+        "beamhub.io/node-kind": "gpu" if gpus else "cpu",
+        **(labels or {}),
+    }
     spec: dict = {}
     if gpus:
         capacity["nvidia.com/gpu"] = str(gpus)
@@ -115,7 +163,8 @@ def node_manifest(name: str, *, cpu: str = "32", memory: str = "128Gi", gpus: in
         # as GPU node pools are usually run: CPU-only pods stay off; GPU pods carry the toleration
         spec["taints"] = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
     return {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {"name": name, "labels": node_labels, "annotations": {KWOK_ANNOTATION: "fake"}},
         "spec": spec,
         "status": {"capacity": capacity, "allocatable": capacity},
@@ -150,7 +199,7 @@ class ControlPlane:
         return str(self.bin / name)
 
     # ---- lifecycle ----
-    def start(self) -> "ControlPlane":
+    def start(self) -> ControlPlane:
         """Bring every component up and wait until the API server is ready; stop all on failure."""
         if self.bin is None:
             self.bin = binaries(build=True)
@@ -178,8 +227,14 @@ class ControlPlane:
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.workdir / "logs" / f"{name}.log", "ab")
         self._logs.append(log)
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=self.workdir, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         return proc
 
@@ -191,8 +246,10 @@ class ControlPlane:
     def _check_alive(self, name: str) -> None:
         proc = self.procs.get(name)
         if proc is not None and proc.poll() is not None:
-            raise ControlPlaneError(f"{name} exited with status {proc.returncode} while starting; "
-                                    f"{self.workdir / 'logs' / (name + '.log')}:\n{self.log_tail(name)}")
+            raise ControlPlaneError(
+                f"{name} exited with status {proc.returncode} while starting; "
+                f"{self.workdir / 'logs' / (name + '.log')}:\n{self.log_tail(name)}"
+            )
 
     def _wait_url(self, name: str, url: str, timeout: float = 60.0, context=None) -> None:
         deadline = time.monotonic() + timeout
@@ -208,8 +265,10 @@ class ControlPlane:
             except OSError as exc:
                 last = str(exc)
             time.sleep(0.2)
-        raise ControlPlaneError(f"{name} did not become ready at {url} within {timeout:.0f} s ({last}); "
-                                f"{self.workdir / 'logs' / (name + '.log')}:\n{self.log_tail(name)}")
+        raise ControlPlaneError(
+            f"{name} did not become ready at {url} within {timeout:.0f} s ({last}); "
+            f"{self.workdir / 'logs' / (name + '.log')}:\n{self.log_tail(name)}"
+        )
 
     def ssl_context(self) -> ssl.SSLContext:
         """TLS to the API server: its CA, the admin client certificate."""
@@ -219,90 +278,138 @@ class ControlPlane:
 
     def _start_etcd(self) -> None:
         client, peer = self.ports["etcd"], self.ports["etcd-peer"]
-        self._spawn("etcd", [
-            self.tool("etcd"), "--name=beamhub", f"--data-dir={self.workdir / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{client}", f"--advertise-client-urls=http://127.0.0.1:{client}",
-            f"--listen-peer-urls=http://127.0.0.1:{peer}", f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-            f"--initial-cluster=beamhub=http://127.0.0.1:{peer}",
-            # a throw-away test store: no fsync (far faster on a shared disk), compact often
-            "--unsafe-no-fsync", "--auto-compaction-retention=1", "--quota-backend-bytes=2147483648",
-            "--log-level=warn",
-        ])
+        self._spawn(
+            "etcd",
+            [
+                self.tool("etcd"),
+                "--name=beamhub",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{client}",
+                f"--advertise-client-urls=http://127.0.0.1:{client}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=beamhub=http://127.0.0.1:{peer}",
+                # a throw-away test store: no fsync (far faster on a shared disk), compact often
+                "--unsafe-no-fsync",
+                "--auto-compaction-retention=1",
+                "--quota-backend-bytes=2147483648",
+                "--log-level=warn",
+            ],
+        )
         self._wait_url("etcd", f"http://127.0.0.1:{client}/health", timeout=30)
 
     def _start_apiserver(self) -> None:
         pki = self.pki
-        self._spawn("apiserver", [
-            self.tool("kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={self.ports['apiserver']}",
-            # no node serves the `kubernetes` Service on loopback; leave its endpoints alone
-            "--endpoint-reconciler-type=none",
-            f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
-            f"--client-ca-file={pki / 'ca.crt'}",
-            f"--service-account-key-file={pki / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            "--api-audiences=https://kubernetes.default.svc.cluster.local",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            # Node first: a real kubelet (realnode.py) reads only its own pods' objects
-            "--authorization-mode=Node,RBAC",
-            # the API server's own client certificate towards kubelets (logs, exec)
-            f"--kubelet-client-certificate={pki / 'admin.crt'}", f"--kubelet-client-key={pki / 'admin.key'}",
-            "--kubelet-preferred-address-types=InternalIP,Hostname",  # no DNS knows a test node's name
-            # the defaults (PodSecurity, Priority, ServiceAccount, LimitRanger, ...) and the
-            # resource-quota and node-restriction plugins a production cluster has
-            "--enable-admission-plugins=NodeRestriction,ResourceQuota",
-            "--allow-privileged=false",
-            "--profiling=false",
-            "--v=1",
-        ])
+        self._spawn(
+            "apiserver",
+            [
+                self.tool("kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.ports['apiserver']}",
+                # no node serves the `kubernetes` Service on loopback; leave its endpoints alone
+                "--endpoint-reconciler-type=none",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                "--api-audiences=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # Node first: a real kubelet (realnode.py) reads only its own pods' objects
+                "--authorization-mode=Node,RBAC",
+                # the API server's own client certificate towards kubelets (logs, exec)
+                f"--kubelet-client-certificate={pki / 'admin.crt'}",
+                f"--kubelet-client-key={pki / 'admin.key'}",
+                "--kubelet-preferred-address-types=InternalIP,Hostname",  # no DNS knows a test node's name
+                # the defaults (PodSecurity, Priority, ServiceAccount, LimitRanger, ...) and the
+                # resource-quota and node-restriction plugins a production cluster has
+                "--enable-admission-plugins=NodeRestriction,ResourceQuota",
+                "--allow-privileged=false",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
         self._wait_url("apiserver", f"{self.server}/readyz", timeout=90, context=self.ssl_context())
         self.log(f"control plane: kube-apiserver {self.version()} ready at {self.server}")
 
     def _start_controller_manager(self) -> None:
-        self._spawn("controller-manager", [
-            self.tool("kube-controller-manager"), f"--kubeconfig={self.kubeconfig}",
-            f"--authentication-kubeconfig={self.kubeconfig}", f"--authorization-kubeconfig={self.kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
-            f"--service-account-private-key-file={self.pki / 'sa.key'}",
-            f"--root-ca-file={self.pki / 'ca.crt'}", "--use-service-account-credentials=true",
-            "--leader-elect=false", f"--cluster-cidr={POD_CIDR}", f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
-            "--kube-api-qps=500", "--kube-api-burst=1000", "--v=1",
-        ])
+        self._spawn(
+            "controller-manager",
+            [
+                self.tool("kube-controller-manager"),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                f"--service-account-private-key-file={self.pki / 'sa.key'}",
+                f"--root-ca-file={self.pki / 'ca.crt'}",
+                "--use-service-account-credentials=true",
+                "--leader-elect=false",
+                f"--cluster-cidr={POD_CIDR}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
+                "--kube-api-qps=500",
+                "--kube-api-burst=1000",
+                "--v=1",
+            ],
+        )
 
     def scheduler_args(self, config: Path | None = None, port: int | None = None) -> list[str]:
         """Arguments of a kube-scheduler talking to this API server (``config``: a KubeSchedulerConfiguration)."""
-        args = [self.tool("kube-scheduler"), "--bind-address=127.0.0.1", f"--secure-port={port or free_port()}",
-                f"--authentication-kubeconfig={self.kubeconfig}", f"--authorization-kubeconfig={self.kubeconfig}",
-                "--authentication-skip-lookup=true", "--v=1"]
+        args = [
+            self.tool("kube-scheduler"),
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port or free_port()}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            "--authentication-skip-lookup=true",
+            "--v=1",
+        ]
         if config is not None:
             args.append(f"--config={config}")
         else:
-            args += [f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
-                     "--kube-api-qps=500", "--kube-api-burst=1000"]
+            args += [
+                f"--kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--kube-api-qps=500",
+                "--kube-api-burst=1000",
+            ]
         return args
 
     def _start_scheduler(self) -> None:
         self._spawn("scheduler", self.scheduler_args())
 
     def _start_kwok(self) -> None:
-        self._spawn("kwok", [
-            self.tool("kwok"), f"--kubeconfig={self.kubeconfig}",
-            f"--config={STAGES_FILE}",
-            f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
-            f"--cidr={POD_CIDR.replace('0.0/16', '0.1/16')}", "--node-ip=10.240.0.1",
-            f"--server-address=127.0.0.1:{free_port()}",
-        ])
+        self._spawn(
+            "kwok",
+            [
+                self.tool("kwok"),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--config={STAGES_FILE}",
+                f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
+                f"--cidr={POD_CIDR.replace('0.0/16', '0.1/16')}",
+                "--node-ip=10.240.0.1",
+                f"--server-address=127.0.0.1:{free_port()}",
+            ],
+        )
 
     def start_process(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
         """Run another process beside the control plane (stopped with it); logs in logs/<name>.log."""
         log = open(self.workdir / "logs" / f"{name}.log", "ab")
         self._logs.append(log)
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=self.workdir, start_new_session=True, env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.workdir,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
         self.procs[name] = proc
         return proc
 
@@ -338,8 +445,12 @@ class ControlPlane:
     # ---- using it ----
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
         """Run kubectl against this API server; stdout (raises with stderr when ``check`` fails)."""
-        proc = subprocess.run([self.tool("kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-                              input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(
+            [self.tool("kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+        )
         if check and proc.returncode != 0:
             raise ControlPlaneError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
         return proc.stdout if proc.returncode == 0 else proc.stdout + proc.stderr
@@ -356,8 +467,15 @@ class ControlPlane:
         with urllib.request.urlopen(req, timeout=5, context=self.ssl_context()) as resp:
             return json.load(resp)["gitVersion"]
 
-    def add_nodes(self, cpu_nodes: int = 3, gpu_nodes: int = 2, gpus_per_node: int = 4,
-                  prefix: str = "kwok", cpu: str = "32", memory: str = "128Gi") -> list[str]:
+    def add_nodes(
+        self,
+        cpu_nodes: int = 3,
+        gpu_nodes: int = 2,
+        gpus_per_node: int = 4,
+        prefix: str = "kwok",
+        cpu: str = "32",
+        memory: str = "128Gi",
+    ) -> list[str]:
         """Create KWOK nodes and wait until every one is Ready; returns their names.
 
         CPU nodes have ``cpu`` cores and ``memory``; GPU nodes 32 cores, 128 GiB and ``gpus_per_node``.
@@ -388,8 +506,11 @@ class ControlPlane:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "beamhub-cluster"),
-                   help="folder for certificates, etcd data, logs and the kubeconfig (wiped at start)")
+    p.add_argument(
+        "--workdir",
+        default=str(Path(tempfile.gettempdir()) / "beamhub-cluster"),
+        help="folder for certificates, etcd data, logs and the kubeconfig (wiped at start)",
+    )
     p.add_argument("--cpu-nodes", type=int, default=3)
     p.add_argument("--gpu-nodes", type=int, default=2)
     args = p.parse_args(argv)

@@ -42,8 +42,10 @@ def _exposition(load: NodeLoad, elapsed: float) -> str:
         lines.append(f'node_cpu_seconds_total{{cpu="{cpu}",mode="iowait"}} {load.iowait * elapsed:.6f}')
         lines.append(f'node_cpu_seconds_total{{cpu="{cpu}",mode="user"}} {(load.cpu - load.iowait) * elapsed:.6f}')
     lines += [
-        "# TYPE node_memory_MemAvailable_bytes gauge", f"node_memory_MemAvailable_bytes {load.mem_free_gib * GIB:.0f}",
-        "# TYPE node_memory_MemTotal_bytes gauge", f"node_memory_MemTotal_bytes {load.mem_total_gib * GIB:.0f}",
+        "# TYPE node_memory_MemAvailable_bytes gauge",
+        f"node_memory_MemAvailable_bytes {load.mem_free_gib * GIB:.0f}",
+        "# TYPE node_memory_MemTotal_bytes gauge",
+        f"node_memory_MemTotal_bytes {load.mem_total_gib * GIB:.0f}",
         "# TYPE node_network_receive_bytes_total counter",
         f'node_network_receive_bytes_total{{device="eth0"}} {1e6 * elapsed:.0f}',
         "# TYPE node_network_transmit_bytes_total counter",
@@ -101,7 +103,7 @@ class Monitoring:
             time.sleep(0.2)
         raise ControlPlaneError(f"{what} did not become ready at {url}; see {self.workdir}")
 
-    def start(self) -> "Monitoring":
+    def start(self) -> Monitoring:
         self.workdir.mkdir(parents=True, exist_ok=True)
         push, prom = free_port(), free_port()
         self._run([self._binary("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{push}"], "pushgateway")
@@ -110,10 +112,17 @@ class Monitoring:
         config.write_text(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
             "scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n"
-            f"    static_configs:\n      - targets: ['127.0.0.1:{push}']\n")
-        self._run([self._binary("prometheus"), f"--config.file={config}",
-                   f"--storage.tsdb.path={self.workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom}"],
-                  "prometheus")
+            f"    static_configs:\n      - targets: ['127.0.0.1:{push}']\n"
+        )
+        self._run(
+            [
+                self._binary("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom}",
+            ],
+            "prometheus",
+        )
         self.prometheus_url = f"http://127.0.0.1:{prom}"
         try:
             self._ready(self.pushgateway_url + "/-/ready", "pushgateway")
@@ -162,7 +171,7 @@ class LoadPusher:
             except (OSError, urllib.error.URLError) as exc:
                 self.error = exc
 
-    def start(self) -> "LoadPusher":
+    def start(self) -> LoadPusher:
         self.push_once()
         self.thread.start()
         return self

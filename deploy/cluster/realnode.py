@@ -54,15 +54,18 @@ def preflight() -> str | None:
     if not (CNI_BIN / "bridge").exists():
         missing.append(f"the CNI plugins in {CNI_BIN}")
     if missing:
-        return ("a real node needs " + ", ".join(missing) +
-                " (apt-get install containerd runc containernetworking-plugins iproute2 gcc libc6-dev)")
+        return (
+            "a real node needs "
+            + ", ".join(missing)
+            + " (apt-get install containerd runc containernetworking-plugins iproute2 gcc libc6-dev)"
+        )
     if not Path("/sys/fs/cgroup").is_dir():
         return "a real node needs cgroups mounted at /sys/fs/cgroup"
     return None
 
 
 def _run(args: list[str], *, input: bytes | None = None, check: bool = True, timeout: float = 300) -> str:
-    proc = subprocess.run(args, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    proc = subprocess.run(args, input=input, capture_output=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise ControlPlaneError(f"{' '.join(args[:3])} failed: {proc.stderr.decode(errors='replace').strip()[-800:]}")
     return proc.stdout.decode(errors="replace")
@@ -82,31 +85,59 @@ def pause_archive(binary: bytes, name: str = PAUSE_IMAGE) -> bytes:
         return "sha256:" + hashlib.sha256(data).hexdigest(), data
 
     layer_digest, _ = blob(layer_gz)
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
-        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]},
-    }).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]},
+        }
+    ).encode()
     config_digest, _ = blob(config)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest,
-                    "size": len(layer_gz)}],
-    }).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer_digest,
+                    "size": len(layer_gz),
+                }
+            ],
+        }
+    ).encode()
     manifest_digest, _ = blob(manifest)
-    index = json.dumps({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
-        "size": len(manifest), "platform": {"architecture": "amd64", "os": "linux"},
-        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name.rsplit(":", 1)[1]},
-    }]}).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": manifest_digest,
+                    "size": len(manifest),
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                    "annotations": {
+                        "io.containerd.image.name": name,
+                        "org.opencontainers.image.ref.name": name.rsplit(":", 1)[1],
+                    },
+                }
+            ],
+        }
+    ).encode()
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as archive:
+
         def add(path: str, data: bytes) -> None:
             info = tarfile.TarInfo(path)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             archive.addfile(info, io.BytesIO(data))
+
         add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
         add("index.json", index)
         for digest, data in ((layer_digest, layer_gz), (config_digest, config), (manifest_digest, manifest)):
@@ -126,7 +157,7 @@ class RealNode:
         self.kubelet_port = 0
 
     # ---- lifecycle ----
-    def start(self, timeout: float = 120) -> "RealNode":
+    def start(self, timeout: float = 120) -> RealNode:
         """Start containerd and the kubelet; wait until the node is Ready.  Stops what started on failure."""
         problem = preflight()
         if problem:
@@ -140,9 +171,11 @@ class RealNode:
             self._start_containerd()
             self._import_pause()
             self._start_kubelet()
-            self.plane.wait_for(lambda: self.plane._node_ready(self.name) if self._registered() else False,
-                                f"the real node {self.name} Ready (see {self.workdir / 'kubelet.log'})",
-                                timeout=timeout)
+            self.plane.wait_for(
+                lambda: self.plane._node_ready(self.name) if self._registered() else False,
+                f"the real node {self.name} Ready (see {self.workdir / 'kubelet.log'})",
+                timeout=timeout,
+            )
         except BaseException:
             self.stop()
             raise
@@ -170,22 +203,58 @@ class RealNode:
         pki, ca = self.workdir / "pki", self.plane.pki
         (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        _openssl("req", *ec, "-keyout", "node.key", "-out", "node.csr",
-                 "-subj", f"/O=system:nodes/CN=system:node:{self.name}", cwd=pki)
-        _openssl("x509", "-req", "-in", "node.csr", "-CA", str(ca / "ca.crt"), "-CAkey", str(ca / "ca.key"),
-                 "-CAcreateserial", "-out", "node.crt", "-days", "30", "-extfile", "client.ext", cwd=pki)
+        _openssl(
+            "req",
+            *ec,
+            "-keyout",
+            "node.key",
+            "-out",
+            "node.csr",
+            "-subj",
+            f"/O=system:nodes/CN=system:node:{self.name}",
+            cwd=pki,
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            "node.csr",
+            "-CA",
+            str(ca / "ca.crt"),
+            "-CAkey",
+            str(ca / "ca.key"),
+            "-CAcreateserial",
+            "-out",
+            "node.crt",
+            "-days",
+            "30",
+            "-extfile",
+            "client.ext",
+            cwd=pki,
+        )
         kubeconfig = json.loads(self.plane.kubeconfig.read_text())
-        kubeconfig["users"] = [{"name": "admin", "user": {"client-certificate": str(pki / "node.crt"),
-                                                          "client-key": str(pki / "node.key")}}]
+        kubeconfig["users"] = [
+            {
+                "name": "admin",
+                "user": {"client-certificate": str(pki / "node.crt"), "client-key": str(pki / "node.key")},
+            }
+        ]
         (self.workdir / "kubelet" / "kubeconfig").write_text(json.dumps(kubeconfig, indent=2))
-        self.plane.apply({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": f"beamhub-node-auth-delegator-{self.name}"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                        "name": "system:auth-delegator"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                          "name": f"system:node:{self.name}"}],
-        })
+        self.plane.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": f"beamhub-node-auth-delegator-{self.name}"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "system:auth-delegator",
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": f"system:node:{self.name}"}
+                ],
+            }
+        )
 
     def _bridge(self) -> None:
         """The pods' bridge, made before the kubelet so the node IP exists when it starts."""
@@ -193,23 +262,38 @@ class RealNode:
         _run(["ip", "link", "add", BRIDGE, "type", "bridge"])
         _run(["ip", "addr", "add", f"{self.gateway}/{self.mask}", "dev", BRIDGE])
         _run(["ip", "link", "set", BRIDGE, "up"])
-        (self.workdir / "cni" / "net.d" / "10-beamhub.conflist").write_text(json.dumps({
-            "cniVersion": "0.4.0", "name": "beamhub-pods",
-            "plugins": [
-                {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False, "hairpinMode": True,
-                 "ipam": {"type": "host-local", "dataDir": str(self.workdir / "cni" / "ipam"),
-                          "ranges": [[{"subnet": self.subnet, "gateway": self.gateway}]],
-                          "routes": [{"dst": "0.0.0.0/0"}]}},
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ],
-        }, indent=2))
+        (self.workdir / "cni" / "net.d" / "10-beamhub.conflist").write_text(
+            json.dumps(
+                {
+                    "cniVersion": "0.4.0",
+                    "name": "beamhub-pods",
+                    "plugins": [
+                        {
+                            "type": "bridge",
+                            "bridge": BRIDGE,
+                            "isGateway": True,
+                            "ipMasq": False,
+                            "hairpinMode": True,
+                            "ipam": {
+                                "type": "host-local",
+                                "dataDir": str(self.workdir / "cni" / "ipam"),
+                                "ranges": [[{"subnet": self.subnet, "gateway": self.gateway}]],
+                                "routes": [{"dst": "0.0.0.0/0"}],
+                            },
+                        },
+                        {"type": "portmap", "capabilities": {"portMappings": True}},
+                    ],
+                },
+                indent=2,
+            )
+        )
 
     def _start_containerd(self) -> None:
         w = self.workdir / "containerd"
         config = w / "config.toml"
         config.write_text(f"""version = 2
-root = "{w / 'root'}"
-state = "{w / 'state'}"
+root = "{w / "root"}"
+state = "{w / "state"}"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
                     "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]
 [grpc]
@@ -230,22 +314,28 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{CNI_BIN}"
-    conf_dir = "{self.workdir / 'cni' / 'net.d'}"
+    conf_dir = "{self.workdir / "cni" / "net.d"}"
 """)
         self.plane.start_process("containerd", ["containerd", f"--config={config}", "--log-level=warn"])
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.plane.procs["containerd"].poll() is not None:
-                raise ControlPlaneError(f"containerd exited while starting; {self.plane.workdir}/logs/containerd.log:\n"
-                                        f"{self.plane.log_tail('containerd')}")
+                raise ControlPlaneError(
+                    f"containerd exited while starting; {self.plane.workdir}/logs/containerd.log:\n"
+                    f"{self.plane.log_tail('containerd')}"
+                )
             if self.socket.exists() and self._ctr("version", check=False).count("Version") >= 2:
                 return
             time.sleep(0.2)
         raise ControlPlaneError(f"containerd did not answer on {self.socket} within 30 s")
 
     def _ctr(self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 300) -> str:
-        return _run(["ctr", f"--address={self.socket}", f"--namespace={NAMESPACE}", *args], input=input,
-                    check=check, timeout=timeout)
+        return _run(
+            ["ctr", f"--address={self.socket}", f"--namespace={NAMESPACE}", *args],
+            input=input,
+            check=check,
+            timeout=timeout,
+        )
 
     def _import_pause(self) -> None:
         binary = self.workdir / "pause"
@@ -256,14 +346,19 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         """Copy image ``ref`` from the Docker engine (CLI ``docker``) into this node's containerd; seconds taken."""
         t0 = time.monotonic()
         saved = subprocess.Popen([docker, "save", ref], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        imported = subprocess.run(["ctr", f"--address={self.socket}", f"--namespace={NAMESPACE}", "images",
-                                   "import", "-"], stdin=saved.stdout, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, timeout=900)
+        imported = subprocess.run(
+            ["ctr", f"--address={self.socket}", f"--namespace={NAMESPACE}", "images", "import", "-"],
+            stdin=saved.stdout,
+            capture_output=True,
+            timeout=900,
+        )
         saved.stdout.close()
         saved.wait(60)
         if saved.returncode != 0 or imported.returncode != 0:
-            raise ControlPlaneError(f"importing {ref} into the real node failed: "
-                                    f"{(saved.stderr.read() + imported.stderr).decode(errors='replace')[-800:]}")
+            raise ControlPlaneError(
+                f"importing {ref} into the real node failed: "
+                f"{(saved.stderr.read() + imported.stderr).decode(errors='replace')[-800:]}"
+            )
         return time.monotonic() - t0
 
     def images(self) -> list[str]:
@@ -278,35 +373,65 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         k = self.workdir / "kubelet"
         self.kubelet_port = free_port()
         config = {
-            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-            "address": self.gateway, "port": self.kubelet_port, "readOnlyPort": 0,
-            "healthzBindAddress": "127.0.0.1", "healthzPort": free_port(),
-            "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False},
-                               "x509": {"clientCAFile": str(self.plane.pki / "ca.crt")}},
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "address": self.gateway,
+            "port": self.kubelet_port,
+            "readOnlyPort": 0,
+            "healthzBindAddress": "127.0.0.1",
+            "healthzPort": free_port(),
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": False},
+                "x509": {"clientCAFile": str(self.plane.pki / "ca.crt")},
+            },
             "authorization": {"mode": "Webhook"},
-            "cgroupDriver": "cgroupfs", "failCgroupV1": False, "failSwapOn": False,
+            "cgroupDriver": "cgroupfs",
+            "failCgroupV1": False,
+            "failSwapOn": False,
             "containerRuntimeEndpoint": f"unix://{self.socket}",
             "imageServiceEndpoint": f"unix://{self.socket}",
-            "registerNode": True, "resolvConf": "/etc/resolv.conf",
+            "registerNode": True,
+            "resolvConf": "/etc/resolv.conf",
             # a shared test machine: evict only when truly out of room, never collect our images
-            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%",
-                             "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
-            "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
-            "serializeImagePulls": False, "syncFrequency": "5s", "nodeStatusUpdateFrequency": "5s",
-            "fileCheckFrequency": "5s", "volumeStatsAggPeriod": "0s",
-            "protectKernelDefaults": False, "maxPods": 20,
+            "evictionHard": {
+                "memory.available": "100Mi",
+                "nodefs.available": "1%",
+                "imagefs.available": "1%",
+                "nodefs.inodesFree": "1%",
+            },
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "serializeImagePulls": False,
+            "syncFrequency": "5s",
+            "nodeStatusUpdateFrequency": "5s",
+            "fileCheckFrequency": "5s",
+            "volumeStatsAggPeriod": "0s",
+            "protectKernelDefaults": False,
+            "maxPods": 20,
         }
         (k / "config.json").write_text(json.dumps(config, indent=2))
-        self.plane.start_process("kubelet", [
-            self.plane.tool("kubelet"), f"--config={k / 'config.json'}", f"--kubeconfig={k / 'kubeconfig'}",
-            f"--root-dir={k / 'root'}", f"--cert-dir={k / 'pki'}", f"--hostname-override={self.name}",
-            f"--node-ip={self.gateway}", f"--node-labels=beamhub.io/node-kind=real", "--v=1",
-        ])
+        self.plane.start_process(
+            "kubelet",
+            [
+                self.plane.tool("kubelet"),
+                f"--config={k / 'config.json'}",
+                f"--kubeconfig={k / 'kubeconfig'}",
+                f"--root-dir={k / 'root'}",
+                f"--cert-dir={k / 'pki'}",
+                f"--hostname-override={self.name}",
+                f"--node-ip={self.gateway}",
+                "--node-labels=beamhub.io/node-kind=real",
+                "--v=1",
+            ],
+        )
 
     def _registered(self) -> bool:
         if self.plane.procs.get("kubelet") and self.plane.procs["kubelet"].poll() is not None:
-            raise ControlPlaneError(f"the kubelet exited while starting; {self.plane.workdir}/logs/kubelet.log:\n"
-                                    f"{self.plane.log_tail('kubelet', 30)}")
+            raise ControlPlaneError(
+                f"the kubelet exited while starting; {self.plane.workdir}/logs/kubelet.log:\n"
+                f"{self.plane.log_tail('kubelet', 30)}"
+            )
         return "NotFound" not in self.plane.kubectl("get", "node", self.name, check=False)
 
     def _kill_shims(self) -> None:

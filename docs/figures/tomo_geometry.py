@@ -48,10 +48,8 @@ def main() -> None:
         ax.plot([p0[0], p1[0]], [p0[1], p1[1]], color="c", lw=0.6, alpha=0.8)
     det0 = np.array([c, c]) + 50 * ray
     ax.plot(*zip(det0 - 50 * d, det0 + 50 * d), color="m", lw=3)
-    ax.annotate("", xy=det0 + 50 * d, xytext=det0 + 25 * d,
-                arrowprops=dict(arrowstyle="->", color="m", lw=2))
-    ax.text(2, 6, "detector (column k grows along the arrow)", color="m", fontsize=9,
-            va="top", backgroundcolor="k")
+    ax.annotate("", xy=det0 + 50 * d, xytext=det0 + 25 * d, arrowprops=dict(arrowstyle="->", color="m", lw=2))
+    ax.text(2, 6, "detector (column k grows along the arrow)", color="m", fontsize=9, va="top", backgroundcolor="k")
     ax.text(2, N - 4, "ray: x cos θ + y sin θ = k − center\n(here θ = 30°)", color="w", fontsize=9)
     ax.set_xlim(-0.5, N - 0.5)
     ax.set_ylim(N - 0.5, -0.5)
@@ -63,8 +61,7 @@ def main() -> None:
     bx.plot(k, img.sum(axis=0), "k--", lw=1, label="rec.sum(axis=0)  (down the columns)")
     bx.plot(k, proj[1] + 60, "r", lw=2, label="θ = 90°: projection (+60)")
     bx.plot(k, img.sum(axis=1)[::-1] + 60, "k:", lw=1.5, label="rec.sum(axis=1)[::-1]  (row N-1-k)")
-    bx.set(xlabel="detector column k", ylabel="line integral",
-           title="tomo[θ, r, k] from sim.project_phantom")
+    bx.set(xlabel="detector column k", ylabel="line integral", title="tomo[θ, r, k] from sim.project_phantom")
     bx.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(OUT, dpi=90)

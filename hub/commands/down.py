@@ -36,7 +36,11 @@ from beamhub.hub.jobs.store import JobStore
 from beamhub.hub.pidfiles import read_pid_file, remove_pid_file
 from beamhub.hub.platform import RUN_DIR, UP_NAME, stop_services
 from beamhub.hub.procinfo import (
-    ancestors, processes_under, same_process, start_time, terminate,
+    ancestors,
+    processes_under,
+    same_process,
+    start_time,
+    terminate,
 )
 
 #: How long `beamhub up` gets to stop its services in order (each has 15 s) before SIGKILL.
@@ -57,9 +61,13 @@ as cancelled).  Workspaces, the hub database and job records are kept: the next
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Stop the BeamHub platform started by 'beamhub up' "
-                                "in a state folder, with every session and batch job it started.",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Stop the BeamHub platform started by 'beamhub up' "
+        "in a state folder, with every session and batch job it started.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--state-dir", default="state", help="the folder given to 'beamhub up' (default: ./state)")
     return p
 
@@ -78,8 +86,7 @@ def stop_up(state: Path, grace: float = UP_GRACE_S) -> int | None:
         return None
     stopped, refused = terminate([record], grace=grace, groups=False)
     if refused:
-        raise UsageError(f"may not stop 'beamhub up' (pid {record[0]}): run 'beamhub down' as the user "
-                         "who started it")
+        raise UsageError(f"may not stop 'beamhub up' (pid {record[0]}): run 'beamhub down' as the user who started it")
     remove_pid_file(path, record[0])
     return stopped[0] if stopped else None
 
@@ -99,11 +106,16 @@ def _spawner_states(state: Path) -> list[tuple[str, str, dict]]:
         return []
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as con:
-            rows = con.execute("SELECT users.name, spawners.name, spawners.state FROM spawners "
-                               "JOIN users ON spawners.user_id = users.id").fetchall()
+            rows = con.execute(
+                "SELECT users.name, spawners.name, spawners.state FROM spawners "
+                "JOIN users ON spawners.user_id = users.id"
+            ).fetchall()
     except sqlite3.Error as exc:
-        print(f"beamhub down: cannot read the sessions from {db} ({exc}); stopping what runs in "
-              f"{state / 'users'} instead", file=sys.stderr)
+        print(
+            f"beamhub down: cannot read the sessions from {db} ({exc}); stopping what runs in "
+            f"{state / 'users'} instead",
+            file=sys.stderr,
+        )
         return []
     found = []
     for user, server, text in rows:
@@ -131,8 +143,11 @@ def recorded_sessions(state: Path) -> list[tuple[str, int]]:
 
 def recorded_containers(state: Path) -> list[tuple[str, str]]:
     """``(user, container)`` of every session `--sessions docker` started, as the hub database records them."""
-    return [(user, record["container"]) for user, _, record in _spawner_states(state)
-            if isinstance(record.get("container"), str) and record["container"]]
+    return [
+        (user, record["container"])
+        for user, _, record in _spawner_states(state)
+        if isinstance(record.get("container"), str) and record["container"]
+    ]
 
 
 def stop_containers(state: Path) -> list[tuple[str, str]]:
@@ -166,8 +181,7 @@ def shut_down(state: Path, say=print) -> int:
     for job in jobs:
         if job.pid in stopped:
             _record_cancelled(state, job)
-            say(f"stopped {job.owner}'s batch job {job.id} (beamhub {job.kind}, pid {job.pid}); "
-                "recorded as cancelled")
+            say(f"stopped {job.owner}'s batch job {job.id} (beamhub {job.kind}, pid {job.pid}); recorded as cancelled")
             count += 1
     for user, pid in sessions:
         if pid in stopped:
@@ -183,12 +197,16 @@ def shut_down(state: Path, say=print) -> int:
     rest = [pid for pid in (processes_under(users) if users.is_dir() else []) if pid not in mine]
     swept, refused_rest = terminate([(pid, start_time(pid)) for pid in rest], grace=USER_GRACE_S)
     if swept:
-        say(f"stopped {len(swept)} more process(es) running in users' workspaces (kernels, terminals, "
-            f"jobs' children): pid {', '.join(map(str, sorted(swept)))}")
+        say(
+            f"stopped {len(swept)} more process(es) running in users' workspaces (kernels, terminals, "
+            f"jobs' children): pid {', '.join(map(str, sorted(swept)))}"
+        )
         count += 1
     if refused or refused_rest:
-        raise UsageError(f"may not stop pid {', '.join(map(str, sorted(refused + refused_rest)))}: run "
-                         "'beamhub down' as the user who started 'beamhub up' (root for an isolated platform)")
+        raise UsageError(
+            f"may not stop pid {', '.join(map(str, sorted(refused + refused_rest)))}: run "
+            "'beamhub down' as the user who started 'beamhub up' (root for an isolated platform)"
+        )
     return count
 
 
@@ -211,8 +229,10 @@ def main(argv: list[str], prog: str) -> int:
         return 0
     run = state / RUN_DIR
     if run.is_dir() and not os.access(run, os.R_OK | os.X_OK):
-        raise UsageError(f"cannot read {run}: run 'beamhub down' as the user who started 'beamhub up' "
-                         "(root for an isolated platform)")
+        raise UsageError(
+            f"cannot read {run}: run 'beamhub down' as the user who started 'beamhub up' "
+            "(root for an isolated platform)"
+        )
     if shut_down(state, say=lambda line: print(f"{prog}: {line}", flush=True)) == 0:
         print(f"{prog}: nothing was running in {state}")
     return 0

@@ -27,8 +27,7 @@ examples:
 """
 
 DESCRIPTIONS = {
-    "submit": "Run `beamhub phase|tomo|emc ...` as a batch job with this "
-              "session's environment, identity and data.",
+    "submit": "Run `beamhub phase|tomo|emc ...` as a batch job with this session's environment, identity and data.",
     "jobs": "List your batch jobs.",
     "logs": "Show the output of one of your jobs.",
     "cancel": "Cancel one of your jobs.",
@@ -38,8 +37,10 @@ DESCRIPTIONS = {
 def _row(job: dict) -> str:
     created = time.strftime("%Y-%m-%d %H:%M", time.localtime(job["created"]))
     ranks = f" x{job['ranks']}" if job.get("ranks", 1) > 1 else ""
-    return f"{job['id']:<18} {job['state']:<10} {created}  {job['environment']:<12} " \
-           f"{job['kind']}{ranks} {' '.join(job['args'])}"
+    return (
+        f"{job['id']:<18} {job['state']:<10} {created}  {job['environment']:<12} "
+        f"{job['kind']}{ranks} {' '.join(job['args'])}"
+    )
 
 
 def _split_submit(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -50,8 +51,8 @@ def _split_submit(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[arg
     --out to tomo.
     """
     argv = list(argv)
-    tail = argv[argv.index("--") + 1:] if "--" in argv else []
-    head = argv[:argv.index("--")] if "--" in argv else argv
+    tail = argv[argv.index("--") + 1 :] if "--" in argv else []
+    head = argv[: argv.index("--")] if "--" in argv else argv
     parser.allow_abbrev = False  # --r must not silently mean --ranks
     known, _ = parser.parse_known_args(head)
     return known, _in_order(head, known) + tail
@@ -78,8 +79,10 @@ def _in_order(head: list[str], known: argparse.Namespace) -> list[str]:
 
 def _refuse(prog: str):
     """An ``ArgumentParser.error`` that raises one-line UsageError instead of printing usage."""
+
     def error(message: str):
         raise UsageError(f"{message} (see '{prog} --help')")
+
     return error
 
 
@@ -100,16 +103,21 @@ def check_job_options(kind: str, args: list[str]) -> None:
 def build_parser(prog: str) -> argparse.ArgumentParser:
     """The argument parser of ``beamhub submit``, ``jobs``, ``logs`` or ``cancel`` (the last word of ``prog``)."""
     verb = prog.split()[-1]
-    p = argparse.ArgumentParser(prog=prog, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description=DESCRIPTIONS[verb])
+    p = argparse.ArgumentParser(
+        prog=prog, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, description=DESCRIPTIONS[verb]
+    )
     p.error = _refuse(prog)
     if verb == "submit":
         p.add_argument("kind", choices=KINDS, help="what to run")
         p.add_argument("--ranks", type=int, default=1, help="MPI ranks (emc only; default 1)")
-        p.add_argument("--environment", default=os.environ.get("BEAMHUB_ENVIRONMENT", ""),
-                       help="environment to run in (default: this session's)")
-        p.add_argument("args", nargs="*", metavar="ARG",
-                       help="arguments of `beamhub KIND`; everything after `--` is passed unread")
+        p.add_argument(
+            "--environment",
+            default=os.environ.get("BEAMHUB_ENVIRONMENT", ""),
+            help="environment to run in (default: this session's)",
+        )
+        p.add_argument(
+            "args", nargs="*", metavar="ARG", help="arguments of `beamhub KIND`; everything after `--` is passed unread"
+        )
     elif verb == "jobs":
         p.add_argument("--json", action="store_true", help="machine-readable output")
     elif verb == "logs":

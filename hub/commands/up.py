@@ -49,24 +49,36 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--state-dir", default="state", help="folder for the hub database, secrets, "
-                   "provider keys and user workspaces (default: ./state)")
+    p.add_argument(
+        "--state-dir",
+        default="state",
+        help="folder for the hub database, secrets, provider keys and user workspaces (default: ./state)",
+    )
     p.add_argument("--port", type=int, default=8000, help="public port of the hub (default: 8000)")
     p.add_argument("--sso-port", type=int, default=8001, help="port of the OIDC provider (default: 8001)")
     p.add_argument("--proxy-api-port", type=int, default=8002, help="proxy REST API port (default: 8002)")
     p.add_argument("--hub-port", type=int, default=8081, help="hub's internal port (default: 8081)")
     p.add_argument("--jobs-port", type=int, default=8003, help="batch jobs service port (default: 8003)")
     p.add_argument("--catalog", default="", help="environment catalog YAML (default: the shipped menu)")
-    p.add_argument("--accounts", default="", help="JSON list of SSO accounts "
-                   "(username, password, uid, gid, gids, groups) instead of the demo ones")
-    p.add_argument("--notebooks", default="", help="folder of notebooks copied to new users "
-                   "(default: the repository's notebooks/)")
-    p.add_argument("--scheduler-url", default="", help="the BeamHub scheduler's /summary URL, "
-                   "to show free GPUs on the launch page")
-    p.add_argument("--sessions", choices=("local", "docker"), default="local",
-                   help="where sessions run: 'local' processes of this checkout (default), or 'docker': "
-                   "each in its environment's image (make images) as the user's uid/gid with only their "
-                   "workspace and allowed data mounted, as on Kubernetes")
+    p.add_argument(
+        "--accounts",
+        default="",
+        help="JSON list of SSO accounts (username, password, uid, gid, gids, groups) instead of the demo ones",
+    )
+    p.add_argument(
+        "--notebooks", default="", help="folder of notebooks copied to new users (default: the repository's notebooks/)"
+    )
+    p.add_argument(
+        "--scheduler-url", default="", help="the BeamHub scheduler's /summary URL, to show free GPUs on the launch page"
+    )
+    p.add_argument(
+        "--sessions",
+        choices=("local", "docker"),
+        default="local",
+        help="where sessions run: 'local' processes of this checkout (default), or 'docker': "
+        "each in its environment's image (make images) as the user's uid/gid with only their "
+        "workspace and allowed data mounted, as on Kubernetes",
+    )
     return p
 
 
@@ -95,8 +107,10 @@ def claim_state(state: Path) -> Path:
     path = state / RUN_DIR / f"{UP_NAME}.pid"
     record = read_pid_file(path)
     if record is not None and record[0] != os.getpid() and same_process(*record):
-        raise UsageError(f"another 'beamhub up' (pid {record[0]}) is running with the state folder {state}; "
-                         f"stop it first (Ctrl-C there, or 'beamhub down --state-dir {state}')")
+        raise UsageError(
+            f"another 'beamhub up' (pid {record[0]}) is running with the state folder {state}; "
+            f"stop it first (Ctrl-C there, or 'beamhub down --state-dir {state}')"
+        )
     write_pid_file(path, os.getpid(), "beamhub up")
     return path
 
@@ -120,16 +134,17 @@ def main(argv: list[str], prog: str) -> int:
         try:
             config.accounts = json.loads(Path(args.accounts).read_text())
         except (OSError, ValueError) as exc:
-            raise UsageError(f"--accounts {args.accounts}: cannot read a JSON list of accounts ({exc})")
+            raise UsageError(f"--accounts {args.accounts}: cannot read a JSON list of accounts ({exc})") from None
         if not isinstance(config.accounts, list) or not all(
-                isinstance(a, dict) and "username" in a and "password" in a for a in config.accounts):
-            raise UsageError(f"--accounts {args.accounts}: must be a JSON list of objects "
-                             "with at least username and password")
+            isinstance(a, dict) and "username" in a and "password" in a for a in config.accounts
+        ):
+            raise UsageError(
+                f"--accounts {args.accounts}: must be a JSON list of objects with at least username and password"
+            )
     platform = Platform(config, hub_output=sys.stdout, say=lambda line: print(f"beamhub up: {line}", flush=True))
     Path(args.state_dir).mkdir(parents=True, exist_ok=True)
     claimed = claim_state(platform.state)
-    print(f"beamhub up: starting the SSO provider, the proxy and JupyterHub (state in {platform.state})",
-          flush=True)
+    print(f"beamhub up: starting the SSO provider, the proxy and JupyterHub (state in {platform.state})", flush=True)
     print(f"beamhub up: {mode_line()}", flush=True)
     try:
         platform.start()

@@ -18,17 +18,22 @@ from beamhub.errors import UsageError
 def _endpoint() -> tuple[str, str]:
     url, token = os.environ.get("BEAMHUB_JOBS_URL"), os.environ.get("JUPYTERHUB_API_TOKEN")
     if not url or not token:
-        raise UsageError("batch jobs are submitted from inside a BeamHub session "
-                         "(BEAMHUB_JOBS_URL and JUPYTERHUB_API_TOKEN are not set here)")
+        raise UsageError(
+            "batch jobs are submitted from inside a BeamHub session "
+            "(BEAMHUB_JOBS_URL and JUPYTERHUB_API_TOKEN are not set here)"
+        )
     return url.rstrip("/"), token
 
 
 def _call(method: str, path: str, body: dict | None = None, text: bool = False):
     url, token = _endpoint()
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{url}/api/jobs{path}", data=data, method=method,
-                                     headers={"Authorization": f"token {token}",
-                                              "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/api/jobs{path}",
+        data=data,
+        method=method,
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as resp:
             payload = resp.read().decode()
@@ -45,8 +50,7 @@ def _call(method: str, path: str, body: dict | None = None, text: bool = False):
 
 def submit(kind: str, args: list[str], cwd: str, environment: str, ranks: int) -> dict:
     """Submit ``beamhub KIND ARGS`` to run in ``cwd``; returns the new job's record."""
-    return _call("POST", "", {"kind": kind, "args": args, "cwd": cwd,
-                              "environment": environment, "ranks": ranks})
+    return _call("POST", "", {"kind": kind, "args": args, "cwd": cwd, "environment": environment, "ranks": ranks})
 
 
 def list_jobs() -> list[dict]:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import time
 
+from kubernetes_asyncio import client, config, utils
+from kubernetes_asyncio.client.exceptions import ApiException
+
 from beamhub.hub.catalog import Environment
 from beamhub.hub.identity import Identity
 from beamhub.hub.jobs.manifests import job_objects
@@ -21,8 +24,9 @@ from beamhub.hub.pods import ClusterSettings
 class KubernetesBackend:
     name = "kubernetes"
 
-    def __init__(self, store: JobStore, namespace: str, settings: ClusterSettings | None = None,
-                 kubeconfig: str | None = None):
+    def __init__(
+        self, store: JobStore, namespace: str, settings: ClusterSettings | None = None, kubeconfig: str | None = None
+    ):
         """``kubeconfig``: a file to use; None means in-cluster, else ``$KUBECONFIG`` or ~/.kube/config."""
         self.store, self.namespace, self.kubeconfig = store, namespace, kubeconfig
         self.settings = settings or ClusterSettings()
@@ -31,8 +35,6 @@ class KubernetesBackend:
 
     async def _client(self):
         if self._api is None:
-            from kubernetes_asyncio import client, config
-
             configuration = client.Configuration()
             if self.kubeconfig:
                 await config.load_kube_config(config_file=self.kubeconfig, client_configuration=configuration)
@@ -53,26 +55,24 @@ class KubernetesBackend:
     async def mpi_operator_installed(self) -> bool:
         """True when the Kubeflow MPI Operator's MPIJob CRD exists (checked once)."""
         if self._mpi_operator is None:
-            from kubernetes_asyncio import client
-            from kubernetes_asyncio.client.exceptions import ApiException
-
             try:
                 await client.ApiextensionsV1Api(await self._client()).read_custom_resource_definition(
-                    "mpijobs.kubeflow.org")
+                    "mpijobs.kubeflow.org"
+                )
                 self._mpi_operator = True
             except ApiException:
                 self._mpi_operator = False
         return self._mpi_operator
 
     async def submit(self, job: Job, identity: Identity, env: Environment) -> None:
-        from kubernetes_asyncio import client, utils
 
         api = await self._client()
         mpi = job.ranks > 1 and await self.mpi_operator_installed()
         for obj in job_objects(job, env, identity, self.settings, self.namespace, mpi_operator=mpi):
             if obj["kind"] == "MPIJob":
                 await client.CustomObjectsApi(api).create_namespaced_custom_object(
-                    "kubeflow.org", "v2beta1", self.namespace, "mpijobs", obj)
+                    "kubeflow.org", "v2beta1", self.namespace, "mpijobs", obj
+                )
             else:
                 await utils.create_from_dict(api, obj, namespace=self.namespace)
         job.state, job.backend = "pending", "kubernetes (MPIJob)" if mpi else "kubernetes"
@@ -81,10 +81,10 @@ class KubernetesBackend:
     async def refresh(self, job: Job) -> Job:
         if job.state in FINISHED:
             return job
-        from kubernetes_asyncio import client
 
         pods = await client.CoreV1Api(await self._client()).list_namespaced_pod(
-            self.namespace, label_selector=f"beamhub.io/job-id={job.id}")
+            self.namespace, label_selector=f"beamhub.io/job-id={job.id}"
+        )
         phases = [p.status.phase for p in pods.items]
         if any(p == "Failed" for p in phases):
             job.state, job.finished = "failed", time.time()
@@ -96,7 +96,6 @@ class KubernetesBackend:
         return job
 
     async def logs(self, job: Job) -> str:
-        from kubernetes_asyncio import client
 
         core = client.CoreV1Api(await self._client())
         pods = await core.list_namespaced_pod(self.namespace, label_selector=f"beamhub.io/job-id={job.id}")
@@ -107,13 +106,13 @@ class KubernetesBackend:
         return "\n".join(parts)
 
     async def cancel(self, job: Job) -> None:
-        from kubernetes_asyncio import client
 
         api = await self._client()
         body = client.V1DeleteOptions(propagation_policy="Background")
         if job.backend.endswith("(MPIJob)"):
             await client.CustomObjectsApi(api).delete_namespaced_custom_object(
-                "kubeflow.org", "v2beta1", self.namespace, "mpijobs", job.id)
+                "kubeflow.org", "v2beta1", self.namespace, "mpijobs", job.id
+            )
         else:
             await client.BatchV1Api(api).delete_namespaced_job(job.id, self.namespace, body=body)
             if job.ranks > 1:

@@ -40,8 +40,7 @@ KEPT_VARIABLES = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 #: ``<id>.status`` file the service opened for writing (the command itself reads /dev/null).  The
 #: status then outlives the service: a job that ends while the service is restarting is still
 #: recorded as succeeded or failed, not lost.  A shell, not a Python wrapper: one tiny process.
-STATUS_WRAPPER = ["/bin/sh", "-c", '"$@" </dev/null; status=$?; echo "$status" >&0; exit "$status"',
-                  "beamhub-job"]
+STATUS_WRAPPER = ["/bin/sh", "-c", '"$@" </dev/null; status=$?; echo "$status" >&0; exit "$status"', "beamhub-job"]
 #: How often an adopted job (one an earlier run of the service started) is checked for its end.
 ADOPTED_POLL_S = 1.0
 #: How long a cancelled job has to stop after SIGTERM before its process group gets SIGKILL.
@@ -65,15 +64,20 @@ class LocalBackend:
 
     def mounts(self, identity: Identity, env: Environment) -> list[Mount]:
         """The environment's data folders on this machine that the owner's groups may read."""
-        return [m for m in env.mounts if m.local_path and m.allowed_for(identity.groups)
-                and (Path(self.data_root) / m.local_path).is_dir()]
+        return [
+            m
+            for m in env.mounts
+            if m.local_path and m.allowed_for(identity.groups) and (Path(self.data_root) / m.local_path).is_dir()
+        ]
 
     def job_roots(self, owner: str, identity: Identity, env: Environment) -> JobRoots:
         """Where ``owner``'s job in ``env`` may work: their workspace and their groups' data folders."""
         folders = [(Path(self.data_root) / m.local_path, m.read_only) for m in self.mounts(identity, env)]
-        return JobRoots(workspace=self.workspace(owner),
-                        read_only=tuple(p for p, ro in folders if ro),
-                        writable=tuple(p for p, ro in folders if not ro))
+        return JobRoots(
+            workspace=self.workspace(owner),
+            read_only=tuple(p for p, ro in folders if ro),
+            writable=tuple(p for p, ro in folders if not ro),
+        )
 
     def command(self, job: Job) -> list[str]:
         cmd = [sys.executable, "-m", "beamhub", job.kind, *job.args]
@@ -90,8 +94,13 @@ class LocalBackend:
             **{k: os.environ[k] for k in KEPT_VARIABLES if k in os.environ},
             "PATH": local_path(inherited=os.environ.get("PATH")),
             **process_environment(identity, self.workspace(job.owner), job.owner),
-            **session_environment(env, identity, mounts=on_this_machine(self.mounts(identity, env), self.data_root),
-                                  ranks=job.ranks, extra={"BEAMHUB_JOB_ID": job.id}),
+            **session_environment(
+                env,
+                identity,
+                mounts=on_this_machine(self.mounts(identity, env), self.data_root),
+                ranks=job.ranks,
+                extra={"BEAMHUB_JOB_ID": job.id},
+            ),
         }
 
     async def submit(self, job: Job, identity: Identity, env: Environment) -> None:
@@ -102,8 +111,16 @@ class LocalBackend:
         status = open(self.store.status_path(job), "wb")
         try:
             proc = await asyncio.create_subprocess_exec(
-                *STATUS_WRAPPER, *self.command(job), cwd=cwd, env=self.environment(job, identity, env),
-                stdout=log, stderr=asyncio.subprocess.STDOUT, stdin=status, start_new_session=True, **who)
+                *STATUS_WRAPPER,
+                *self.command(job),
+                cwd=cwd,
+                env=self.environment(job, identity, env),
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                stdin=status,
+                start_new_session=True,
+                **who,
+            )
         finally:
             log.close()
             status.close()

@@ -12,20 +12,29 @@ where installed, manages keys itself and is preferred).
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from beamhub.hub.catalog import Environment
 from beamhub.hub.identity import Identity
 from beamhub.hub.jobs.model import Job
-from beamhub.hub.pods import (ClusterSettings, container_resources, environment_overrides, label_value,
-                              mounted, owner_metadata)
+from beamhub.hub.pods import (
+    ClusterSettings,
+    container_resources,
+    environment_overrides,
+    label_value,
+    mounted,
+    owner_metadata,
+)
 from beamhub.hub.session_env import session_environment
 
 TTL_AFTER_FINISHED = 7 * 24 * 3600
 SSH_PORT = 2222
 # workers run sshd as the user (no root): a host key made at start, keys for the user from ~/.ssh
-WORKER_SSHD = (f"ssh-keygen -q -t ed25519 -N '' -f /tmp/ssh_host_ed25519_key && "
-               f"exec /usr/sbin/sshd -De -p {SSH_PORT} -h /tmp/ssh_host_ed25519_key -o PidFile=/tmp/sshd.pid")
+WORKER_SSHD = (
+    f"ssh-keygen -q -t ed25519 -N '' -f /tmp/ssh_host_ed25519_key && "
+    f"exec /usr/sbin/sshd -De -p {SSH_PORT} -h /tmp/ssh_host_ed25519_key -o PidFile=/tmp/sshd.pid"
+)
 
 
 def _labels(job: Job) -> dict[str, str]:
@@ -46,12 +55,20 @@ def _annotations(job: Job) -> dict[str, str]:
     return annotations
 
 
-def pod_template(job: Job, env: Environment, identity: Identity, settings: ClusterSettings,
-                 command: list[str], name: str = "job", ranks: int = 1) -> dict[str, Any]:
+def pod_template(
+    job: Job,
+    env: Environment,
+    identity: Identity,
+    settings: ClusterSettings,
+    command: list[str],
+    name: str = "job",
+    ranks: int = 1,
+) -> dict[str, Any]:
     """The pod template shared by every kind of job (one container, the session's identity and mounts)."""
     o = environment_overrides(env, identity, settings)
-    environment = session_environment(env, identity, mounts=mounted(env, identity, settings), ranks=ranks,
-                                      extra={"BEAMHUB_JOB_ID": job.id})
+    environment = session_environment(
+        env, identity, mounts=mounted(env, identity, settings), ranks=ranks, extra={"BEAMHUB_JOB_ID": job.id}
+    )
     container = {
         "name": name,
         "image": o["image"],
@@ -81,17 +98,28 @@ def pod_template(job: Job, env: Environment, identity: Identity, settings: Clust
     return {"metadata": {"labels": _labels(job), "annotations": _annotations(job)}, "spec": spec}
 
 
-def job_objects(job: Job, env: Environment, identity: Identity, settings: ClusterSettings,
-                namespace: str, mpi_operator: bool = False) -> list[dict[str, Any]]:
+def job_objects(
+    job: Job,
+    env: Environment,
+    identity: Identity,
+    settings: ClusterSettings,
+    namespace: str,
+    mpi_operator: bool = False,
+) -> list[dict[str, Any]]:
     """Every object to create for ``job``, in creation order."""
     meta = {"name": job.id, "namespace": namespace, "labels": _labels(job), "annotations": _annotations(job)}
     policy = network_policy(job, meta)
     if job.ranks == 1:
         template = pod_template(job, env, identity, settings, job.command)
-        return [policy, {
-            "apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
-            "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": TTL_AFTER_FINISHED, "template": template},
-        }]
+        return [
+            policy,
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": meta,
+                "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": TTL_AFTER_FINISHED, "template": template},
+            },
+        ]
     if mpi_operator:
         return [policy, _mpijob(job, env, identity, settings, meta)]
     return [policy, *_indexed_mpi(job, env, identity, settings, meta)]
@@ -106,7 +134,9 @@ def network_policy(job: Job, meta: dict[str, Any]) -> dict[str, Any]:
     same_job = {"podSelector": {"matchLabels": {"beamhub.io/job-id": job.id}}}
     dns = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
     return {
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": dict(meta),
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": dict(meta),
         "spec": {
             "podSelector": {"matchLabels": {"beamhub.io/job-id": job.id}},
             "policyTypes": ["Ingress", "Egress"],
@@ -117,19 +147,24 @@ def network_policy(job: Job, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _mpijob(job, env, identity, settings, meta) -> dict[str, Any]:
-    launcher = pod_template(job, env, identity, settings,
-                            ["mpirun", "-n", str(job.ranks), *job.command], name="launcher", ranks=job.ranks)
-    worker = pod_template(job, env, identity, settings, ["/bin/sh", "-c", WORKER_SSHD],
-                          name="worker", ranks=job.ranks)
+    launcher = pod_template(
+        job, env, identity, settings, ["mpirun", "-n", str(job.ranks), *job.command], name="launcher", ranks=job.ranks
+    )
+    worker = pod_template(job, env, identity, settings, ["/bin/sh", "-c", WORKER_SSHD], name="worker", ranks=job.ranks)
     for template in (launcher, worker):
         template["spec"].pop("restartPolicy")
     return {
-        "apiVersion": "kubeflow.org/v2beta1", "kind": "MPIJob", "metadata": meta,
+        "apiVersion": "kubeflow.org/v2beta1",
+        "kind": "MPIJob",
+        "metadata": meta,
         "spec": {
             "slotsPerWorker": 1,
             "sshAuthMountPath": "/home/jovyan/.ssh",
-            "runPolicy": {"cleanPodPolicy": "Running", "ttlSecondsAfterFinished": TTL_AFTER_FINISHED,
-                          "backoffLimit": 0},
+            "runPolicy": {
+                "cleanPodPolicy": "Running",
+                "ttlSecondsAfterFinished": TTL_AFTER_FINISHED,
+                "backoffLimit": 0,
+            },
             "mpiReplicaSpecs": {
                 "Launcher": {"replicas": 1, "restartPolicy": "Never", "template": launcher},
                 "Worker": {"replicas": job.ranks, "restartPolicy": "Never", "template": worker},
@@ -149,15 +184,26 @@ def _indexed_mpi(job, env, identity, settings, meta) -> list[dict[str, Any]]:
     template = pod_template(job, env, identity, settings, ["/bin/sh", "-c", launch], ranks=job.ranks)
     template["spec"]["subdomain"] = job.id
     service = {
-        "apiVersion": "v1", "kind": "Service", "metadata": meta,
-        "spec": {"clusterIP": "None", "selector": {"beamhub.io/job-id": job.id},
-                 "ports": [{"name": "ssh", "port": SSH_PORT}], "publishNotReadyAddresses": True},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {
+            "clusterIP": "None",
+            "selector": {"beamhub.io/job-id": job.id},
+            "ports": [{"name": "ssh", "port": SSH_PORT}],
+            "publishNotReadyAddresses": True,
+        },
     }
     indexed = {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta,
         "spec": {
-            "completionMode": "Indexed", "completions": job.ranks, "parallelism": job.ranks,
-            "backoffLimit": 0, "ttlSecondsAfterFinished": TTL_AFTER_FINISHED,
+            "completionMode": "Indexed",
+            "completions": job.ranks,
+            "parallelism": job.ranks,
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": TTL_AFTER_FINISHED,
             # the workers' sshd never exits on its own: the job is done when the launcher is
             "successPolicy": {"rules": [{"succeededIndexes": "0"}]},
             "template": template,
@@ -167,6 +213,5 @@ def _indexed_mpi(job, env, identity, settings, meta) -> list[dict[str, Any]]:
 
 
 def _shell_quote(arg: str) -> str:
-    import shlex
 
     return shlex.quote(arg)

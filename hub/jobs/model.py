@@ -80,5 +80,6 @@ def parse_request(body: Any, owner: str) -> Job:
         raise JobRequestError(f"'ranks' must be an integer from 1 to {MAX_RANKS}")
     if ranks > 1 and kind not in MPI_KINDS:
         raise JobRequestError(f"only {' and '.join(MPI_KINDS)} jobs run over several MPI ranks")
-    return Job(id=new_job_id(kind), owner=owner, kind=kind, args=list(args), cwd=cwd,
-               environment=environment, ranks=ranks)
+    return Job(
+        id=new_job_id(kind), owner=owner, kind=kind, args=list(args), cwd=cwd, environment=environment, ranks=ranks
+    )

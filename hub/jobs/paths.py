@@ -98,8 +98,11 @@ def declared_outputs(kind: str, job_file: Path) -> list[tuple[str, Path]]:
         except configparser.Error:
             return []
         section = ini["emc"] if ini.has_section("emc") else {}
-        return [(key, _resolve(section[key], base)) for key in ("output_folder", "log_file")
-                if section.get(key) and ":::" not in section[key]]
+        return [
+            (key, _resolve(section[key], base))
+            for key in ("output_folder", "log_file")
+            if section.get(key) and ":::" not in section[key]
+        ]
     return []
 
 
@@ -112,8 +115,11 @@ def confine(job: Job, roots: JobRoots) -> Path:
         raise JobRequestError(f"'cwd' {job.cwd} is outside {where}")
     if job.cwd and not cwd.is_dir():
         raise JobRequestError(f"'cwd' {job.cwd} is not a folder")
-    outputs = [(f"{name} {value}", _resolve(value, cwd))
-               for name in OUTPUT_OPTIONS for value in _option_values(job.args, (name,))]
+    outputs = [
+        (f"{name} {value}", _resolve(value, cwd))
+        for name in OUTPUT_OPTIONS
+        for value in _option_values(job.args, (name,))
+    ]
     job_file = _first_positional(job.args)
     if job.kind in ("phase", "emc") and job_file:
         resolved = _resolve(job_file, cwd)

@@ -38,6 +38,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from beamhub.hub.catalog import Catalog, load_catalog
 from beamhub.hub.identity import Identity
+from beamhub.hub.jobs.kube import KubernetesBackend
+from beamhub.hub.jobs.local import LocalBackend
 from beamhub.hub.jobs.model import FINISHED, JobRequestError, parse_request
 from beamhub.hub.jobs.paths import confine
 from beamhub.hub.jobs.store import JobStore
@@ -81,8 +83,7 @@ class JobsContext:
     async def identity_of(self, name: str) -> Identity | None:
         url = f"{self.hub_auth.api_url}/users/{name}"
         try:
-            resp = await AsyncHTTPClient().fetch(
-                url, headers={"Authorization": f"token {self.hub_auth.api_token}"})
+            resp = await AsyncHTTPClient().fetch(url, headers={"Authorization": f"token {self.hub_auth.api_token}"})
         except HTTPClientError:
             return None
         return Identity.from_auth_state(json.loads(resp.body).get("auth_state"))
@@ -144,8 +145,9 @@ class JobListHandler(JobsHandler):
         if identity is None:
             raise web.HTTPError(403, "no SSO identity for you on the hub: sign in again")
         if not (env.allowed_for(identity.groups) or user.get("admin")):
-            raise web.HTTPError(403, f"you may not run jobs in {env.title!r}: it is open to the "
-                                     f"group(s) {', '.join(env.groups)}")
+            raise web.HTTPError(
+                403, f"you may not run jobs in {env.title!r}: it is open to the group(s) {', '.join(env.groups)}"
+            )
         job_roots = getattr(self.ctx.backend, "job_roots", None)
         if job_roots is not None:  # local processes: paths are this machine's, checked here
             try:
@@ -160,8 +162,14 @@ class JobListHandler(JobsHandler):
             self.ctx.store.save(job)
             log.error("%s's job %s (%s) could not start: %s", job.owner, job.id, job.kind, exc)
             raise web.HTTPError(500, f"could not start the job: {exc}") from None
-        log.info("%s submitted job %s: %s in %s (%s)", job.owner, job.id, " ".join(job.command),
-                 job.environment, job.detail or job.state)
+        log.info(
+            "%s submitted job %s: %s in %s (%s)",
+            job.owner,
+            job.id,
+            " ".join(job.command),
+            job.environment,
+            job.detail or job.state,
+        )
         self.set_status(201)
         self.finish(job.to_json())
 
@@ -192,15 +200,27 @@ class JobLogsHandler(JobsHandler):
 def make_app(ctx: JobsContext, prefix: str = "/") -> web.Application:
     prefix = prefix.rstrip("/")
     route = {"ctx": ctx}
-    return web.Application([
-        (rf"{prefix}/api/jobs/?", JobListHandler, route),
-        (rf"{prefix}/api/jobs/([^/]+)/?", JobHandler, route),
-        (rf"{prefix}/api/jobs/([^/]+)/logs/?", JobLogsHandler, route),
-    ])
+    return web.Application(
+        [
+            (rf"{prefix}/api/jobs/?", JobListHandler, route),
+            (rf"{prefix}/api/jobs/([^/]+)/?", JobHandler, route),
+            (rf"{prefix}/api/jobs/([^/]+)/logs/?", JobLogsHandler, route),
+        ]
+    )
 
 
-def run(*, backend: str, state: str, catalog: str = "", workspace_root: str = "", data_root: str = "",
-        listen: str = "", access_log: str = "", pid_file: str = "", namespace: str = "default") -> int:
+def run(
+    *,
+    backend: str,
+    state: str,
+    catalog: str = "",
+    workspace_root: str = "",
+    data_root: str = "",
+    listen: str = "",
+    access_log: str = "",
+    pid_file: str = "",
+    namespace: str = "default",
+) -> int:
     """Serve the jobs API until SIGINT or SIGTERM; returns the exit status.
 
     The options are those of ``python -m beamhub.hub.jobs.service``, parsed by
@@ -210,18 +230,13 @@ def run(*, backend: str, state: str, catalog: str = "", workspace_root: str = ""
     menu = load_catalog(catalog or None)
     store = JobStore(state)
     if backend == "local":
-        from beamhub.hub.jobs.local import LocalBackend
-
         runner = LocalBackend(store, workspace_root, data_root)
     else:
-        from beamhub.hub.jobs.kube import KubernetesBackend
-
         runner = KubernetesBackend(store, namespace=namespace)
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8765"))
 
     async def serve():
-        app = make_app(JobsContext(HubAuth(), menu, store, runner),
-                       os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"))
+        app = make_app(JobsContext(HubAuth(), menu, store, runner), os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/"))
         host, _, port = listen.rpartition(":") if listen else (url.hostname, None, url.port)
         recover = getattr(runner, "recover", None)
         if recover is not None:  # jobs an earlier run of the service started: adopt or settle them

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from beamhub import __version__
 from beamhub.errors import UsageError
-from beamhub.kernels import memory
+from beamhub.kernels import backend, memory
 from beamhub.kernels.io import InputFormatError, check_output_path
-from beamhub.kernels.io.volumes import read_volume
-from beamhub.kernels.phasing.job import JobError, parse_job
+from beamhub.kernels.io.volumes import read_volume, write_h5
+from beamhub.kernels.phasing import phase
+from beamhub.kernels.phasing.job import JOB_KEYS, JobError, parse_job
 from beamhub.kernels.phasing.retrieval import PRTF_SOLUTIONS
 
 DESCRIPTION = """\
@@ -53,7 +55,6 @@ examples:
 
 
 def _keys_help() -> str:
-    from beamhub.kernels.phasing.job import JOB_KEYS  # noqa: PLC0415
 
     width = max(map(len, JOB_KEYS))
     lines = ["job keys (* = required):"]
@@ -64,15 +65,22 @@ def _keys_help() -> str:
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog, description=DESCRIPTION, epilog=_keys_help() + EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog=prog,
+        description=DESCRIPTION,
+        epilog=_keys_help() + EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("job", type=Path, help="the JSON job file")
-    parser.add_argument("--check", action="store_true",
-                        help="validate the job and read its input, then stop")
-    parser.add_argument("--backend", choices=("auto", "numpy", "cupy"), default=None,
-                        help="where to compute (default: $BEAMHUB_BACKEND, else auto)")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress bar and no summary (what runs, seed, time, best errors)")
+    parser.add_argument("--check", action="store_true", help="validate the job and read its input, then stop")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "numpy", "cupy"),
+        default=None,
+        help="where to compute (default: $BEAMHUB_BACKEND, else auto)",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar and no summary (what runs, seed, time, best errors)"
+    )
     return parser
 
 
@@ -85,8 +93,7 @@ def load_job(path: Path):
     except OSError as exc:
         raise UsageError(f"cannot read job file {str(path)!r}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start}); save the job as UTF-8 "
-                         "JSON") from None
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start}); save the job as UTF-8 JSON") from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -112,8 +119,9 @@ def load_inputs(job):
         raise UsageError(f"'mask' shape {mask.shape} differs from 'data' shape {data.shape}")
     check_intensity(data, mask, job.data)
     if job.support_size >= min(data.shape):
-        raise UsageError(f"'support_size' ({job.support_size:g}) must be smaller than the "
-                         f"data's side ({min(data.shape)} pixels)")
+        raise UsageError(
+            f"'support_size' ({job.support_size:g}) must be smaller than the data's side ({min(data.shape)} pixels)"
+        )
     if not job.out_file.parent.is_dir():
         raise UsageError(f"'out_file': folder {str(job.out_file.parent)!r} does not exist")
     try:
@@ -131,12 +139,13 @@ def check_intensity(data: np.ndarray, mask: np.ndarray | None, source) -> None:
     """
     bad = np.count_nonzero(~np.isfinite(data))
     if bad:
-        raise UsageError(f"'data': {source}: {bad} value(s) are NaN or infinite; mark unknown "
-                         "pixels with a negative value or in 'mask'")
+        raise UsageError(
+            f"'data': {source}: {bad} value(s) are NaN or infinite; mark unknown "
+            "pixels with a negative value or in 'mask'"
+        )
     known = data >= 0 if mask is None else (data >= 0) & ~mask
     if not np.any(data[known] > 0):
-        raise UsageError(f"'data': {source}: the intensity is zero at every known pixel; "
-                         "nothing to phase")
+        raise UsageError(f"'data': {source}: the intensity is zero at every known pixel; nothing to phase")
 
 
 def main(argv: list[str], prog: str) -> int:
@@ -148,13 +157,11 @@ def main(argv: list[str], prog: str) -> int:
         job = dataclasses.replace(job, srand=secrets.randbits(32))
     if args.check:
         if not args.quiet:
-            print(f"{args.job}: valid; data {data.shape}, "
-                  f"{sum(s.iterations for s in job.steps)} iterations x {job.n_starts} starts")
+            print(
+                f"{args.job}: valid; data {data.shape}, "
+                f"{sum(s.iterations for s in job.steps)} iterations x {job.n_starts} starts"
+            )
         return 0
-
-    from beamhub.kernels import backend  # noqa: PLC0415
-    from beamhub.kernels.io.volumes import write_h5  # noqa: PLC0415
-    from beamhub.kernels.phasing import phase  # noqa: PLC0415
 
     try:
         backend.backend_name(args.backend)
@@ -167,13 +174,25 @@ def main(argv: list[str], prog: str) -> int:
         print(run_line(job, data.shape, backend.backend_name(args.backend)), flush=True)
     t0 = time.perf_counter()
     result = phase(
-        data, support=job.support_size, algorithms=job.steps, n_starts=job.n_starts,
-        n_best=job.n_images, mask=mask, constraint=job.constraint, shrinkwrap=job.shrinkwrap,
-        seed=job.srand, dtype=np.complex64 if job.precision == "single" else np.complex128,
-        centered=job.centered, backend_name=args.backend, progress=show)
-    write_h5(job.out_file, result_datasets(result, job.constraint),
-             {"job": json.dumps(job.to_json()), "backend": result.info["backend"],
-              "beamhub_version": _version()})
+        data,
+        support=job.support_size,
+        algorithms=job.steps,
+        n_starts=job.n_starts,
+        n_best=job.n_images,
+        mask=mask,
+        constraint=job.constraint,
+        shrinkwrap=job.shrinkwrap,
+        seed=job.srand,
+        dtype=np.complex64 if job.precision == "single" else np.complex128,
+        centered=job.centered,
+        backend_name=args.backend,
+        progress=show,
+    )
+    write_h5(
+        job.out_file,
+        result_datasets(result, job.constraint),
+        {"job": json.dumps(job.to_json()), "backend": result.info["backend"], "beamhub_version": _version()},
+    )
     if not args.quiet:
         print(summary(result, job, time.perf_counter() - t0), flush=True)
     return 0
@@ -183,9 +202,11 @@ def run_line(job, shape, backend_name: str) -> str:
     """One line saying what a run does: data, starts, iterations per step, seed and where it computes."""
     steps = ", ".join(f"{s.name} {s.iterations}" for s in job.steps)
     support = "shrinkwrap" if job.shrinkwrap else "static"
-    return (f"phasing {job.data} {memory.shape_text(shape)}: {job.n_starts} start(s) x "
-            f"{sum(s.iterations for s in job.steps)} iterations ({steps}), {support} support "
-            f"{job.support_size:g} px, seed {job.srand}, on {backend_name}")
+    return (
+        f"phasing {job.data} {memory.shape_text(shape)}: {job.n_starts} start(s) x "
+        f"{sum(s.iterations for s in job.steps)} iterations ({steps}), {support} support "
+        f"{job.support_size:g} px, seed {job.srand}, on {backend_name}"
+    )
 
 
 def summary(result, job, seconds: float) -> str:
@@ -193,8 +214,10 @@ def summary(result, job, seconds: float) -> str:
     best = ", ".join(f"{s:.4g}" for s in result.scores[: job.n_images])
     per_iteration = result.info.get("seconds_per_iteration")
     pace = f" ({per_iteration * 1e3:.3g} ms per iteration)" if per_iteration else ""
-    return (f"wrote {job.out_file} in {seconds:.1f} s{pace}\n"
-            f"  best Fourier error: {best}  (all {job.n_starts} starts in 'scores')")
+    return (
+        f"wrote {job.out_file} in {seconds:.1f} s{pace}\n"
+        f"  best Fourier error: {best}  (all {job.n_starts} starts in 'scores')"
+    )
 
 
 def memory_estimate(job, shape) -> dict[str, float]:
@@ -225,10 +248,11 @@ def check_memory(job, shape) -> None:
     size = memory.shape_text(shape)
     what, advice = {
         "images": (f"number_of_outputs_images={job.n_images} at {size}", "lower it"),
-        "scores": (f"number_of_outputs_scores={job.n_starts} with "
-                   f"{sum(s.iterations for s in job.steps)} iterations", "lower it"),
-        "volume": (f"'data' of {size} ({job.precision} precision)",
-                   'use a smaller volume or "precision": "single"'),
+        "scores": (
+            f"number_of_outputs_scores={job.n_starts} with {sum(s.iterations for s in job.steps)} iterations",
+            "lower it",
+        ),
+        "volume": (f"'data' of {size} ({job.precision} precision)", 'use a smaller volume or "precision": "single"'),
     }[cause]
     memory.require(sum(parts.values()), what, advice)
 
@@ -251,6 +275,5 @@ def result_datasets(result, constraint: str) -> dict[str, np.ndarray]:
 
 
 def _version() -> str:
-    from beamhub import __version__  # noqa: PLC0415
 
     return __version__

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from beamhub.errors import UsageError
 from beamhub.kernels import memory
+from beamhub.kernels.emc.detector import model_size
+from beamhub.kernels.sim.spi import simulate_spi, spi_detector, write_spi
 from beamhub.kernels.sim.tomo import simulate_scan, truth_path, write_scan
 
 SPI_DESCRIPTION = """\
@@ -41,27 +43,44 @@ def main(argv: list[str], prog: str) -> int:
 
 
 def _spi_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=SPI_DESCRIPTION, epilog=SPI_EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog, description=SPI_DESCRIPTION, epilog=SPI_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("folder", metavar="FOLDER", help="output folder (created)")
     p.add_argument("--num-data", type=int, default=1000, metavar="N", help="frames (default 1000)")
-    p.add_argument("--detsize", type=int, default=25, metavar="PIX",
-                   help="detector pixels per side (default 25)")
-    p.add_argument("--detd", type=float, default=None, metavar="PIX",
-                   help="detector distance in pixels (default 2 x detsize)")
-    p.add_argument("--stoprad", type=float, default=1.5, metavar="PIX",
-                   help="beamstop radius in pixels, mask 2 inside (default 1.5)")
-    p.add_argument("--mean-count", type=float, default=300.0, metavar="PHOTONS",
-                   help="mean photons per frame (default 300)")
-    p.add_argument("--diameter", type=float, default=None, metavar="VOXELS",
-                   help="object diameter in voxels (default: model edge / 4.5)")
-    p.add_argument("--scale-spread", type=float, default=0.0, metavar="FRAC",
-                   help="relative spread of per-frame fluence (default 0; >0 sets need_scaling = 1)")
-    p.add_argument("--num-div", type=int, default=5, metavar="N",
-                   help="num_div written into [emc] (default 5)")
+    p.add_argument("--detsize", type=int, default=25, metavar="PIX", help="detector pixels per side (default 25)")
+    p.add_argument(
+        "--detd", type=float, default=None, metavar="PIX", help="detector distance in pixels (default 2 x detsize)"
+    )
+    p.add_argument(
+        "--stoprad",
+        type=float,
+        default=1.5,
+        metavar="PIX",
+        help="beamstop radius in pixels, mask 2 inside (default 1.5)",
+    )
+    p.add_argument(
+        "--mean-count", type=float, default=300.0, metavar="PHOTONS", help="mean photons per frame (default 300)"
+    )
+    p.add_argument(
+        "--diameter",
+        type=float,
+        default=None,
+        metavar="VOXELS",
+        help="object diameter in voxels (default: model edge / 4.5)",
+    )
+    p.add_argument(
+        "--scale-spread",
+        type=float,
+        default=0.0,
+        metavar="FRAC",
+        help="relative spread of per-frame fluence (default 0; >0 sets need_scaling = 1)",
+    )
+    p.add_argument("--num-div", type=int, default=5, metavar="N", help="num_div written into [emc] (default 5)")
     p.add_argument("--beta", default="0.2", help="[emc] beta (default 0.2; 'auto' = Dragonfly's rule)")
-    p.add_argument("--beta-schedule", default="2 4", metavar="'JUMP PERIOD'",
-                   help="[emc] beta_schedule (default '2 4')")
+    p.add_argument(
+        "--beta-schedule", default="2 4", metavar="'JUMP PERIOD'", help="[emc] beta_schedule (default '2 4')"
+    )
     p.add_argument("--hdf5", action="store_true", help="write detector and photons as HDF5")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: fresh entropy)")
     return p
@@ -88,8 +107,6 @@ def spi_main(argv: list[str], prog: str) -> int:
         except ValueError:
             raise UsageError(f"--beta {args.beta!r}: a number or auto") from None
     check_spi_memory(args.num_data, args.detsize, args.num_div)
-    from beamhub.kernels.emc.detector import model_size  # noqa: PLC0415
-    from beamhub.kernels.sim.spi import simulate_spi, spi_detector, write_spi  # noqa: PLC0415
 
     detd = args.detd or 2.0 * args.detsize
     if args.diameter is None:
@@ -97,15 +114,19 @@ def spi_main(argv: list[str], prog: str) -> int:
         diameter = model_size(det.q, det.mask) / 4.5
     else:
         diameter = args.diameter
-    print(f"simulating {args.num_data} frames on a {args.detsize}x{args.detsize} detector ...",
-          file=sys.stderr)
-    sim = simulate_spi(num_data=args.num_data, detsize=args.detsize, detd=detd, stoprad=args.stoprad,
-                       mean_count=args.mean_count, diameter=diameter,
-                       scale_spread=args.scale_spread, rng=args.seed)
-    cfg = write_spi(args.folder, sim, num_div=args.num_div, hdf5=args.hdf5, beta=args.beta,
-                    beta_schedule=schedule)
-    print(f"wrote {cfg}  (model edge {sim.intensity.shape[0]}, "
-          f"{sim.photons.num_data} frames)", file=sys.stderr)
+    print(f"simulating {args.num_data} frames on a {args.detsize}x{args.detsize} detector ...", file=sys.stderr)
+    sim = simulate_spi(
+        num_data=args.num_data,
+        detsize=args.detsize,
+        detd=detd,
+        stoprad=args.stoprad,
+        mean_count=args.mean_count,
+        diameter=diameter,
+        scale_spread=args.scale_spread,
+        rng=args.seed,
+    )
+    cfg = write_spi(args.folder, sim, num_div=args.num_div, hdf5=args.hdf5, beta=args.beta, beta_schedule=schedule)
+    print(f"wrote {cfg}  (model edge {sim.intensity.shape[0]}, {sim.photons.num_data} frames)", file=sys.stderr)
     print(cfg)
     return 0
 
@@ -131,22 +152,41 @@ SCAN_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 
 
 def _tomo_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=TOMO_DESCRIPTION, epilog=TOMO_EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=TOMO_DESCRIPTION,
+        epilog=TOMO_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("target", metavar="FOLDER_OR_FILE", help="scan file (.h5) or folder (created)")
-    p.add_argument("--size", type=int, default=128, metavar="N",
-                   help="detector columns; slices are N x N (default 128)")
+    p.add_argument(
+        "--size", type=int, default=128, metavar="N", help="detector columns; slices are N x N (default 128)"
+    )
     p.add_argument("--rows", type=int, default=8, metavar="R", help="detector rows (slices, default 8)")
-    p.add_argument("--angles", type=int, default=180, metavar="A",
-                   help="projections over 180 degrees (default 180)")
-    p.add_argument("--center-offset", type=float, default=3.5, metavar="PIX",
-                   help="rotation axis minus the detector middle (N-1)/2, pixels (default 3.5)")
-    p.add_argument("--photons", type=float, default=2e4, metavar="COUNTS",
-                   help="mean open-beam counts per pixel (default 20000; fewer = noisier)")
+    p.add_argument("--angles", type=int, default=180, metavar="A", help="projections over 180 degrees (default 180)")
+    p.add_argument(
+        "--center-offset",
+        type=float,
+        default=3.5,
+        metavar="PIX",
+        help="rotation axis minus the detector middle (N-1)/2, pixels (default 3.5)",
+    )
+    p.add_argument(
+        "--photons",
+        type=float,
+        default=2e4,
+        metavar="COUNTS",
+        help="mean open-beam counts per pixel (default 20000; fewer = noisier)",
+    )
     p.add_argument("--flats", type=int, default=10, metavar="K", help="flat fields (default 10)")
     p.add_argument("--darks", type=int, default=10, metavar="K", help="dark fields (default 10)")
-    p.add_argument("--stripes", type=int, default=0, metavar="K",
-                   help="detector columns with a gain error, which draw rings (default 0)")
+    p.add_argument(
+        "--stripes",
+        type=int,
+        default=0,
+        metavar="K",
+        help="detector columns with a gain error, which draw rings (default 0)",
+    )
     p.add_argument("--no-noise", action="store_true", help="expected counts, no noise")
     p.add_argument("--no-truth", action="store_true", help="do not write SCAN-truth.h5")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: fresh entropy)")
@@ -170,18 +210,27 @@ def tomo_main(argv: list[str], prog: str) -> int:
     if args.photons <= 0:
         raise UsageError("--photons must be positive")
     if abs(args.center_offset) >= args.size / 4:
-        raise UsageError(f"--center-offset {args.center_offset:g}: keep the axis within a quarter "
-                         f"of the detector of its middle (|offset| < {args.size / 4:g})")
+        raise UsageError(
+            f"--center-offset {args.center_offset:g}: keep the axis within a quarter "
+            f"of the detector of its middle (|offset| < {args.size / 4:g})"
+        )
     path = tomo_scan_path(args.target)
     if path.is_dir():
         raise UsageError(f"{path} is a folder; give a file name ending in .h5 or a folder to write scan.h5 in")
     path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"simulating {args.angles} projections of {args.rows} rows x {args.size} columns ...",
-          file=sys.stderr)
-    scan = simulate_scan(n=args.size, rows=args.rows, n_angles=args.angles,
-                         center_offset=args.center_offset, photons=args.photons,
-                         noise=not args.no_noise, n_flat=args.flats, n_dark=args.darks,
-                         stripe_columns=args.stripes, seed=args.seed)
+    print(f"simulating {args.angles} projections of {args.rows} rows x {args.size} columns ...", file=sys.stderr)
+    scan = simulate_scan(
+        n=args.size,
+        rows=args.rows,
+        n_angles=args.angles,
+        center_offset=args.center_offset,
+        photons=args.photons,
+        noise=not args.no_noise,
+        n_flat=args.flats,
+        n_dark=args.darks,
+        stripe_columns=args.stripes,
+        seed=args.seed,
+    )
     write_scan(path, scan, truth=not args.no_truth)
     truth = "" if args.no_truth else f", truth in {truth_path(path)}"
     print(f"wrote {path}  (rotation axis at column {scan.center:g}{truth})", file=sys.stderr)
@@ -208,7 +257,7 @@ def spi_memory_estimate(num_data: int, detsize: int) -> dict[str, float]:
 
 def emc_probability_bytes(num_div: int, num_data: int) -> float:
     """Bytes of the orientation x frame probability table ``beamhub emc`` keeps for this data."""
-    rotations = 10 * (5 * num_div ** 3 + num_div)  # quaternions.num_rotations
+    rotations = 10 * (5 * num_div**3 + num_div)  # quaternions.num_rotations
     return 8.0 * rotations * num_data
 
 
@@ -220,6 +269,8 @@ def check_spi_memory(num_data: int, detsize: int, num_div: int) -> None:
     else:
         what = f"--detsize={detsize}"
     memory.require(sum(parts.values()), what)
-    rotations = 10 * (5 * num_div ** 3 + num_div)
-    memory.require(emc_probability_bytes(num_div, num_data),
-                   f"--num-div={num_div} ({rotations} orientations x {num_data} frames in beamhub emc)")
+    rotations = 10 * (5 * num_div**3 + num_div)
+    memory.require(
+        emc_probability_bytes(num_div, num_data),
+        f"--num-div={num_div} ({rotations} orientations x {num_data} frames in beamhub emc)",
+    )

@@ -6,10 +6,14 @@ import argparse
 import sys
 import time
 
-
 from beamhub.errors import UsageError
-from beamhub.kernels import memory
+from beamhub.kernels import backend, memory
+from beamhub.kernels import tomo as bt
+from beamhub.kernels.emc.mpi import get_comm
 from beamhub.kernels.io import InputFormatError, check_output_path
+from beamhub.kernels.io.dxchange import DataExchangeScan, ReconWriter
+from beamhub.kernels.tomo import ALGORITHMS, FILTER_NAMES, STRIPE_METHODS
+from beamhub.kernels.tomo.pipeline import line_integrals, reconstruct_slabs
 
 DESCRIPTION = """\
 Reconstruct a parallel-beam scan stored as Data Exchange HDF5 (/exchange/data,
@@ -35,32 +39,41 @@ column in pixels ((columns-1)/2 is the detector middle)."""
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    from beamhub.kernels.tomo import ALGORITHMS, FILTER_NAMES, STRIPE_METHODS  # noqa: PLC0415
 
-    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("scan", metavar="SCAN.h5", help="Data Exchange scan to reconstruct")
     p.add_argument("--out", "-o", required=True, metavar="RECON.h5", help="output HDF5 file")
-    p.add_argument("--center", default="auto", metavar="auto|vo|entropy|X",
-                   help="rotation axis (default: auto)")
-    p.add_argument("--algorithm", default="gridrec", choices=ALGORITHMS,
-                   help="reconstruction algorithm (default: gridrec)")
-    p.add_argument("--filter", dest="filter_name", default="shepp", choices=FILTER_NAMES,
-                   help="filter for gridrec and fbp (default: shepp)")
-    p.add_argument("--num-iter", type=int, default=50, metavar="N",
-                   help="SIRT iterations (default: 50)")
-    p.add_argument("--rows", default=None, metavar="A:B",
-                   help="detector rows to reconstruct, Python slice style (default: all)")
-    p.add_argument("--chunk-rows", type=int, default=16, metavar="K",
-                   help="rows read and reconstructed per slab (default: 16)")
-    p.add_argument("--stripe", default="none", choices=("none",) + STRIPE_METHODS,
-                   help="ring-artefact (stripe) removal before reconstruction (default: none)")
-    p.add_argument("--circ-mask", action="store_true",
-                   help="zero everything outside the reconstruction circle")
-    p.add_argument("--degrees", action="store_true",
-                   help="/exchange/theta is in degrees (convert instead of refusing)")
-    p.add_argument("--quiet", "-q", action="store_true",
-                   help="no progress bar and no report lines (axis found, slices written)")
+    p.add_argument("--center", default="auto", metavar="auto|vo|entropy|X", help="rotation axis (default: auto)")
+    p.add_argument(
+        "--algorithm", default="gridrec", choices=ALGORITHMS, help="reconstruction algorithm (default: gridrec)"
+    )
+    p.add_argument(
+        "--filter",
+        dest="filter_name",
+        default="shepp",
+        choices=FILTER_NAMES,
+        help="filter for gridrec and fbp (default: shepp)",
+    )
+    p.add_argument("--num-iter", type=int, default=50, metavar="N", help="SIRT iterations (default: 50)")
+    p.add_argument(
+        "--rows", default=None, metavar="A:B", help="detector rows to reconstruct, Python slice style (default: all)"
+    )
+    p.add_argument(
+        "--chunk-rows", type=int, default=16, metavar="K", help="rows read and reconstructed per slab (default: 16)"
+    )
+    p.add_argument(
+        "--stripe",
+        default="none",
+        choices=("none",) + STRIPE_METHODS,
+        help="ring-artefact (stripe) removal before reconstruction (default: none)",
+    )
+    p.add_argument("--circ-mask", action="store_true", help="zero everything outside the reconstruction circle")
+    p.add_argument("--degrees", action="store_true", help="/exchange/theta is in degrees (convert instead of refusing)")
+    p.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bar and no report lines (axis found, slices written)"
+    )
     return p
 
 
@@ -82,8 +95,6 @@ def parse_rows(text: str | None, n_rows: int) -> tuple[int, int]:
 
 
 def _find_center(scan, how: str, start: int, stop: int, stripe: str) -> float:
-    from beamhub.kernels import tomo as bt  # noqa: PLC0415
-    from beamhub.kernels.tomo.pipeline import line_integrals  # noqa: PLC0415
 
     row = (start + stop) // 2
     proj = line_integrals(*scan.read_rows(row, row + 1), stripe)
@@ -100,10 +111,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 def main(argv: list[str], prog: str) -> int:
     """Run ``beamhub tomo``; returns the exit status."""
     args = _parser(prog).parse_args(argv)
-    from beamhub.kernels.io.dxchange import DataExchangeScan, ReconWriter  # noqa: PLC0415
-    from beamhub.kernels import backend  # noqa: PLC0415
-    from beamhub.kernels.emc.mpi import get_comm  # noqa: PLC0415
-    from beamhub.kernels.tomo.pipeline import reconstruct_slabs  # noqa: PLC0415
 
     center_mode = args.center.strip().lower()
     fixed_center = None
@@ -145,22 +152,39 @@ def main(argv: list[str], prog: str) -> int:
             except InputFormatError as exc:
                 raise UsageError(str(exc)) from None
             if tell:
-                print(f"{prog}: rotation axis at column {center:.2f} ({center_mode}, found on row "
-                      f"{(start + stop) // 2} of {n_rows})", file=sys.stderr, flush=True)
+                print(
+                    f"{prog}: rotation axis at column {center:.2f} ({center_mode}, found on row "
+                    f"{(start + stop) // 2} of {n_rows})",
+                    file=sys.stderr,
+                    flush=True,
+                )
         params = {
-            "source": str(scan.path), "algorithm": args.algorithm, "center": float(center),
+            "source": str(scan.path),
+            "algorithm": args.algorithm,
+            "center": float(center),
             "center_method": center_mode if fixed_center is None else "given",
-            "filter_name": args.filter_name, "rows": [start, stop], "angles": n_angles,
-            "stripe": args.stripe, "circ_mask": bool(args.circ_mask),
-            "backend": backend.backend_name(), "ranks": comm.size,
+            "filter_name": args.filter_name,
+            "rows": [start, stop],
+            "angles": n_angles,
+            "stripe": args.stripe,
+            "circ_mask": bool(args.circ_mask),
+            "backend": backend.backend_name(),
+            "ranks": comm.size,
             "chunk_rows": args.chunk_rows,
         }
         if args.algorithm == "sirt":
             params["num_iter"] = args.num_iter
-        options = dict(rows=(start, stop), slab_rows=args.chunk_rows, stripe=args.stripe,
-                       algorithm=args.algorithm, filter_name=args.filter_name,
-                       num_iter=args.num_iter, circ_mask=args.circ_mask, progress=bar,
-                       comm=comm if comm.size > 1 else None)
+        options = dict(
+            rows=(start, stop),
+            slab_rows=args.chunk_rows,
+            stripe=args.stripe,
+            algorithm=args.algorithm,
+            filter_name=args.filter_name,
+            num_iter=args.num_iter,
+            circ_mask=args.circ_mask,
+            progress=bar,
+            comm=comm if comm.size > 1 else None,
+        )
         try:
             if comm.rank == 0:
                 with ReconWriter(args.out, (stop - start, n_cols, n_cols), params) as out:
@@ -173,8 +197,11 @@ def main(argv: list[str], prog: str) -> int:
     if comm.rank != 0:
         return 0
     if not args.quiet:
-        print(f"{prog}: wrote {stop - start} slices of {n_cols}x{n_cols} to {args.out} "
-              f"in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        print(
+            f"{prog}: wrote {stop - start} slices of {n_cols}x{n_cols} to {args.out} "
+            f"in {time.perf_counter() - t0:.1f} s",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -208,10 +235,16 @@ def check_memory(n_angles: int, n_cols: int, chunk_rows: int, algorithm: str) ->
     fixed, per_row = memory_estimate(n_angles, n_cols, chunk_rows, algorithm)
     available = memory.available_bytes()
     scan = f"{n_angles} angles x {n_cols} columns"
-    advice = ("reconstruct fewer columns or angles, or use a machine with more memory"
-              if algorithm == "gridrec" else "choose gridrec, or a machine with more memory")
-    memory.require(fixed + per_row, f"--algorithm {algorithm} at {scan}", advice,
-                   available=available)
+    advice = (
+        "reconstruct fewer columns or angles, or use a machine with more memory"
+        if algorithm == "gridrec"
+        else "choose gridrec, or a machine with more memory"
+    )
+    memory.require(fixed + per_row, f"--algorithm {algorithm} at {scan}", advice, available=available)
     fits = int((available - fixed) // per_row) if available is not None else chunk_rows
-    memory.require(fixed + chunk_rows * per_row, f"--chunk-rows={chunk_rows} at {scan}",
-                   f"lower it (at most {fits} fits)", available=available)
+    memory.require(
+        fixed + chunk_rows * per_row,
+        f"--chunk-rows={chunk_rows} at {scan}",
+        f"lower it (at most {fits} fits)",
+        available=available,
+    )

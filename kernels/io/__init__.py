@@ -5,7 +5,7 @@ Submodules add one format each (HDF5 volumes, Data Exchange, Dragonfly files);
 :data:`HDF5_ERRORS` the exceptions a damaged HDF5 file raises.
 """
 
-from beamhub.kernels.io.atomic import atomic_output, check_output_path, InputFormatError
+from beamhub.kernels.io.atomic import InputFormatError, atomic_output, check_output_path
 from beamhub.kernels.io.hdf5errors import HDF5_ERRORS
 
 __all__ = ["atomic_output", "check_output_path", "HDF5_ERRORS", "InputFormatError"]

@@ -19,20 +19,32 @@ the problem; every writer goes through :func:`atomic_output`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
+import h5py
 import numpy as np
 
 from beamhub.kernels.io.atomic import InputFormatError, atomic_output
 from beamhub.kernels.io.hdf5errors import HDF5_ERRORS, describe
 
 __all__ = [
-    "SparsePhotons", "DetectorFile", "is_hdf5",
-    "read_photons", "write_photons", "read_detector", "write_detector",
-    "read_quaternions", "write_quaternions", "read_intens", "write_output",
-    "read_scale_file", "write_intensity_bin", "format_log_header", "format_log_row",
+    "SparsePhotons",
+    "DetectorFile",
+    "is_hdf5",
+    "read_photons",
+    "write_photons",
+    "read_detector",
+    "write_detector",
+    "read_quaternions",
+    "write_quaternions",
+    "read_intens",
+    "write_output",
+    "read_scale_file",
+    "write_intensity_bin",
+    "format_log_header",
+    "format_log_row",
     "read_log_rows",
     "LOG_COLUMNS",
 ]
@@ -56,6 +68,7 @@ def _open_check(path) -> Path:
 
 
 # --------------------------------------------------------------------------- photons
+
 
 @dataclass
 class SparsePhotons:
@@ -86,17 +99,21 @@ class SparsePhotons:
         return len(self.ones)
 
     @classmethod
-    def from_dense(cls, frames: np.ndarray) -> "SparsePhotons":
+    def from_dense(cls, frames: np.ndarray) -> SparsePhotons:
         """Sparse frames from dense counts, shape (num_data, num_pix), non-negative integers."""
         frames = np.asarray(frames)
         one = frames == 1
         many = frames > 1
         d1, p1 = np.nonzero(one)
         dm, pm = np.nonzero(many)
-        return cls(num_pix=frames.shape[1],
-                   ones=one.sum(axis=1).astype(np.int64), multi=many.sum(axis=1).astype(np.int64),
-                   place_ones=p1.astype(np.int32), place_multi=pm.astype(np.int32),
-                   count_multi=frames[dm, pm].astype(np.int32))
+        return cls(
+            num_pix=frames.shape[1],
+            ones=one.sum(axis=1).astype(np.int64),
+            multi=many.sum(axis=1).astype(np.int64),
+            place_ones=p1.astype(np.int32),
+            place_multi=pm.astype(np.int32),
+            count_multi=frames[dm, pm].astype(np.int32),
+        )
 
     def to_dense(self) -> np.ndarray:
         """Dense counts, shape (num_data, num_pix), int32 (small data only)."""
@@ -113,10 +130,12 @@ class SparsePhotons:
             if arr.size and (arr.min() < 0 or arr.max() >= self.num_pix):
                 raise InputFormatError(
                     f"{name}: {label} holds pixel index {int(arr.min() if arr.min() < 0 else arr.max())}"
-                    f" outside 0..{self.num_pix - 1} (num_pix = {self.num_pix})")
+                    f" outside 0..{self.num_pix - 1} (num_pix = {self.num_pix})"
+                )
         if self.count_multi.size and self.count_multi.min() < 2:
-            raise InputFormatError(f"{name}: count_multi holds {int(self.count_multi.min())}; "
-                                   "multi-photon counts must be at least 2")
+            raise InputFormatError(
+                f"{name}: count_multi holds {int(self.count_multi.min())}; multi-photon counts must be at least 2"
+            )
 
 
 def read_photons(path: str | os.PathLike) -> SparsePhotons:
@@ -149,15 +168,17 @@ def read_photons(path: str | os.PathLike) -> SparsePhotons:
             raise InputFormatError(f"{str(p)!r}: header says num_data={num_data}, num_pix={num_pix}")
         if kind != 0:
             what = {1: "dense int32", 2: "dense float64"}.get(kind, "unknown")
-            raise InputFormatError(f"{str(p)!r}: photons type {kind} ({what}); only sparse "
-                                   "photon counts (type 0) are supported")
+            raise InputFormatError(
+                f"{str(p)!r}: photons type {kind} ({what}); only sparse photon counts (type 0) are supported"
+            )
         f.seek(HEADER_BYTES)
         body = np.frombuffer(f.read(), dtype="<i4")
     if body.size < 2 * num_data:
-        raise InputFormatError(f"{str(p)!r}: truncated: {body.size} int32 after the header, "
-                               f"fewer than 2*num_data = {2 * num_data}")
+        raise InputFormatError(
+            f"{str(p)!r}: truncated: {body.size} int32 after the header, fewer than 2*num_data = {2 * num_data}"
+        )
     ones = body[:num_data].astype(np.int64)
-    multi = body[num_data:2 * num_data].astype(np.int64)
+    multi = body[num_data : 2 * num_data].astype(np.int64)
     if np.any(ones < 0) or np.any(multi < 0):
         raise InputFormatError(f"{str(p)!r}: negative entries in ones/multi (corrupt file?)")
     n1, nm = int(ones.sum()), int(multi.sum())
@@ -165,18 +186,22 @@ def read_photons(path: str | os.PathLike) -> SparsePhotons:
     if body.size != expected:
         raise InputFormatError(
             f"{str(p)!r}: body holds {body.size} int32 but the header and the ones/multi counts "
-            f"need {expected} (file truncated or not a Dragonfly photons file)")
+            f"need {expected} (file truncated or not a Dragonfly photons file)"
+        )
     o = 2 * num_data
-    data = SparsePhotons(num_pix=num_pix, ones=ones, multi=multi,
-                         place_ones=body[o:o + n1].astype(np.int32),
-                         place_multi=body[o + n1:o + n1 + nm].astype(np.int32),
-                         count_multi=body[o + n1 + nm:].astype(np.int32))
+    data = SparsePhotons(
+        num_pix=num_pix,
+        ones=ones,
+        multi=multi,
+        place_ones=body[o : o + n1].astype(np.int32),
+        place_multi=body[o + n1 : o + n1 + nm].astype(np.int32),
+        count_multi=body[o + n1 + nm :].astype(np.int32),
+    )
     data.validate(repr(str(p)))
     return data
 
 
 def _read_photons_h5(p: Path) -> SparsePhotons:
-    import h5py  # noqa: PLC0415
 
     try:
         with h5py.File(p, "r") as f:
@@ -190,16 +215,24 @@ def _read_photons_h5(p: Path) -> SparsePhotons:
     except HDF5_ERRORS as exc:
         raise InputFormatError(f"{str(p)!r}: unreadable HDF5 ({describe(exc)})") from None
     if not (len(po) == len(pm) == len(cm)):
-        raise InputFormatError(f"{str(p)!r}: place_ones, place_multi, count_multi have different "
-                               f"frame counts ({len(po)}, {len(pm)}, {len(cm)})")
+        raise InputFormatError(
+            f"{str(p)!r}: place_ones, place_multi, count_multi have different "
+            f"frame counts ({len(po)}, {len(pm)}, {len(cm)})"
+        )
     if any(len(a) != len(b) for a, b in zip(pm, cm)):
         raise InputFormatError(f"{str(p)!r}: place_multi and count_multi differ in length in some frame")
-    cat = lambda seqs: (np.concatenate([np.asarray(s, dtype=np.int32) for s in seqs])  # noqa: E731
-                        if seqs else np.zeros(0, np.int32))
-    data = SparsePhotons(num_pix=num_pix,
-                         ones=np.array([len(s) for s in po], dtype=np.int64),
-                         multi=np.array([len(s) for s in pm], dtype=np.int64),
-                         place_ones=cat(po), place_multi=cat(pm), count_multi=cat(cm))
+
+    def cat(seqs):
+        return np.concatenate([np.asarray(s, dtype=np.int32) for s in seqs]) if seqs else np.zeros(0, np.int32)
+
+    data = SparsePhotons(
+        num_pix=num_pix,
+        ones=np.array([len(s) for s in po], dtype=np.int64),
+        multi=np.array([len(s) for s in pm], dtype=np.int64),
+        place_ones=cat(po),
+        place_multi=cat(pm),
+        count_multi=cat(cm),
+    )
     data.validate(repr(str(p)))
     return data
 
@@ -220,29 +253,29 @@ def write_photons(path: str | os.PathLike, data: SparsePhotons, hdf5: bool | Non
         hdf5 = p.suffix.lower().startswith(".h")
     with atomic_output(p) as tmp:
         if hdf5:
-            import h5py  # noqa: PLC0415
-
             vlen = h5py.vlen_dtype(np.dtype("i4"))
             b1 = np.concatenate([[0], np.cumsum(data.ones)])
             bm = np.concatenate([[0], np.cumsum(data.multi)])
             with h5py.File(tmp, "w") as f:
                 f["num_pix"] = np.array([data.num_pix], dtype=np.int32)
-                for name, arr, b in (("place_ones", data.place_ones, b1),
-                                     ("place_multi", data.place_multi, bm),
-                                     ("count_multi", data.count_multi, bm)):
+                for name, arr, b in (
+                    ("place_ones", data.place_ones, b1),
+                    ("place_multi", data.place_multi, bm),
+                    ("count_multi", data.count_multi, bm),
+                ):
                     ds = f.create_dataset(name, (data.num_data,), dtype=vlen)
                     for d in range(data.num_data):
-                        ds[d] = np.asarray(arr[b[d]:b[d + 1]], dtype=np.int32)
+                        ds[d] = np.asarray(arr[b[d] : b[d + 1]], dtype=np.int32)
         else:
             header = np.zeros(HEADER_BYTES // 4, dtype="<i4")
             header[:3] = (data.num_data, data.num_pix, 0)
             with open(tmp, "wb") as f:
-                for arr in (header, data.ones, data.multi, data.place_ones, data.place_multi,
-                            data.count_multi):
+                for arr in (header, data.ones, data.multi, data.place_ones, data.place_multi, data.count_multi):
                     f.write(np.ascontiguousarray(arr, dtype="<i4").tobytes())
 
 
 # --------------------------------------------------------------------------- detector
+
 
 @dataclass
 class DetectorFile:
@@ -304,14 +337,16 @@ def read_detector(path: str | os.PathLike) -> DetectorFile:
         else:
             raise InputFormatError(
                 f"{str(p)!r}: header says {num_pix} pixels, which needs {5 * num_pix} values "
-                f"(qx qy qz corr mask each) after it, but the file has {rest}")
+                f"(qx qy qz corr mask each) after it, but the file has {rest}"
+            )
         try:
             vals = np.array(body, dtype=np.float64).reshape(num_pix, 5)
             detd, ewald = float(head[0]), float(head[1])
         except ValueError as exc:
             raise InputFormatError(f"{str(p)!r}: non-numeric value ({exc})") from None
-        det = DetectorFile(q=vals[:, :3].copy(), corr=vals[:, 3].copy(),
-                           mask=vals[:, 4].astype(np.uint8), detd=detd, ewald_rad=ewald)
+        det = DetectorFile(
+            q=vals[:, :3].copy(), corr=vals[:, 3].copy(), mask=vals[:, 4].astype(np.uint8), detd=detd, ewald_rad=ewald
+        )
         if np.any(vals[:, 4] != np.round(vals[:, 4])):
             raise InputFormatError(f"{str(p)!r}: mask column holds non-integers")
     if not np.all(np.isfinite(det.q)) or not np.all(np.isfinite(det.corr)):
@@ -322,7 +357,6 @@ def read_detector(path: str | os.PathLike) -> DetectorFile:
 
 
 def _read_detector_h5(p: Path) -> DetectorFile:
-    import h5py  # noqa: PLC0415
 
     try:
         with h5py.File(p, "r") as f:
@@ -338,8 +372,13 @@ def _read_detector_h5(p: Path) -> DetectorFile:
     if len(set(shapes.values())) != 1:
         raise InputFormatError(f"{str(p)!r}: detector datasets differ in shape: {shapes}")
     q = np.stack([arrs[k].astype(np.float64).ravel() for k in ("qx", "qy", "qz")], axis=1)
-    return DetectorFile(q=q, corr=arrs["corr"].astype(np.float64).ravel(),
-                        mask=arrs["mask"].ravel().astype(np.uint8), detd=detd, ewald_rad=ewald)
+    return DetectorFile(
+        q=q,
+        corr=arrs["corr"].astype(np.float64).ravel(),
+        mask=arrs["mask"].ravel().astype(np.uint8),
+        detd=detd,
+        ewald_rad=ewald,
+    )
 
 
 def write_detector(path: str | os.PathLike, det: DetectorFile, hdf5: bool | None = None) -> None:
@@ -349,8 +388,6 @@ def write_detector(path: str | os.PathLike, det: DetectorFile, hdf5: bool | None
         hdf5 = p.suffix.lower() in (".h5", ".hdf5", ".hdf")
     with atomic_output(p) as tmp:
         if hdf5:
-            import h5py  # noqa: PLC0415
-
             with h5py.File(tmp, "w") as f:
                 for i, k in enumerate(("qx", "qy", "qz")):
                     f[k] = np.ascontiguousarray(det.q[:, i], dtype=np.float64)
@@ -367,6 +404,7 @@ def write_detector(path: str | os.PathLike, det: DetectorFile, hdf5: bool | None
 
 
 # --------------------------------------------------------------------------- quaternions
+
 
 def read_quaternions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read a quaternion file (``num_rot`` then ``q0 q1 q2 q3 w`` each).
@@ -385,8 +423,10 @@ def read_quaternions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     except (ValueError, IndexError):
         raise InputFormatError(f"{str(p)!r}: not a quaternion file (num_rot then 5 numbers each)") from None
     if num_rot <= 0 or vals.size != 5 * num_rot:
-        raise InputFormatError(f"{str(p)!r}: header says {num_rot} orientations, needing {5 * num_rot} "
-                               f"values, but the file has {vals.size}")
+        raise InputFormatError(
+            f"{str(p)!r}: header says {num_rot} orientations, needing {5 * num_rot} "
+            f"values, but the file has {vals.size}"
+        )
     vals = vals.reshape(num_rot, 5)
     w = vals[:, 4]
     if np.any(w < 0) or w.sum() <= 0:
@@ -404,12 +444,11 @@ def write_quaternions(path: str | os.PathLike, quats: np.ndarray, weights: np.nd
 
 # --------------------------------------------------------------------------- volumes and outputs
 
+
 def read_intens(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
     """A start model: HDF5 ``intens`` ((modes,) s, s, s) or raw float64 ``.bin``; returns (s, s, s)."""
     p = _open_check(path)
     if is_hdf5(p):
-        import h5py  # noqa: PLC0415
-
         try:
             with h5py.File(p, "r") as f:
                 if "intens" not in f:
@@ -422,14 +461,13 @@ def read_intens(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
     else:
         raw = np.fromfile(p, dtype="<f8")
         s = round(raw.size ** (1 / 3))
-        if s ** 3 != raw.size:
+        if s**3 != raw.size:
             raise InputFormatError(f"{str(p)!r}: {raw.size} float64 values do not make a cube")
         vol = raw.reshape(s, s, s)
     if vol.ndim != 3 or len(set(vol.shape)) != 1:
         raise InputFormatError(f"{str(p)!r}: intens has shape {vol.shape}, expected a cube")
     if size is not None and vol.shape[0] != size:
-        raise InputFormatError(f"{str(p)!r}: model edge {vol.shape[0]} does not match the "
-                               f"detector's model size {size}")
+        raise InputFormatError(f"{str(p)!r}: model edge {vol.shape[0]} does not match the detector's model size {size}")
     return vol
 
 
@@ -443,8 +481,6 @@ def read_scale_file(path: str | os.PathLike, num_data: int) -> np.ndarray:
     """Per-frame scale factors: HDF5 ``scale`` dataset or text, one float per frame."""
     p = _open_check(path)
     if is_hdf5(p):
-        import h5py  # noqa: PLC0415
-
         try:
             with h5py.File(p, "r") as f:
                 if "scale" not in f:
@@ -462,10 +498,10 @@ def read_scale_file(path: str | os.PathLike, num_data: int) -> np.ndarray:
     return s
 
 
-def write_output(path: str | os.PathLike, datasets: Mapping[str, np.ndarray],
-                 attrs: Mapping[str, object] | None = None) -> None:
+def write_output(
+    path: str | os.PathLike, datasets: Mapping[str, np.ndarray], attrs: Mapping[str, object] | None = None
+) -> None:
     """Write one ``output_NNN.h5`` (or a checkpoint): each item a dataset, atomically."""
-    import h5py  # noqa: PLC0415
 
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -475,9 +511,21 @@ def write_output(path: str | os.PathLike, datasets: Mapping[str, np.ndarray],
                 f.attrs[k] = v
 
 
-def format_log_header(*, num_data: int, mean_count: float, num_rot: int, rel_num_pix: int,
-                      num_pix: int, size: int, num_threads: int, num_proc: int, alpha: float,
-                      beta: float, need_scaling: bool, num_data_total: int | None = None) -> str:
+def format_log_header(
+    *,
+    num_data: int,
+    mean_count: float,
+    num_rot: int,
+    rel_num_pix: int,
+    num_pix: int,
+    size: int,
+    num_threads: int,
+    num_proc: int,
+    alpha: float,
+    beta: float,
+    need_scaling: bool,
+    num_data_total: int | None = None,
+) -> str:
     """EMC.log header and column line, as Dragonfly writes them."""
     nd = str(num_data) if not num_data_total or num_data_total == num_data else f"{num_data}/{num_data_total}"
     return (
@@ -498,11 +546,19 @@ def format_log_header(*, num_data: int, mean_count: float, num_rot: int, rel_num
     )
 
 
-def format_log_row(iteration: int, seconds: float, rms_change: float, info_rate: float,
-                   likelihood: float, num_rot: int, beta: float) -> str:
+def format_log_row(
+    iteration: int, seconds: float, rms_change: float, info_rate: float, likelihood: float, num_rot: int, beta: float
+) -> str:
     """One EMC.log table row (``%d %4.2f %1.4e %f %.6e %-7d %f``, tab separated)."""
     return "%d\t%4.2f\t%1.4e\t%f\t%.6e\t%-7d\t%f\n" % (
-        iteration, seconds, rms_change, info_rate, likelihood, num_rot, beta)
+        iteration,
+        seconds,
+        rms_change,
+        info_rate,
+        likelihood,
+        num_rot,
+        beta,
+    )
 
 
 def read_log_rows(path: str | os.PathLike) -> list[list[str]]:

@@ -23,8 +23,7 @@ from beamhub.kernels.io.hdf5errors import HDF5_ERRORS, describe
 
 __all__ = ["DataExchangeScan", "ReconWriter", "read_dx", "write_dx"]
 
-DATA, WHITE, DARK, THETA = ("/exchange/data", "/exchange/data_white", "/exchange/data_dark",
-                            "/exchange/theta")
+DATA, WHITE, DARK, THETA = ("/exchange/data", "/exchange/data_white", "/exchange/data_dark", "/exchange/theta")
 
 # More than a full turn and a bit: angles this large are degrees, not radians.
 _RADIAN_LIMIT = 2 * np.pi + 0.1
@@ -109,7 +108,8 @@ class DataExchangeScan:
         if min(self.shape) < 1:
             raise InputFormatError(
                 f"{self.path}: {DATA} has shape {self.shape}: no projections to reconstruct "
-                "(angles, rows and columns must all be at least 1)")
+                "(angles, rows and columns must all be at least 1)"
+            )
         for name, dset in ((WHITE, self.white), (DARK, self.dark)):
             if tuple(dset.shape[1:]) != (rows, cols):
                 raise InputFormatError(
@@ -151,9 +151,7 @@ class DataExchangeScan:
         dark : numpy.ndarray, shape (n_dark, stop-start, columns)
         """
         if not 0 <= start < stop <= self.n_rows:
-            raise InputFormatError(
-                f"{self.path}: rows {start}:{stop} are outside the {self.n_rows} detector rows"
-            )
+            raise InputFormatError(f"{self.path}: rows {start}:{stop} are outside the {self.n_rows} detector rows")
         sel = np.s_[:, start:stop, :]
         try:
             return self.data[sel], self.white[sel], self.dark[sel]
@@ -257,7 +255,9 @@ class ReconWriter:
         try:
             self._file = h5py.File(tmp, "w")
             self._data = self._file.create_dataset(
-                DATA, shape=self.shape, dtype=np.float32,
+                DATA,
+                shape=self.shape,
+                dtype=np.float32,
                 chunks=(1, self.shape[1], self.shape[2]),
             )
             self._data.attrs["units"] = "1/pixel"
@@ -275,13 +275,14 @@ class ReconWriter:
         group = self._file.require_group("/process/tomo")
         group.attrs["parameters"] = json.dumps(self.parameters, default=_jsonable)
         for key, value in self.parameters.items():
-            group.attrs[key] = value if isinstance(value, (int, float, str, bool)) else \
-                json.dumps(value, default=_jsonable)
+            group.attrs[key] = (
+                value if isinstance(value, (int, float, str, bool)) else json.dumps(value, default=_jsonable)
+            )
 
     def write(self, start: int, slab) -> None:
         """Store slices ``start : start + len(slab)`` (float32, shape (k, N, N))."""
         slab = np.asarray(slab, dtype=np.float32)
-        self._data[start:start + slab.shape[0]] = slab
+        self._data[start : start + slab.shape[0]] = slab
 
     def _close_file(self):
         if self._file is not None:

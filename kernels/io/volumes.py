@@ -16,8 +16,9 @@ the dataset and what was wrong.  :func:`write_h5` writes through
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def split_h5_spec(spec: str | os.PathLike) -> tuple[Path, str | None]:
         marker = lowered.rfind(suffix + ":")
         if marker >= 0:
             cut = marker + len(suffix)
-            return Path(text[:cut]), text[cut + 1:] or None
+            return Path(text[:cut]), text[cut + 1 :] or None
     return Path(text), None
 
 
@@ -66,15 +67,14 @@ def read_bin(path: str | os.PathLike, ndim: int = 3) -> np.ndarray:
     except OSError as exc:
         raise InputFormatError(f"{path}: cannot read ({exc.strerror})") from exc
     if size == 0 or size % 8:
-        raise InputFormatError(
-            f"{path}: {size} bytes is not a whole number of float64 values")
+        raise InputFormatError(f"{path}: {size} bytes is not a whole number of float64 values")
     count = size // 8
     side = int(round(count ** (1.0 / ndim)))
     if side**ndim != count:
         shape = "cube" if ndim == 3 else "square"
         raise InputFormatError(
-            f"{path}: {count} float64 values do not form a {shape} "
-            f"(nearest side {side} needs {side**ndim})")
+            f"{path}: {count} float64 values do not form a {shape} (nearest side {side} needs {side**ndim})"
+        )
     data = np.fromfile(path, dtype="<f8")
     return data.reshape((side,) * ndim)
 
@@ -100,12 +100,12 @@ def read_h5_dataset(path: str | os.PathLike, dataset: str | None) -> np.ndarray:
                 if len(names) != 1:
                     raise InputFormatError(
                         f"{path}: name the dataset as {path}:/DATASET; "
-                        f"the file holds {', '.join(names) or 'no dataset'}")
+                        f"the file holds {', '.join(names) or 'no dataset'}"
+                    )
                 dataset = names[0]
             if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
                 names = _datasets(f)
-                raise InputFormatError(
-                    f"{path}: no dataset {dataset!r}; the file holds {', '.join(names) or 'none'}")
+                raise InputFormatError(f"{path}: no dataset {dataset!r}; the file holds {', '.join(names) or 'none'}")
             return np.asarray(f[dataset][()])
     except InputFormatError:
         raise
@@ -151,8 +151,8 @@ def read_volume(spec: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
         data = read_h5_dataset(path, dataset)
     else:
         raise InputFormatError(
-            f"{path}: unknown volume format {suffix or '(no suffix)'!r}; "
-            "use .bin (Dragonfly), .npy or FILE.h5:/DATASET")
+            f"{path}: unknown volume format {suffix or '(no suffix)'!r}; use .bin (Dragonfly), .npy or FILE.h5:/DATASET"
+        )
     if data.dtype.kind not in "fiu":
         raise InputFormatError(f"{spec}: expected real numbers, found dtype {data.dtype}")
     if ndim is not None and data.ndim != ndim:
@@ -160,8 +160,13 @@ def read_volume(spec: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
     return data.astype(np.float64, copy=False)
 
 
-def write_h5(path: str | os.PathLike, datasets: Mapping[str, Any],
-             attrs: Mapping[str, Any] | None = None, *, compression: str | None = "gzip") -> Path:
+def write_h5(
+    path: str | os.PathLike,
+    datasets: Mapping[str, Any],
+    attrs: Mapping[str, Any] | None = None,
+    *,
+    compression: str | None = "gzip",
+) -> Path:
     """Write ``datasets`` (name -> array) and root ``attrs`` into a new HDF5 file, atomically.
 
     The file appears under ``path`` only once complete; on any error the

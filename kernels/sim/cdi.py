@@ -79,8 +79,9 @@ class CDIPattern:
     photons: float
 
 
-def simulate_cdi(obj, *, oversampling: float = 2.0, photons: float | None = None,
-                 beamstop: float = 0.0, seed=None) -> CDIPattern:
+def simulate_cdi(
+    obj, *, oversampling: float = 2.0, photons: float | None = None, beamstop: float = 0.0, seed=None
+) -> CDIPattern:
     """Far-field diffraction of ``obj`` with oversampling, Poisson noise and a beamstop.
 
     Parameters
@@ -128,5 +129,4 @@ def simulate_cdi(obj, *, oversampling: float = 2.0, photons: float | None = None
     r2 = sum((g - n // 2) ** 2 for g, n in zip(grids, shape))
     mask = r2 < beamstop**2 if beamstop > 0 else np.zeros(shape, dtype=bool)
     intensity[mask] = -1.0
-    return CDIPattern(intensity=intensity, mask=mask, object=box, support=box != 0,
-                      photons=total)
+    return CDIPattern(intensity=intensity, mask=mask, object=box, support=box != 0, photons=total)

@@ -19,12 +19,19 @@ import numpy as np
 
 from beamhub.kernels.backend import default_rng
 
-__all__ = ["SPISimulation", "spi_density", "spi_intensity", "spi_detector", "random_quaternions",
-           "spi_photons", "simulate_spi", "write_spi"]
+__all__ = [
+    "SPISimulation",
+    "spi_density",
+    "spi_intensity",
+    "spi_detector",
+    "random_quaternions",
+    "spi_photons",
+    "simulate_spi",
+    "write_spi",
+]
 
 
-def spi_density(size: int, diameter: float, num_blobs: int = 16, rng=None,
-                blob_width: float = 0.8) -> np.ndarray:
+def spi_density(size: int, diameter: float, num_blobs: int = 16, rng=None, blob_width: float = 0.8) -> np.ndarray:
     """A random, non-negative 3-D object of about ``diameter`` voxels, centred in a ``size`` cube.
 
     ``num_blobs`` compact Gaussian "atoms" (σ = ``blob_width`` voxels) at random places in a
@@ -44,7 +51,7 @@ def spi_density(size: int, diameter: float, num_blobs: int = 16, rng=None,
         pos = u / np.linalg.norm(u) * radius * rng.random() ** (1 / 3)
         width = blob_width
         r2 = ((grid - pos[:, None, None, None]) ** 2).sum(axis=0)
-        rho += rng.uniform(0.5, 1.5) * np.exp(-r2 / (2 * width ** 2))
+        rho += rng.uniform(0.5, 1.5) * np.exp(-r2 / (2 * width**2))
     return rho
 
 
@@ -59,8 +66,9 @@ def spi_intensity(density: np.ndarray) -> np.ndarray:
     return np.abs(f) ** 2
 
 
-def spi_detector(detsize: int, detd: float, stoprad: float = 0.0, polarization: str = "x",
-                 ewald_rad: float | None = None):
+def spi_detector(
+    detsize: int, detd: float, stoprad: float = 0.0, polarization: str = "x", ewald_rad: float | None = None
+):
     """A square detector as make_detector builds it (distances in pixels, q in voxels).
 
     Parameters
@@ -90,9 +98,8 @@ def spi_detector(detsize: int, detd: float, stoprad: float = 0.0, polarization: 
     R = float(ewald_rad) if ewald_rad else L
     r = np.sqrt(x * x + y * y + L * L)
     q = np.stack([R * x / r, R * y / r, R * (L / r - 1.0)], axis=1)
-    pol = {"x": 1 - x * x / r ** 2, "y": 1 - y * y / r ** 2,
-           "none": 1 - (x * x + y * y) / (2 * r ** 2)}[polarization]
-    corr = L / r ** 3 * pol
+    pol = {"x": 1 - x * x / r**2, "y": 1 - y * y / r**2, "none": 1 - (x * x + y * y) / (2 * r**2)}[polarization]
+    corr = L / r**3 * pol
     rad = np.hypot(x, y)
     mask = np.zeros(detsize * detsize, dtype=np.uint8)
     mask[rad > min(c, c)] = 1
@@ -109,8 +116,9 @@ def random_quaternions(n: int, rng=None) -> np.ndarray:
     return q
 
 
-def spi_photons(intensity: np.ndarray, detector, quats: np.ndarray, mean_count: float,
-                rng=None, scale: np.ndarray | None = None):
+def spi_photons(
+    intensity: np.ndarray, detector, quats: np.ndarray, mean_count: float, rng=None, scale: np.ndarray | None = None
+):
     """Poisson photon frames of ``intensity`` seen in orientations ``quats``.
 
     The expected frame is the intensity sliced at the rotated pixel q (trilinear, as EMC
@@ -134,8 +142,8 @@ def spi_photons(intensity: np.ndarray, detector, quats: np.ndarray, mean_count: 
     frames = np.zeros((len(quats), detector.num_pix), dtype=np.int32)
     expected = np.zeros((len(quats), int(used.sum())))
     for a in range(0, len(quats), 512):
-        sl, _ = slice_model(intensity, rot[a:a + 512], np.ascontiguousarray(detector.q[used]), size // 2)
-        expected[a:a + 512] = sl * detector.corr[used]
+        sl, _ = slice_model(intensity, rot[a : a + 512], np.ascontiguousarray(detector.q[used]), size // 2)
+        expected[a : a + 512] = sl * detector.corr[used]
     fluence = mean_count / expected.sum(axis=1).mean()
     lam = expected * fluence
     if scale is not None:
@@ -171,9 +179,18 @@ class SPISimulation:
     scale: np.ndarray
 
 
-def simulate_spi(*, num_data: int = 1000, detsize: int = 31, detd: float = 60.0,
-                 stoprad: float = 2.0, mean_count: float = 300.0, diameter: float | None = None,
-                 polarization: str = "x", scale_spread: float = 0.0, rng=None) -> SPISimulation:
+def simulate_spi(
+    *,
+    num_data: int = 1000,
+    detsize: int = 31,
+    detd: float = 60.0,
+    stoprad: float = 2.0,
+    mean_count: float = 300.0,
+    diameter: float | None = None,
+    polarization: str = "x",
+    scale_spread: float = 0.0,
+    rng=None,
+) -> SPISimulation:
     """Simulate SPI frames with ground truth (all lengths in pixels / voxels).
 
     Parameters
@@ -207,12 +224,11 @@ def simulate_spi(*, num_data: int = 1000, detsize: int = 31, detd: float = 60.0,
     intensity = spi_intensity(density)
     quats = random_quaternions(num_data, rng)
     if scale_spread > 0:
-        k = 1.0 / scale_spread ** 2
+        k = 1.0 / scale_spread**2
         scale = rng.gamma(k, 1.0 / k, size=num_data)
     else:
         scale = np.ones(num_data)
-    photons, fluence = spi_photons(intensity, det, quats, mean_count, rng,
-                                   scale if scale_spread > 0 else None)
+    photons, fluence = spi_photons(intensity, det, quats, mean_count, rng, scale if scale_spread > 0 else None)
     return SPISimulation(density, intensity, det, quats, photons, fluence, scale)
 
 
@@ -245,9 +261,17 @@ beta_schedule = {beta_jump} {beta_period}
 """
 
 
-def write_spi(folder: str | os.PathLike, sim: SPISimulation, *, num_div: int = 6, hdf5: bool = False,
-              beta: str = "auto", beta_schedule: tuple[float, int] = (1.41421356, 10),
-              polarization: str = "x", need_scaling: bool | None = None) -> Path:
+def write_spi(
+    folder: str | os.PathLike,
+    sim: SPISimulation,
+    *,
+    num_div: int = 6,
+    hdf5: bool = False,
+    beta: str = "auto",
+    beta_schedule: tuple[float, int] = (1.41421356, 10),
+    polarization: str = "x",
+    need_scaling: bool | None = None,
+) -> Path:
     """Write a simulation as a Dragonfly reconstruction folder; returns the config.ini path.
 
     Files: ``config.ini``, ``det.dat`` (or ``det.h5``), ``photons.emc`` (or ``photons.h5``),
@@ -276,10 +300,18 @@ def write_spi(folder: str | os.PathLike, sim: SPISimulation, *, num_div: int = 6
     total = sim.photons.ones.sum() + sim.photons.count_multi.sum()
     mean_count = total / max(sim.photons.num_data, 1)
     text = CONFIG_TEMPLATE.format(
-        detsize=detsize, polarization=polarization, det_name=det_name,
-        num_data=sim.photons.num_data, mean_count=f"{mean_count:.3f}",
-        photons_name=photons_name, num_div=num_div, need_scaling=int(need_scaling), beta=beta,
-        beta_jump=beta_schedule[0], beta_period=beta_schedule[1])
+        detsize=detsize,
+        polarization=polarization,
+        det_name=det_name,
+        num_data=sim.photons.num_data,
+        mean_count=f"{mean_count:.3f}",
+        photons_name=photons_name,
+        num_div=num_div,
+        need_scaling=int(need_scaling),
+        beta=beta,
+        beta_jump=beta_schedule[0],
+        beta_period=beta_schedule[1],
+    )
     with atomic_output(folder / "config.ini") as tmp:
         tmp.write_text(text)
     return folder / "config.ini"

@@ -21,23 +21,32 @@ from beamhub.kernels.backend import default_rng
 from beamhub.kernels.io.atomic import atomic_output
 from beamhub.kernels.io.dxchange import write_dx
 
-__all__ = ["TomoScan", "shepp_logan_ellipsoids", "shepp_logan_3d", "project_phantom",
-           "simulate_scan", "truth_path", "write_scan"]
+__all__ = [
+    "TomoScan",
+    "shepp_logan_ellipsoids",
+    "shepp_logan_3d",
+    "project_phantom",
+    "simulate_scan",
+    "truth_path",
+    "write_scan",
+]
 
 # value, semi-axes (a, b, c), centre (x0, y0, z0), rotation about z in degrees;
 # lengths in units of half the field of view.
-_SHEPP_LOGAN = np.array([
-    [1.0, 0.6900, 0.920, 0.810, 0.00, 0.0000, 0.00, 0.0],
-    [-0.8, 0.6624, 0.874, 0.780, 0.00, -0.0184, 0.00, 0.0],
-    [-0.2, 0.1100, 0.310, 0.220, 0.22, 0.0000, 0.00, -18.0],
-    [-0.2, 0.1600, 0.410, 0.280, -0.22, 0.0000, 0.00, 18.0],
-    [0.1, 0.2100, 0.250, 0.410, 0.00, 0.3500, -0.15, 0.0],
-    [0.1, 0.0460, 0.046, 0.050, 0.00, 0.1000, 0.25, 0.0],
-    [0.1, 0.0460, 0.046, 0.050, 0.00, -0.1000, 0.25, 0.0],
-    [0.1, 0.0460, 0.023, 0.050, -0.08, -0.6050, 0.00, 0.0],
-    [0.1, 0.0230, 0.023, 0.020, 0.00, -0.6060, 0.00, 0.0],
-    [0.1, 0.0230, 0.046, 0.020, 0.06, -0.6050, 0.00, 0.0],
-])
+_SHEPP_LOGAN = np.array(
+    [
+        [1.0, 0.6900, 0.920, 0.810, 0.00, 0.0000, 0.00, 0.0],
+        [-0.8, 0.6624, 0.874, 0.780, 0.00, -0.0184, 0.00, 0.0],
+        [-0.2, 0.1100, 0.310, 0.220, 0.22, 0.0000, 0.00, -18.0],
+        [-0.2, 0.1600, 0.410, 0.280, -0.22, 0.0000, 0.00, 18.0],
+        [0.1, 0.2100, 0.250, 0.410, 0.00, 0.3500, -0.15, 0.0],
+        [0.1, 0.0460, 0.046, 0.050, 0.00, 0.1000, 0.25, 0.0],
+        [0.1, 0.0460, 0.046, 0.050, 0.00, -0.1000, 0.25, 0.0],
+        [0.1, 0.0460, 0.023, 0.050, -0.08, -0.6050, 0.00, 0.0],
+        [0.1, 0.0230, 0.023, 0.020, 0.00, -0.6060, 0.00, 0.0],
+        [0.1, 0.0230, 0.046, 0.020, 0.06, -0.6050, 0.00, 0.0],
+    ]
+)
 
 
 def shepp_logan_ellipsoids() -> np.ndarray:
@@ -70,8 +79,9 @@ def _slice_ellipses(z: float, n: int, scale: float, table: np.ndarray):
     return out
 
 
-def shepp_logan_3d(n: int, rows: int, z_range=(-0.25, 0.25), scale: float = 0.85,
-                   oversample: int = 4, table=None) -> np.ndarray:
+def shepp_logan_3d(
+    n: int, rows: int, z_range=(-0.25, 0.25), scale: float = 0.85, oversample: int = 4, table=None
+) -> np.ndarray:
     """Slices of the 3-D Shepp-Logan phantom, each pixel averaged over sub-samples.
 
     Parameters
@@ -108,8 +118,9 @@ def shepp_logan_3d(n: int, rows: int, z_range=(-0.25, 0.25), scale: float = 0.85
     return vol
 
 
-def project_phantom(theta, n: int, rows: int, center: float, z_range=(-0.25, 0.25),
-                    scale: float = 0.85, oversample: int = 4, table=None) -> np.ndarray:
+def project_phantom(
+    theta, n: int, rows: int, center: float, z_range=(-0.25, 0.25), scale: float = 0.85, oversample: int = 4, table=None
+) -> np.ndarray:
     """Exact parallel-beam line integrals of the phantom, averaged over each detector pixel.
 
     Parameters
@@ -246,8 +257,9 @@ def simulate_scan(
     cols = np.arange(n)
     beam = photons * (1.0 + 0.1 * np.cos(2 * np.pi * cols / n))[None, :] * np.ones((rows, 1))
     gain = np.ones(n)
-    bad = np.sort(rng.choice(n, size=min(stripe_columns, n), replace=False)) if stripe_columns else \
-        np.zeros(0, dtype=int)
+    bad = (
+        np.sort(rng.choice(n, size=min(stripe_columns, n), replace=False)) if stripe_columns else np.zeros(0, dtype=int)
+    )
     if bad.size:
         gain[bad] = 1.0 + stripe_strength * rng.standard_normal(bad.size)
     expected = beam[None] * gain[None, None, :] * np.exp(-proj)
@@ -267,8 +279,13 @@ def simulate_scan(
         return np.clip(np.rint(a), 0, 65535).astype(np.uint16)
 
     return TomoScan(
-        tomo=u16(counts), flat=u16(flats), dark=u16(darks), theta=theta, center=center,
-        phantom=phantom.astype(np.float32), line_integrals=proj.astype(np.float32),
+        tomo=u16(counts),
+        flat=u16(flats),
+        dark=u16(darks),
+        theta=theta,
+        center=center,
+        phantom=phantom.astype(np.float32),
+        line_integrals=proj.astype(np.float32),
         stripe_columns=bad,
     )
 

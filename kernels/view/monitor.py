@@ -15,7 +15,8 @@ import dataclasses
 import io
 import math
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
@@ -109,10 +110,22 @@ class Monitor(widgets.VBox):
     >>> monitor(3, model, {"rms_change": 0.01, "mutual_info": 1.2})   # what a run calls
     """
 
-    def __init__(self, *, title: str | None = None, cmap: str = "viridis", scale: str = "linear",
-                 percentiles=(1.0, 99.5), min_interval: float = 0.5, plots=None,
-                 log_figures=None, panel_size: int = 192, units=None, model_unit: str = "a.u.",
-                 group: str | None = "start", fftshift: bool = False):
+    def __init__(
+        self,
+        *,
+        title: str | None = None,
+        cmap: str = "viridis",
+        scale: str = "linear",
+        percentiles=(1.0, 99.5),
+        min_interval: float = 0.5,
+        plots=None,
+        log_figures=None,
+        panel_size: int = 192,
+        units=None,
+        model_unit: str = "a.u.",
+        group: str | None = "start",
+        fftshift: bool = False,
+    ):
         if scale not in pictures.SCALES:
             raise ValueError(f"scale must be one of {', '.join(pictures.SCALES)}, got {scale!r}")
         pictures.contrast_limits(np.zeros(1), percentiles)  # validates the pair
@@ -144,10 +157,10 @@ class Monitor(widgets.VBox):
         scale_unit = f"log10({self.model_unit})" if scale == "log" else self.model_unit
         self.caption = widgets.HTML(
             f"<small class='beamhub-monitor-caption'>model: central slices (z, y, x) in {scale_unit}, "
-            f"each from its {self.percentiles[0]:g}th to {self.percentiles[1]:g}th percentile</small>")
+            f"each from its {self.percentiles[0]:g}th to {self.percentiles[1]:g}th percentile</small>"
+        )
         # in an HBox the plot keeps its own pixel size instead of stretching to the cell's width
-        super().__init__([*head, self.status, widgets.HBox(list(self.slices)), self.caption,
-                          widgets.HBox([self.plot])])
+        super().__init__([*head, self.status, widgets.HBox(list(self.slices)), self.caption, widgets.HBox([self.plot])])
         self.add_class("beamhub-monitor")
 
     def __call__(self, iteration: int, model, figures: Mapping[str, float] | Any = None) -> None:
@@ -201,7 +214,7 @@ class Monitor(widgets.VBox):
         for img, data in zip(self.slices, self._latest):
             img.value = self._slice_png(data)
             img.layout.display = None
-        for img in self.slices[len(self._latest):]:
+        for img in self.slices[len(self._latest) :]:
             img.layout.display = "none"
         if self._plotted():
             self.plot.value = self._plot_png()
@@ -242,8 +255,13 @@ class Monitor(widgets.VBox):
             ax = fig.add_subplot(rows, cols, k + 1)
             y = np.asarray(self.history[name], dtype=float)
             for label, rows_of, offset in curves:
-                ax.plot(x[rows_of] - offset, y[rows_of], marker="o" if rows_of.sum() < 30 else None,
-                        markersize=3, label=label)
+                ax.plot(
+                    x[rows_of] - offset,
+                    y[rows_of],
+                    marker="o" if rows_of.sum() < 30 else None,
+                    markersize=3,
+                    label=label,
+                )
             if self._log_axis(name, y):
                 ax.set_yscale("log")
             unit = self.units.get(name, "")

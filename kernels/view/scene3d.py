@@ -16,8 +16,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CAMERA_FOV", "FILL", "RENDER_MODES", "Scene", "content_points", "frame_camera",
-           "k3d_color_map", "projected_extent"]
+__all__ = [
+    "CAMERA_FOV",
+    "FILL",
+    "RENDER_MODES",
+    "Scene",
+    "content_points",
+    "frame_camera",
+    "k3d_color_map",
+    "projected_extent",
+]
 
 #: What the 3-D view can draw.
 RENDER_MODES = ("isosurface", "volume")
@@ -66,8 +74,15 @@ def _camera_axes(direction, up=(0.0, 0.0, 1.0)):
     return back, right, np.cross(right, -back)
 
 
-def frame_camera(points, *, aspect: float = 1.0, fov: float = CAMERA_FOV, fill: float = FILL,
-                 direction=VIEW_DIRECTION, up=(0.0, 0.0, 1.0)) -> list[float]:
+def frame_camera(
+    points,
+    *,
+    aspect: float = 1.0,
+    fov: float = CAMERA_FOV,
+    fill: float = FILL,
+    direction=VIEW_DIRECTION,
+    up=(0.0, 0.0, 1.0),
+) -> list[float]:
     """A k3d camera that looks at ``points`` from ``direction`` and fits them just inside the view.
 
     The camera aims at the centre of the points' bounding box and stands as close as it can
@@ -125,7 +140,7 @@ def projected_extent(points, camera, *, aspect: float = 1.0, fov: float = CAMERA
     width and height (1.0: edge to edge).
     """
     pts = np.asarray(points, dtype=float).reshape(-1, 3)
-    position, target, up = (np.asarray(camera[k:k + 3], dtype=float) for k in (0, 3, 6))
+    position, target, up = (np.asarray(camera[k : k + 3], dtype=float) for k in (0, 3, 6))
     back, right, screen_up = _camera_axes(position - target, up)
     rel = pts - position
     depth = -(rel @ back)
@@ -222,9 +237,21 @@ class Scene:
         The width / height the camera was framed for.
     """
 
-    def __init__(self, small, factors, *, level, origin=(0, 0, 0), mode="isosurface",
-                 cmap="viridis", color_range=(0.0, 1.0), scale="linear", log_floor=1.0,
-                 height=400, width=None):
+    def __init__(
+        self,
+        small,
+        factors,
+        *,
+        level,
+        origin=(0, 0, 0),
+        mode="isosurface",
+        cmap="viridis",
+        color_range=(0.0, 1.0),
+        scale="linear",
+        log_floor=1.0,
+        height=400,
+        width=None,
+    ):
         import k3d  # noqa: PLC0415 - optional: only the 3-D view needs it
 
         if mode not in RENDER_MODES:
@@ -240,16 +267,33 @@ class Scene:
         # frame what is seen first: the isosurface's voxels, or the whole box for the volume
         points = content_points(small, float(level) if mode == "isosurface" else -np.inf, bounds)
         self.camera = frame_camera(points, aspect=self.aspect)
-        self.plot = k3d.plot(height=height, grid_visible=False, menu_visibility=False,
-                             camera_auto_fit=False, camera_fov=CAMERA_FOV, axes=["x", "y", "z"])
+        self.plot = k3d.plot(
+            height=height,
+            grid_visible=False,
+            menu_visibility=False,
+            camera_auto_fit=False,
+            camera_fov=CAMERA_FOV,
+            axes=["x", "y", "z"],
+        )
         if width:
             self.plot.layout.width = f"{int(width)}px"
-        self.isosurface = k3d.marching_cubes(small, level=float(level), color=ISO_COLOR,
-                                             bounds=bounds, flat_shading=False,
-                                             name="isosurface", visible=mode == "isosurface")
-        self.volume = k3d.volume(self._shown(scale), color_range=[float(c) for c in color_range],
-                                 color_map=k3d_color_map(cmap), bounds=bounds,
-                                 name="volume", visible=mode == "volume")
+        self.isosurface = k3d.marching_cubes(
+            small,
+            level=float(level),
+            color=ISO_COLOR,
+            bounds=bounds,
+            flat_shading=False,
+            name="isosurface",
+            visible=mode == "isosurface",
+        )
+        self.volume = k3d.volume(
+            self._shown(scale),
+            color_range=[float(c) for c in color_range],
+            color_map=k3d_color_map(cmap),
+            bounds=bounds,
+            name="volume",
+            visible=mode == "volume",
+        )
         self.plot += self.isosurface
         self.plot += self.volume
         self.plot.camera = list(self.camera)

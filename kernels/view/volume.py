@@ -97,11 +97,23 @@ class VolumeViewer(widgets.VBox):
     >>> viewer.set_index(z=10)                       # doctest: +SKIP
     """
 
-    def __init__(self, volume, *, cmap: str = "gray", percentiles=(0.5, 99.9),
-                 scale: str = "linear", unit: str = "a.u.", index=None,
-                 render: str | None = "isosurface", level: float | None = None, max_3d: int = 64,
-                 panel_size: int = 256, crosshair: bool = True, height_3d: int = 400,
-                 width_3d: int | None = 600):
+    def __init__(
+        self,
+        volume,
+        *,
+        cmap: str = "gray",
+        percentiles=(0.5, 99.9),
+        scale: str = "linear",
+        unit: str = "a.u.",
+        index=None,
+        render: str | None = "isosurface",
+        level: float | None = None,
+        max_3d: int = 64,
+        panel_size: int = 256,
+        crosshair: bool = True,
+        height_3d: int = 400,
+        width_3d: int | None = 600,
+    ):
         if getattr(volume, "ndim", None) != 3:
             shape = getattr(volume, "shape", None)
             raise ValueError(f"VolumeViewer needs a 3-D array (z, y, x), got shape {shape}")
@@ -127,9 +139,15 @@ class VolumeViewer(widgets.VBox):
             raise ValueError(f"index must give one slice per axis (z, y, x), got {index!r}")
         widths = (volume.shape[2], volume.shape[2], volume.shape[1])  # of the z, y, x panels
         self.sliders = tuple(
-            widgets.IntSlider(value=int(np.clip(i, 0, n - 1)), min=0, max=n - 1, description=name,
-                              continuous_update=True, style={"description_width": "1.2em"},
-                              layout=widgets.Layout(width=f"{max(160, w * self._zoom)}px"))
+            widgets.IntSlider(
+                value=int(np.clip(i, 0, n - 1)),
+                min=0,
+                max=n - 1,
+                description=name,
+                continuous_update=True,
+                style={"description_width": "1.2em"},
+                layout=widgets.Layout(width=f"{max(160, w * self._zoom)}px"),
+            )
             for name, n, i, w in zip(AXES, volume.shape, start, widths)
         )
         self.images = tuple(widgets.Image(format="png") for _ in AXES)
@@ -138,12 +156,22 @@ class VolumeViewer(widgets.VBox):
         options = list(CMAPS) if cmap in CMAPS else [cmap, *CMAPS]
         self.colormap = widgets.Dropdown(options=options, value=cmap, description="colour map")
         self.contrast = widgets.FloatRangeSlider(
-            value=tuple(float(p) for p in percentiles), min=0.0, max=100.0, step=0.1,
-            description="contrast %", readout_format=".1f", continuous_update=False,
-            layout=widgets.Layout(width="380px"))
-        self.scale = widgets.ToggleButtons(options=list(pictures.SCALES), value=scale,
-                                           description="scale", style={"button_width": "64px"},
-                                           layout=widgets.Layout(margin="0 0 0 16px"))
+            value=tuple(float(p) for p in percentiles),
+            min=0.0,
+            max=100.0,
+            step=0.1,
+            description="contrast %",
+            readout_format=".1f",
+            continuous_update=False,
+            layout=widgets.Layout(width="380px"),
+        )
+        self.scale = widgets.ToggleButtons(
+            options=list(pictures.SCALES),
+            value=scale,
+            description="scale",
+            style={"button_width": "64px"},
+            layout=widgets.Layout(margin="0 0 0 16px"),
+        )
         self.info = widgets.HTML()
 
         self.scene = None
@@ -152,11 +180,12 @@ class VolumeViewer(widgets.VBox):
         self.legend = None
         third = self._build_3d(render, level, max_3d, cmap, height_3d, width_3d, scale)
 
-        panels = [widgets.VBox([img, slider], layout=widgets.Layout(align_items="center"))
-                  for img, slider in zip(self.images, self.sliders)]
+        panels = [
+            widgets.VBox([img, slider], layout=widgets.Layout(align_items="center"))
+            for img, slider in zip(self.images, self.sliders)
+        ]
         controls = widgets.HBox([self.colormap, self.contrast, self.scale])
-        children = [widgets.HBox(panels, layout=widgets.Layout(align_items="flex-start")),
-                    controls, self.info]
+        children = [widgets.HBox(panels, layout=widgets.Layout(align_items="flex-start")), controls, self.info]
         if third is not None:
             children.append(third)
         super().__init__(children)
@@ -222,8 +251,8 @@ class VolumeViewer(widgets.VBox):
         k = self._zoom
         width = max(1, k // 6)  # a thin line through the middle of the voxel, however enlarged
         off = (k - width) // 2
-        rgb[rows * k + off:rows * k + off + width, :] = CROSSHAIR
-        rgb[:, cols * k + off:cols * k + off + width] = CROSSHAIR
+        rgb[rows * k + off : rows * k + off + width, :] = CROSSHAIR
+        rgb[:, cols * k + off : cols * k + off + width] = CROSSHAIR
         return rgb
 
     def _publish(self, axis: int) -> None:
@@ -252,16 +281,20 @@ class VolumeViewer(widgets.VBox):
         vmin, vmax = self._limits
         shape = "×".join(str(n) for n in self._volume.shape)
         where = ", ".join(f"{n}={i}" for n, i in zip(AXES, self.index))
-        self.info.value = (f"<span class='beamhub-viewer-info'>volume {shape} · slice {where} · "
-                           f"display range [{vmin:.4g}, {vmax:.4g}] {self._scale_unit()}</span>")
+        self.info.value = (
+            f"<span class='beamhub-viewer-info'>volume {shape} · slice {where} · "
+            f"display range [{vmin:.4g}, {vmax:.4g}] {self._scale_unit()}</span>"
+        )
 
     def _scale_unit(self) -> str:
         """The unit of what is displayed: the values' unit, or log10 of it."""
         return f"log10({self.unit})" if self.scale.value == "log" else self.unit
 
     def _legend_text(self) -> str:
-        return (f"<small class='beamhub-viewer-legend'>threshold in {self.unit} · "
-                f"colour bar of the volume rendering in {self._scale_unit()}</small>")
+        return (
+            f"<small class='beamhub-viewer-legend'>threshold in {self.unit} · "
+            f"colour bar of the volume rendering in {self._scale_unit()}</small>"
+        )
 
     def _build_3d(self, mode, level, max_3d, cmap, height, width, scale):
         if mode is None:
@@ -280,27 +313,45 @@ class VolumeViewer(widgets.VBox):
             vmin = floor
         lo, hi = pictures.contrast_limits(self._sample, (1.0, 99.5))
         level = 0.5 * (lo + hi) if level is None else float(level)
-        self.scene = Scene(small, factors, level=level, origin=origin, mode=mode, cmap=cmap,
-                           color_range=(lo, hi), scale=scale, log_floor=self._floor,
-                           height=height, width=width)
+        self.scene = Scene(
+            small,
+            factors,
+            level=level,
+            origin=origin,
+            mode=mode,
+            cmap=cmap,
+            color_range=(lo, hi),
+            scale=scale,
+            log_floor=self._floor,
+            height=height,
+            width=width,
+        )
         if vmax <= vmin:
             vmax = vmin + 1.0
         self.threshold = widgets.FloatSlider(
-            value=float(np.clip(level, vmin, vmax)), min=vmin, max=vmax, step=(vmax - vmin) / 200,
-            description="threshold", readout_format=".3g", continuous_update=False)
-        self.render_mode = widgets.ToggleButtons(options=list(RENDER_MODES), value=mode,
-                                                 description="3-D")
+            value=float(np.clip(level, vmin, vmax)),
+            min=vmin,
+            max=vmax,
+            step=(vmax - vmin) / 200,
+            description="threshold",
+            readout_format=".3g",
+            continuous_update=False,
+        )
+        self.render_mode = widgets.ToggleButtons(options=list(RENDER_MODES), value=mode, description="3-D")
         self.legend = widgets.HTML(self._legend_text())
         self.threshold.observe(lambda change: self.scene.set_level(change["new"]), names="value")
         self.render_mode.observe(lambda change: self._on_mode(change["new"]), names="value")
         self.threshold.disabled = mode != "isosurface"
-        cropped = " around the content" if any(origin) or small.shape != tuple(
-            n // f for n, f in zip(self._volume.shape, factors)) else ""
+        cropped = (
+            " around the content"
+            if any(origin) or small.shape != tuple(n // f for n, f in zip(self._volume.shape, factors))
+            else ""
+        )
         note = widgets.HTML(
             f"<small>3-D view: {small.shape[0]}×{small.shape[1]}×{small.shape[2]} voxels{cropped} "
-            f"(binned {factors[0]}×{factors[1]}×{factors[2]}); drag to turn, scroll to zoom.</small>")
-        return widgets.VBox([widgets.HBox([self.render_mode, self.threshold]), note, self.legend,
-                             self.scene.plot])
+            f"(binned {factors[0]}×{factors[1]}×{factors[2]}); drag to turn, scroll to zoom.</small>"
+        )
+        return widgets.VBox([widgets.HBox([self.render_mode, self.threshold]), note, self.legend, self.scene.plot])
 
     def _on_mode(self, mode: str) -> None:
         self.scene.set_mode(mode)

@@ -32,24 +32,28 @@ settings file keys (YAML or JSON; command-line options win):
 """
 
 _CLI = {  # option -> setting
-    "host": "host", "port": "port", "prometheus": "prometheus_url",
-    "refresh_interval": "refresh_interval", "stale_after": "stale_after",
-    "strategy": "strategy", "nodes_file": "nodes_file", "node_class_label": "node_class_label",
+    "host": "host",
+    "port": "port",
+    "prometheus": "prometheus_url",
+    "refresh_interval": "refresh_interval",
+    "stale_after": "stale_after",
+    "strategy": "strategy",
+    "nodes_file": "nodes_file",
+    "node_class_label": "node_class_label",
     "kube_api": "kube_api",
 }
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     """The argument parser of ``beamhub scheduler``."""
-    keys = "\n".join(f"  {name} (default {default!r}): {text}"
-                     for name, default, text in SchedulerSettings.describe())
+    keys = "\n".join(f"  {name} (default {default!r}): {text}" for name, default, text in SchedulerSettings.describe())
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Load-aware kube-scheduler extender: POST /filter and /prioritize (extender v1, "
-                    "both nodeCacheCapable modes), GET /healthz, /metrics and /summary. Node load comes "
-                    "from Prometheus (node_exporter, dcgm-exporter, kube-state-metrics) when --prometheus "
-                    "is given; without it, or while Prometheus is unreachable, scores are neutral and "
-                    "filtering uses node conditions.",
+        "both nodeCacheCapable modes), GET /healthz, /metrics and /summary. Node load comes "
+        "from Prometheus (node_exporter, dcgm-exporter, kube-state-metrics) when --prometheus "
+        "is given; without it, or while Prometheus is unreachable, scores are neutral and "
+        "filtering uses node conditions.",
         epilog=_EPILOG + keys,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -57,15 +61,24 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default 8890)")
     parser.add_argument("--prometheus", metavar="URL", help="Prometheus base URL, e.g. http://prometheus:9090")
-    parser.add_argument("--refresh-interval", type=float, metavar="SECONDS",
-                        help="seconds between metric refreshes (default 15)")
-    parser.add_argument("--stale-after", type=float, metavar="SECONDS",
-                        help="metrics older than this score neutrally (default 3 x refresh interval)")
-    parser.add_argument("--strategy", help="scoring strategy: load-aware (default), target-load-packing, "
-                                           "least-allocated")
+    parser.add_argument(
+        "--refresh-interval", type=float, metavar="SECONDS", help="seconds between metric refreshes (default 15)"
+    )
+    parser.add_argument(
+        "--stale-after",
+        type=float,
+        metavar="SECONDS",
+        help="metrics older than this score neutrally (default 3 x refresh interval)",
+    )
+    parser.add_argument(
+        "--strategy", help="scoring strategy: load-aware (default), target-load-packing, least-allocated"
+    )
     parser.add_argument("--nodes-file", help="v1.NodeList (JSON/YAML) preloading the node cache")
-    parser.add_argument("--kube-api", metavar="in-cluster|URL",
-                        help="list and watch Nodes from the API server (needed for nodeCacheCapable: true)")
+    parser.add_argument(
+        "--kube-api",
+        metavar="in-cluster|URL",
+        help="list and watch Nodes from the API server (needed for nodeCacheCapable: true)",
+    )
     parser.add_argument("--node-class-label", help="node label naming the node class in /summary")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
@@ -95,14 +108,23 @@ def main(argv: list[str], prog: str) -> int:
     settings = settings_from_args(args)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from aiohttp import web  # the service's dependencies load only when it runs
+    # the scheduler extra (aiohttp) loads only when the service runs: `beamhub scheduler --help` works without it
+    from aiohttp import web  # noqa: PLC0415  optional dependency: the scheduler extra
 
-    from beamhub.scheduler.app import create_app
+    from beamhub.scheduler.app import create_app  # noqa: PLC0415  imports aiohttp (scheduler extra)
 
     app = create_app(settings)
-    print(f"{prog}: listening on http://{settings.host}:{settings.port} "
-          f"(strategy {settings.strategy}, metrics from "
-          f"{settings.prometheus_url or 'nowhere: Node objects only'})", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None,
-                access_log=logging.getLogger("beamhub.scheduler.access"))
+    print(
+        f"{prog}: listening on http://{settings.host}:{settings.port} "
+        f"(strategy {settings.strategy}, metrics from "
+        f"{settings.prometheus_url or 'nowhere: Node objects only'})",
+        flush=True,
+    )
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=logging.getLogger("beamhub.scheduler.access"),
+    )
     return 0

@@ -37,11 +37,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Replay a day of JupyterHub sessions (CPU and GPU environments, daily arrival "
-                    "profile, log-normal lengths) plus background batch load on simulated nodes, and "
-                    "compare placement policies on the same trace: kube-scheduler's default scoring, "
-                    "Trimaran's TargetLoadPacking, and BeamHub's load-aware extender. Reports node CPU "
-                    "p95/p99, hot-spot minutes, GPU fragmentation, rejected spawns and time to start.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "profile, log-normal lengths) plus background batch load on simulated nodes, and "
+        "compare placement policies on the same trace: kube-scheduler's default scoring, "
+        "Trimaran's TargetLoadPacking, and BeamHub's load-aware extender. Reports node CPU "
+        "p95/p99, hot-spot minutes, GPU fragmentation, rejected spawns and time to start.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the trace (default 0)")
     parser.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
     parser.add_argument("--sessions", type=int, default=600, help="expected user sessions (default 600)")
@@ -49,19 +51,30 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--cpu-nodes", type=int, default=24, help="CPU nodes, 32 cores / 256 GiB (default 24)")
     parser.add_argument("--gpu-nodes", type=int, default=8, help="GPU nodes, 64 cores / 512 GiB (default 8)")
     parser.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per GPU node (default 8)")
-    parser.add_argument("--policies", default=",".join(POLICIES),
-                        help=f"comma-separated policies (default {','.join(POLICIES)})")
-    parser.add_argument("--environments", type=Path, metavar="YAML",
-                        help="session menu: a YAML list of {slug, cpu, cpu_limit, memory_gib, gpus, qos, "
-                             "share, usage: [low, high]} (default: the environments of --catalog)")
-    parser.add_argument("--catalog", type=Path, metavar="YAML",
-                        help="the hub's environment catalog whose menu the sessions choose from "
-                             "(default: the one shipped with BeamHub, hub/catalog.yaml)")
-    parser.add_argument("--extender-weight", type=float, default=5.0,
-                        help="extender weight in the scheduler configuration (default 5)")
+    parser.add_argument(
+        "--policies", default=",".join(POLICIES), help=f"comma-separated policies (default {','.join(POLICIES)})"
+    )
+    parser.add_argument(
+        "--environments",
+        type=Path,
+        metavar="YAML",
+        help="session menu: a YAML list of {slug, cpu, cpu_limit, memory_gib, gpus, qos, "
+        "share, usage: [low, high]} (default: the environments of --catalog)",
+    )
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        metavar="YAML",
+        help="the hub's environment catalog whose menu the sessions choose from "
+        "(default: the one shipped with BeamHub, hub/catalog.yaml)",
+    )
+    parser.add_argument(
+        "--extender-weight", type=float, default=5.0, help="extender weight in the scheduler configuration (default 5)"
+    )
     parser.add_argument("--metrics-lag", type=int, default=2, help="minutes measurements trail reality (default 2)")
-    parser.add_argument("--spawn-timeout", type=float, default=5.0,
-                        help="minutes a session may pend before the spawn fails (default 5)")
+    parser.add_argument(
+        "--spawn-timeout", type=float, default=5.0, help="minutes a session may pend before the spawn fails (default 5)"
+    )
     parser.add_argument("--out", type=Path, help="folder for results.md/json and PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -101,16 +114,26 @@ def main(argv: list[str], prog: str = "beamhub simulate cluster") -> int:
     started = time.perf_counter()
     try:
         runs, rows, meta = run_simulation(
-            seed=args.seed, hours=args.hours, sessions=args.sessions, batch_jobs=args.batch, cluster=cluster,
-            policies=policies, environments=environments, extender_weight=args.extender_weight,
-            metrics_lag=args.metrics_lag, spawn_timeout=args.spawn_timeout,
-            progress=bar.update if bar is not None else None)
+            seed=args.seed,
+            hours=args.hours,
+            sessions=args.sessions,
+            batch_jobs=args.batch,
+            cluster=cluster,
+            policies=policies,
+            environments=environments,
+            extender_weight=args.extender_weight,
+            metrics_lag=args.metrics_lag,
+            spawn_timeout=args.spawn_timeout,
+            progress=bar.update if bar is not None else None,
+        )
     finally:
         if bar is not None:
             bar.close()
     meta["wall_seconds"] = round(time.perf_counter() - started, 2)
-    print(f"{meta['sessions']} sessions, {meta['batch_jobs']} batch jobs on {cluster.size} nodes "
-          f"({cluster.gpu_nodes} with {cluster.gpus_per_node} GPUs), {args.hours:g} h, seed {args.seed}")
+    print(
+        f"{meta['sessions']} sessions, {meta['batch_jobs']} batch jobs on {cluster.size} nodes "
+        f"({cluster.gpu_nodes} with {cluster.gpus_per_node} GPUs), {args.hours:g} h, seed {args.seed}"
+    )
     print(markdown_table(rows))
     if args.out is not None:
         for path in write_outputs(args.out, runs, rows, meta):

@@ -65,8 +65,7 @@ def _condition_failure(node: NodeInfo) -> str | None:
     return None
 
 
-def _headroom_failure(pod: PodDemand, node: NodeInfo | None, load,
-                      params: FilterParams) -> tuple[str, bool] | None:
+def _headroom_failure(pod: PodDemand, node: NodeInfo | None, load, params: FilterParams) -> tuple[str, bool] | None:
     """(reason, resolvable by preemption) for the first measured check that fails."""
     if pod.gpus > 0:
         alloc = node.gpus if node is not None else math.nan
@@ -75,22 +74,31 @@ def _headroom_failure(pod: PodDemand, node: NodeInfo | None, load,
         if math.isnan(free):
             free, source = load.gpus_idle, "idle per dcgm-exporter"
         if not math.isnan(free) and free < pod.gpus:
-            return (f"insufficient measured GPU headroom: {free:g} GPU(s) free ({source}), "
-                    f"pod needs {pod.gpus:g}", True)
+            return (
+                f"insufficient measured GPU headroom: {free:g} GPU(s) free ({source}), pod needs {pod.gpus:g}",
+                True,
+            )
     if pod.memory > 0 and not math.isnan(load.mem_available):
         total = load.mem_total if not math.isnan(load.mem_total) else (node.memory if node else 0.0)
         spare = load.mem_available - pod.memory - params.memory_reserve * total
         if spare < 0:
-            return (f"insufficient measured memory: {load.mem_available / _GIB:.1f} GiB available, "
-                    f"pod requests {pod.memory / _GIB:.1f} GiB plus a {params.memory_reserve:.0%} reserve", True)
+            return (
+                f"insufficient measured memory: {load.mem_available / _GIB:.1f} GiB available, "
+                f"pod requests {pod.memory / _GIB:.1f} GiB plus a {params.memory_reserve:.0%} reserve",
+                True,
+            )
     if not math.isnan(load.fs_free) and load.fs_free < params.min_fs_free:
-        return (f"root filesystem nearly full ({load.fs_free:.1%} free, "
-                f"minimum {params.min_fs_free:.0%})", False)
+        return (f"root filesystem nearly full ({load.fs_free:.1%} free, minimum {params.min_fs_free:.0%})", False)
     return None
 
 
-def filter_nodes(pod: PodDemand, names: list[str], nodes: list[NodeInfo | None],
-                 snapshot: LoadSnapshot | None, params: FilterParams | None = None) -> FilterVerdict:
+def filter_nodes(
+    pod: PodDemand,
+    names: list[str],
+    nodes: list[NodeInfo | None],
+    snapshot: LoadSnapshot | None,
+    params: FilterParams | None = None,
+) -> FilterVerdict:
     """Split candidate nodes into those that may host ``pod`` and those that may not.
 
     Parameters

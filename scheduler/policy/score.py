@@ -37,8 +37,8 @@ go on; the caller turns ``nan`` into the neutral score 5.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -124,8 +124,7 @@ def load_aware(pod: PodDemand, view: NodeView, params: ScoreParams) -> np.ndarra
         idle = 1.0 - np.clip(view.gpu_util, 0.0, 1.0)
         t_gpu = np.where(np.isnan(idle), fit, 0.6 * fit + 0.4 * idle)
     else:
-        t_gpu = np.where(np.isnan(view.gpu_alloc), np.nan,
-                         np.where(gpu_nodes, params.gpu_node_cpu_share, 1.0))
+        t_gpu = np.where(np.isnan(view.gpu_alloc), np.nan, np.where(gpu_nodes, params.gpu_node_cpu_share, 1.0))
 
     weights = np.asarray(params.qos_weights.get(pod.qos_class, params.qos_weights[BURSTABLE]), dtype=np.float64)
     # Capacity-only terms (the GPU term) do not make a node "measured": with no load figure
@@ -184,8 +183,9 @@ def get_strategy(name: str) -> Strategy:
         raise ValueError(f"unknown scoring strategy {name!r}; choose one of: {', '.join(STRATEGIES)}") from None
 
 
-def score_nodes(pod: PodDemand, view: NodeView, strategy: str | Strategy = "load-aware",
-                params: ScoreParams | None = None) -> np.ndarray:
+def score_nodes(
+    pod: PodDemand, view: NodeView, strategy: str | Strategy = "load-aware", params: ScoreParams | None = None
+) -> np.ndarray:
     """Integer extender scores, one per node of ``view``.
 
     Parameters

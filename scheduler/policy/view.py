@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import Iterable
 
 import numpy as np
 
@@ -45,8 +45,7 @@ class NodeView:
         return len(self.names)
 
     @classmethod
-    def build(cls, names: list[str], nodes: Iterable[NodeInfo | None],
-              snapshot: LoadSnapshot | None) -> "NodeView":
+    def build(cls, names: list[str], nodes: Iterable[NodeInfo | None], snapshot: LoadSnapshot | None) -> NodeView:
         """Columns for ``names`` from Node objects (None = unknown) and a load snapshot.
 
         Parameters
@@ -75,13 +74,12 @@ class NodeView:
         return cls(names=list(names), **columns)
 
     @classmethod
-    def from_columns(cls, names: list[str], **columns: np.ndarray) -> "NodeView":
+    def from_columns(cls, names: list[str], **columns: np.ndarray) -> NodeView:
         """Columns given directly (the simulator); missing ones are all ``nan``."""
         n = len(names)
         known = {f.name for f in fields(cls)} - {"names"}
         unknown = set(columns) - known
         if unknown:
             raise TypeError(f"unknown NodeView columns: {sorted(unknown)}")
-        full = {k: np.asarray(columns[k], dtype=np.float64) if k in columns else np.full(n, np.nan)
-                for k in known}
+        full = {k: np.asarray(columns[k], dtype=np.float64) if k in columns else np.full(n, np.nan) for k in known}
         return cls(names=list(names), **full)

@@ -14,10 +14,20 @@ from beamhub.scheduler.simulate.workload import DEFAULT_ENVIRONMENTS, make_trace
 __all__ = ["POLICIES", "ClusterSpec", "PolicyRun", "run_simulation"]
 
 
-def run_simulation(*, seed: int = 0, hours: float = 24.0, sessions: int = 600, batch_jobs: int = 400,
-                   cluster: ClusterSpec | None = None, policies=POLICIES, environments=DEFAULT_ENVIRONMENTS,
-                   extender_weight: float = 5.0, metrics_lag: int = 2, spawn_timeout: float = 5.0,
-                   progress=None) -> tuple[list[PolicyRun], list[dict], dict]:
+def run_simulation(
+    *,
+    seed: int = 0,
+    hours: float = 24.0,
+    sessions: int = 600,
+    batch_jobs: int = 400,
+    cluster: ClusterSpec | None = None,
+    policies=POLICIES,
+    environments=DEFAULT_ENVIRONMENTS,
+    extender_weight: float = 5.0,
+    metrics_lag: int = 2,
+    spawn_timeout: float = 5.0,
+    progress=None,
+) -> tuple[list[PolicyRun], list[dict], dict]:
     """Simulate every policy on one trace.
 
     Parameters
@@ -48,12 +58,30 @@ def run_simulation(*, seed: int = 0, hours: float = 24.0, sessions: int = 600, b
     """
     cluster = cluster or ClusterSpec()
     trace = make_trace(seed, sessions=sessions, batch_jobs=batch_jobs, hours=hours, environments=environments)
-    runs = [simulate_policy(trace, cluster, p, seed=seed, hours=hours, extender_weight=extender_weight,
-                            metrics_lag=metrics_lag, spawn_timeout=spawn_timeout, progress=progress)
-            for p in policies]
+    runs = [
+        simulate_policy(
+            trace,
+            cluster,
+            p,
+            seed=seed,
+            hours=hours,
+            extender_weight=extender_weight,
+            metrics_lag=metrics_lag,
+            spawn_timeout=spawn_timeout,
+            progress=progress,
+        )
+        for p in policies
+    ]
     rows = [summarise(run, trace) for run in runs]
-    meta = {"seed": seed, "hours": hours, "sessions": int(trace.is_session.sum()),
-            "batch_jobs": int((~trace.is_session).sum()), "cluster": cluster.__dict__ | {},
-            "environments": [e.slug for e in environments], "extender_weight": extender_weight,
-            "metrics_lag_min": metrics_lag, "spawn_timeout_min": spawn_timeout}
+    meta = {
+        "seed": seed,
+        "hours": hours,
+        "sessions": int(trace.is_session.sum()),
+        "batch_jobs": int((~trace.is_session).sum()),
+        "cluster": cluster.__dict__ | {},
+        "environments": [e.slug for e in environments],
+        "extender_weight": extender_weight,
+        "metrics_lag_min": metrics_lag,
+        "spawn_timeout_min": spawn_timeout,
+    }
     return runs, rows, meta

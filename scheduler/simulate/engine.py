@@ -114,9 +114,19 @@ def _gpu_probe(trace: Trace, gpus: int) -> tuple[float, float]:
     return min(found) if found else (0.0, 0.0)
 
 
-def simulate_policy(trace: Trace, cluster: ClusterSpec, policy: str, *, seed: int, hours: float = 24.0,
-                    extender_weight: float = 5.0, metrics_lag: int = 2, spawn_timeout: float = 5.0,
-                    params: ScoreParams | None = None, progress=None) -> PolicyRun:
+def simulate_policy(
+    trace: Trace,
+    cluster: ClusterSpec,
+    policy: str,
+    *,
+    seed: int,
+    hours: float = 24.0,
+    extender_weight: float = 5.0,
+    metrics_lag: int = 2,
+    spawn_timeout: float = 5.0,
+    params: ScoreParams | None = None,
+    progress=None,
+) -> PolicyRun:
     """Replay ``trace`` on ``cluster`` placing pods with ``policy``.
 
     Parameters
@@ -179,33 +189,45 @@ def simulate_policy(trace: Trace, cluster: ClusterSpec, policy: str, *, seed: in
     running = np.zeros(n_pods, dtype=bool)
 
     def choose(i: int, t: int) -> int:
-        fits = (cpu_req + pod_cpu[i] <= cores + 1e-9) & (mem_req + pod_mem[i] <= memory + 1e-9) \
+        fits = (
+            (cpu_req + pod_cpu[i] <= cores + 1e-9)
+            & (mem_req + pod_mem[i] <= memory + 1e-9)
             & (gpu_req + pod_gpu[i] <= gpus + 1e-9)
+        )
         candidates = np.flatnonzero(fits)
         if candidates.size == 0:
             return -1
         pod: PodDemand = demands[trace.kind[i]]
         live = NodeView.from_columns(
-            [names[c] for c in candidates], cpu_alloc=cores[candidates], mem_alloc=memory[candidates],
-            gpu_alloc=gpus[candidates], cpu_requested=cpu_req[candidates], mem_requested=mem_req[candidates],
-            gpus_requested=gpu_req[candidates])
+            [names[c] for c in candidates],
+            cpu_alloc=cores[candidates],
+            mem_alloc=memory[candidates],
+            gpu_alloc=gpus[candidates],
+            cpu_requested=cpu_req[candidates],
+            mem_requested=mem_req[candidates],
+            gpus_requested=gpu_req[candidates],
+        )
         if policy == "kube-default":
             score = 20.0 * least_allocated(pod, live, params)
         else:
             seen = max(t - metrics_lag, 0) if t > 0 else None
             measured = dict(cpu_alloc=cores[candidates], mem_alloc=memory[candidates], gpu_alloc=gpus[candidates])
             if seen is not None:
-                measured.update(cpu_util=util[seen, candidates], iowait=iowait_hist[seen, candidates],
-                                gpu_util=np.where(gpus[candidates] > 0, gpu_util_hist[seen, candidates], np.nan),
-                                cpu_requested=req_hist[seen, 0, candidates],
-                                mem_requested=req_hist[seen, 1, candidates],
-                                gpus_requested=req_hist[seen, 2, candidates])
+                measured.update(
+                    cpu_util=util[seen, candidates],
+                    iowait=iowait_hist[seen, candidates],
+                    gpu_util=np.where(gpus[candidates] > 0, gpu_util_hist[seen, candidates], np.nan),
+                    cpu_requested=req_hist[seen, 0, candidates],
+                    mem_requested=req_hist[seen, 1, candidates],
+                    gpus_requested=req_hist[seen, 2, candidates],
+                )
             view = NodeView.from_columns(live.names, **measured)
             if policy == "target-load-packing":
                 score = 10.0 * np.nan_to_num(target_load_packing(pod, view, params), nan=0.0)
             else:
-                score = 20.0 * least_allocated(pod, live, params) \
-                    + 10.0 * extender_weight * score_nodes(pod, view, "load-aware", params)
+                score = 20.0 * least_allocated(pod, live, params) + 10.0 * extender_weight * score_nodes(
+                    pod, view, "load-aware", params
+                )
         best = np.flatnonzero(score >= score.max() - 1e-9)
         return int(candidates[best[rng.integers(best.size)]] if best.size > 1 else candidates[best[0]])
 
@@ -244,8 +266,13 @@ def simulate_policy(trace: Trace, cluster: ClusterSpec, policy: str, *, seed: in
         util[t] = np.minimum(demand / cores, 1.0)
         batch_use = np.bincount(node_of[active], weights=use * batch_kind[active], minlength=n_nodes)
         iowait_hist[t] = np.minimum(0.4, 0.3 * batch_use / cores)
-        gpu_busy = np.bincount(node_of[active], weights=pod_gpu[active] * use / np.maximum(
-            np.array([k.cpu_limit for k in trace.kinds])[trace.kind[active]], 1e-9), minlength=n_nodes)
+        gpu_busy = np.bincount(
+            node_of[active],
+            weights=pod_gpu[active]
+            * use
+            / np.maximum(np.array([k.cpu_limit for k in trace.kinds])[trace.kind[active]], 1e-9),
+            minlength=n_nodes,
+        )
         gpu_util_hist[t] = np.where(gpus > 0, gpu_busy / np.maximum(gpus, 1), 0.0)
         req_hist[t] = (cpu_req, mem_req, gpu_req)
         hot_nodes = util[t] > _HOT
@@ -263,6 +290,16 @@ def simulate_policy(trace: Trace, cluster: ClusterSpec, policy: str, *, seed: in
             progress(60 if t % 60 == 59 else t % 60 + 1)
 
     wait = np.where(np.isnan(start), np.nan, start - trace.arrival)
-    return PolicyRun(policy=policy, util=util, wait=wait, rejected=rejected, node_of=node_of,
-                     free_gpus=free_gpus, stranded_1=stranded_1, stranded_4=stranded_4, blocked_4=blocked_4,
-                     session_hot=session_hot, extra={"pending_at_end": len(pending)})
+    return PolicyRun(
+        policy=policy,
+        util=util,
+        wait=wait,
+        rejected=rejected,
+        node_of=node_of,
+        free_gpus=free_gpus,
+        stranded_1=stranded_1,
+        stranded_4=stranded_4,
+        blocked_4=blocked_4,
+        session_hot=session_hot,
+        extra={"pending_at_end": len(pending)},
+    )

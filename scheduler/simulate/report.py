@@ -73,22 +73,31 @@ def write_outputs(out: Path, runs: list[PolicyRun], rows: list[dict], meta: dict
     Every file goes through :func:`beamhub.atomic.atomic_output` (temporary name, then
     rename), so a crash never leaves a half-written result.
     """
-    import matplotlib
+    # Agg is chosen here, when a report is drawn, not for every program that imports the simulator
+    import matplotlib  # noqa: PLC0415  backend chosen at use
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415  after the backend is chosen
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    written.append(_atomic(out / "results.json", lambda p: p.write_text(
-        json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")))
+    written.append(
+        _atomic(
+            out / "results.json", lambda p: p.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+        )
+    )
     written.append(_atomic(out / "results.md", lambda p: p.write_text(markdown_table(rows) + "\n")))
 
     hours = np.arange(runs[0].util.shape[0]) / 60.0
     fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.2 * len(runs) + 0.6), sharex=True, sharey=True)
     for ax, run in zip(np.atleast_1d(axes), runs):
-        ax.fill_between(hours, np.percentile(run.util, 5, axis=1) * 100, np.percentile(run.util, 95, axis=1) * 100,
-                        alpha=0.3, label="nodes p5-p95")
+        ax.fill_between(
+            hours,
+            np.percentile(run.util, 5, axis=1) * 100,
+            np.percentile(run.util, 95, axis=1) * 100,
+            alpha=0.3,
+            label="nodes p5-p95",
+        )
         ax.plot(hours, run.util.max(axis=1) * 100, lw=0.8, label="hottest node")
         ax.plot(hours, np.median(run.util, axis=1) * 100, lw=1.0, label="median node")
         ax.axhline(90, color="red", lw=0.6, ls="--")

@@ -17,8 +17,15 @@ from beamhub.errors import UsageError
 from beamhub.qos import BEST_EFFORT, BURSTABLE, GUARANTEED, QOS_CLASSES, from_catalog
 from beamhub.scheduler.models import PodDemand
 
-__all__ = ["DEFAULT_ENVIRONMENTS", "BATCH_KINDS", "Environment", "Trace", "catalog_environments",
-           "load_environments", "make_trace"]
+__all__ = [
+    "DEFAULT_ENVIRONMENTS",
+    "BATCH_KINDS",
+    "Environment",
+    "Trace",
+    "catalog_environments",
+    "load_environments",
+    "make_trace",
+]
 
 GIB = 2.0**30
 
@@ -58,8 +65,9 @@ class Environment:
     def demand(self) -> PodDemand:
         """The pod as the scheduling policies see it."""
         limit = self.cpu_limit if self.qos != BEST_EFFORT else None
-        return PodDemand(name=self.slug, cpu=self.cpu, memory=self.memory, gpus=float(self.gpus),
-                         cpu_limit=limit, qos_class=self.qos)
+        return PodDemand(
+            name=self.slug, cpu=self.cpu, memory=self.memory, gpus=float(self.gpus), cpu_limit=limit, qos_class=self.qos
+        )
 
 
 #: A site-scale menu (CPU, tomography, 1-GPU and 4-GPU sessions, larger than the shipped catalog's):
@@ -80,8 +88,7 @@ BATCH_KINDS = (
 
 #: (low, high) mean CPU use of a catalog session, as a fraction of its limit, by what it is: GPU
 #: sessions wait on their GPU, Guaranteed ones were sized for heavy work, the others mostly idle.
-_CATALOG_USAGE = {"gpu": (0.20, 0.60), GUARANTEED: (0.30, 0.85), BURSTABLE: (0.05, 0.45),
-                  BEST_EFFORT: (0.05, 0.45)}
+_CATALOG_USAGE = {"gpu": (0.20, 0.60), GUARANTEED: (0.30, 0.85), BURSTABLE: (0.05, 0.45), BEST_EFFORT: (0.05, 0.45)}
 
 
 def catalog_environments(entries) -> tuple[Environment, ...]:
@@ -104,10 +111,21 @@ def catalog_environments(entries) -> tuple[Environment, ...]:
     for entry in entries:
         qos = from_catalog(entry.qos)
         usage = _CATALOG_USAGE["gpu" if entry.gpus else qos]
-        menu.append(Environment(slug=entry.slug, cpu=float(entry.cpu.guarantee), cpu_limit=float(entry.cpu.limit),
-                                memory=float(entry.memory.guarantee), gpus=int(entry.gpus), qos=qos,
-                                share=1.0, usage=usage))
+        menu.append(
+            Environment(
+                slug=entry.slug,
+                cpu=float(entry.cpu.guarantee),
+                cpu_limit=float(entry.cpu.limit),
+                memory=float(entry.memory.guarantee),
+                gpus=int(entry.gpus),
+                qos=qos,
+                share=1.0,
+                usage=usage,
+            )
+        )
     return tuple(menu)
+
+
 _KEYS = {"slug", "cpu", "cpu_limit", "memory_gib", "gpus", "qos", "share", "usage"}
 
 
@@ -135,11 +153,16 @@ def load_environments(path: str | Path) -> tuple[Environment, ...]:
             raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(_KEYS)}")
         try:
             usage = tuple(float(u) for u in entry.get("usage", (0.1, 0.6)))
-            env = Environment(slug=str(entry["slug"]), cpu=float(entry["cpu"]),
-                              cpu_limit=float(entry.get("cpu_limit", entry["cpu"])),
-                              memory=float(entry.get("memory_gib", 4)) * GIB, gpus=int(entry.get("gpus", 0)),
-                              qos=str(entry.get("qos", BURSTABLE)), share=float(entry.get("share", 1.0)),
-                              usage=usage)  # type: ignore[arg-type]
+            env = Environment(
+                slug=str(entry["slug"]),
+                cpu=float(entry["cpu"]),
+                cpu_limit=float(entry.get("cpu_limit", entry["cpu"])),
+                memory=float(entry.get("memory_gib", 4)) * GIB,
+                gpus=int(entry.get("gpus", 0)),
+                qos=str(entry.get("qos", BURSTABLE)),
+                share=float(entry.get("share", 1.0)),
+                usage=usage,
+            )  # type: ignore[arg-type]
         except KeyError as exc:
             raise UsageError(f"{where}: missing key {exc}") from None
         except (TypeError, ValueError) as exc:
@@ -199,9 +222,16 @@ def _diurnal(minutes: np.ndarray) -> np.ndarray:
     return 0.08 + np.exp(-((h - 10.5) ** 2) / (2 * 1.8**2)) + 0.9 * np.exp(-((h - 15.0) ** 2) / (2 * 2.2**2))
 
 
-def make_trace(seed: int, *, sessions: int, batch_jobs: int, hours: float = 24.0,
-               environments: tuple[Environment, ...] = DEFAULT_ENVIRONMENTS,
-               session_median_min: float = 75.0, batch_mean_min: float = 60.0) -> Trace:
+def make_trace(
+    seed: int,
+    *,
+    sessions: int,
+    batch_jobs: int,
+    hours: float = 24.0,
+    environments: tuple[Environment, ...] = DEFAULT_ENVIRONMENTS,
+    session_median_min: float = 75.0,
+    batch_mean_min: float = 60.0,
+) -> Trace:
     """Draw a day of sessions and batch jobs.
 
     Parameters

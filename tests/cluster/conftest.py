@@ -25,8 +25,8 @@ sys.path.insert(0, str(CLUSTER_DIR))
 
 from beamhub_cluster import BeamHubCluster  # noqa: E402
 from controlplane import ControlPlane, binaries  # noqa: E402
-from nodeload import LoadPusher, Monitoring, NodeLoad  # noqa: E402
 from kube_hub import KubePlatform  # noqa: E402
+from nodeload import LoadPusher, Monitoring, NodeLoad  # noqa: E402
 
 CPU_NODES, GPU_NODES, GPUS_PER_NODE = 4, 2, 4
 
@@ -82,9 +82,17 @@ def cluster(control_plane, monitoring, load):
     bh = BeamHubCluster(control_plane)
     bh.prometheus_url = monitoring.prometheus_url
     bh.create_namespace()
-    bh.install_output = bh.install_chart({"scheduler": {"extender": {
-        "port": bh.extender_port, "prometheusUrl": monitoring.prometheus_url,
-        "settings": {"refresh_interval": 1}}}})
+    bh.install_output = bh.install_chart(
+        {
+            "scheduler": {
+                "extender": {
+                    "port": bh.extender_port,
+                    "prometheusUrl": monitoring.prometheus_url,
+                    "settings": {"refresh_interval": 1},
+                }
+            }
+        }
+    )
     bh.start_scheduler()
     return bh
 
@@ -94,9 +102,16 @@ def kube_platform(cluster, tmp_path_factory):
     # not under pytest's 0700 basetemp: as root, sessions run as the users and must pass through
     state = Path(tempfile.mkdtemp(prefix="beamhub-kube-state-"))
     token = secrets.token_hex(16)
-    config = PlatformConfig(state_dir=state, port=free_port(), sso_port=free_port(), proxy_api_port=free_port(),
-                            hub_port=free_port(), jobs_port=free_port(),
-                            accounts=[dict(a) for a in DEMO_ACCOUNTS], admin_service_token=token)
+    config = PlatformConfig(
+        state_dir=state,
+        port=free_port(),
+        sso_port=free_port(),
+        proxy_api_port=free_port(),
+        hub_port=free_port(),
+        jobs_port=free_port(),
+        accounts=[dict(a) for a in DEMO_ACCOUNTS],
+        admin_service_token=token,
+    )
     live = KubePlatform(config, namespace=cluster.namespace, singleuser_port=free_port())
     old = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(cluster.plane.kubeconfig)

@@ -29,7 +29,9 @@ class KubePlatform(Platform):
     def _write_files(self):
         keys = super()._write_files()
         config = self.state / "jupyterhub_config.py"
-        config.write_text(config.read_text() + f"""
+        config.write_text(
+            config.read_text()
+            + f"""
 # --- tests/cluster: BeamSpawner on the real API server (KUBECONFIG in the environment) ---
 c.JupyterHub.spawner_class = "beamhub"
 c.BeamSpawner.namespace = {self.namespace!r}
@@ -45,7 +47,8 @@ for service in c.JupyterHub.services:
         service["command"] = cmd + ["--namespace", {self.namespace!r}]
         # the hub hands its services a clean environment: name the cluster's kubeconfig
         service["environment"] = {{"KUBECONFIG": {os.environ.get("KUBECONFIG", "")!r}}}
-""")
+"""
+        )
         return keys
 
 
@@ -76,6 +79,7 @@ class PodContainer:
                 return None
             pod = json.loads(out)
             return pod if pod["status"].get("phase") == "Running" else None
+
         self.pod = self.plane.wait_for(running, f"pod {self.pod_name} Running", timeout=timeout)
         return self.pod
 
@@ -83,15 +87,28 @@ class PodContainer:
         sc = self.pod["spec"]["securityContext"]
         self.home.mkdir(parents=True, exist_ok=True)
         os.chown(self.home, sc["runAsUser"], sc["runAsGroup"])
-        env = {**env_of(self.pod, self.plane), "HOME": str(self.home),
-               "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "JUPYTER_RUNTIME_DIR": str(self.home / ".run")}
+        env = {
+            **env_of(self.pod, self.plane),
+            "HOME": str(self.home),
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "JUPYTER_RUNTIME_DIR": str(self.home / ".run"),
+        }
         identity = {}
         if os.geteuid() == 0:  # as the pod would run: its uid, gid and supplementary gids
-            identity = {"user": sc["runAsUser"], "group": sc["runAsGroup"],
-                        "extra_groups": sc.get("supplementalGroups", [])}
-        self.proc = subprocess.Popen([SINGLEUSER, "--ip=127.0.0.1", f"--port={self.port}"], env=env,
-                                     cwd=self.home, stdout=open(self.home.parent / "singleuser.log", "ab"),
-                                     stderr=subprocess.STDOUT, start_new_session=True, **identity)
+            identity = {
+                "user": sc["runAsUser"],
+                "group": sc["runAsGroup"],
+                "extra_groups": sc.get("supplementalGroups", []),
+            }
+        self.proc = subprocess.Popen(
+            [SINGLEUSER, "--ip=127.0.0.1", f"--port={self.port}"],
+            env=env,
+            cwd=self.home,
+            stdout=open(self.home.parent / "singleuser.log", "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **identity,
+        )
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -20,6 +20,7 @@ import pytest
 from kube_hub import PodContainer, env_of
 from sso_client import login, wait_for_lab, xsrf_of
 
+
 @pytest.fixture
 def pod_home():
     """A home for the played container that alice's uid can reach (pytest's tmp_path is 0700 above)."""
@@ -33,11 +34,11 @@ def test_alice_clicks_a_card_and_gets_jupyterlab_from_a_scheduled_pod(kube_platf
     cluster, plane = kube_platform.cluster, kube_platform.cluster.plane
     session, page = login(kube_platform.url, "alice", "alice")
     assert page.status_code == 200 and 'data-environment="tomo"' in page.text
-    container = PodContainer(plane, cluster.namespace, "jupyter-alice", kube_platform.singleuser_port,
-                             pod_home)
+    container = PodContainer(plane, cluster.namespace, "jupyter-alice", kube_platform.singleuser_port, pod_home)
     try:
-        clicked = session.post(f"{kube_platform.url}/hub/spawn",
-                               data={"_xsrf": xsrf_of(page), "environment": "tomo"}, timeout=60)
+        clicked = session.post(
+            f"{kube_platform.url}/hub/spawn", data={"_xsrf": xsrf_of(page), "environment": "tomo"}, timeout=60
+        )
         assert clicked.status_code == 200, clicked.text[-1000:]
         pod = container.wait_running()
         spec = pod["spec"]
@@ -53,16 +54,27 @@ def test_alice_clicks_a_card_and_gets_jupyterlab_from_a_scheduled_pod(kube_platf
         env = env_of(pod, plane)
         assert env["BEAMHUB_ENVIRONMENT"] == "tomo" and env["BEAMHUB_UID"] == "2001"
         assert pod["metadata"]["labels"]["beamhub.io/environment"] == "tomo"
-        events = plane.kubectl("get", "events", "-n", cluster.namespace,
-                               "--field-selector", "involvedObject.name=jupyter-alice", "-o", "json")
+        events = plane.kubectl(
+            "get",
+            "events",
+            "-n",
+            cluster.namespace,
+            "--field-selector",
+            "involvedObject.name=jupyter-alice",
+            "-o",
+            "json",
+        )
         assert "beamhub-scheduler" in events and "Scheduled" in events
         container.start()
         lab = wait_for_lab(session, kube_platform.url, "alice", timeout=120)
         assert "jupyter-config-data" in lab.text
         # stopping the server deletes the pod
         assert kube_platform.api.delete("/users/alice/server").status_code in (202, 204)
-        plane.wait_for(lambda: "NotFound" in plane.kubectl("get", "pod", "jupyter-alice", "-n", cluster.namespace,
-                                                           check=False), "alice's pod deleted", timeout=60)
+        plane.wait_for(
+            lambda: "NotFound" in plane.kubectl("get", "pod", "jupyter-alice", "-n", cluster.namespace, check=False),
+            "alice's pod deleted",
+            timeout=60,
+        )
     finally:
         container.stop()
         kube_platform.api.delete("/users/alice/server")
@@ -73,8 +85,9 @@ def test_alices_gpu_card_goes_through_the_extender_to_a_gpu_node(kube_platform):
     before = {verb: cluster.extender_calls(verb) for verb in ("/filter", "/prioritize")}
     session, page = login(kube_platform.url, "alice", "alice")
     try:
-        clicked = session.post(f"{kube_platform.url}/hub/spawn",
-                               data={"_xsrf": xsrf_of(page), "environment": "phasing-gpu"}, timeout=60)
+        clicked = session.post(
+            f"{kube_platform.url}/hub/spawn", data={"_xsrf": xsrf_of(page), "environment": "phasing-gpu"}, timeout=60
+        )
         assert clicked.status_code == 200, clicked.text[-1000:]
         pod = PodContainer(plane, cluster.namespace, "jupyter-alice", 0, Path("/nonexistent")).wait_running()
         assert pod["spec"]["nodeName"].startswith("kwok-gpu-"), pod["spec"]["nodeName"]
@@ -84,14 +97,18 @@ def test_alices_gpu_card_goes_through_the_extender_to_a_gpu_node(kube_platform):
             assert cluster.extender_calls(verb) > count, verb
     finally:
         kube_platform.api.delete("/users/alice/server")
-        plane.wait_for(lambda: "NotFound" in plane.kubectl("get", "pod", "jupyter-alice", "-n", cluster.namespace,
-                                                           check=False), "alice's pod deleted", timeout=90)
+        plane.wait_for(
+            lambda: "NotFound" in plane.kubectl("get", "pod", "jupyter-alice", "-n", cluster.namespace, check=False),
+            "alice's pod deleted",
+            timeout=90,
+        )
 
 
 def test_bob_cannot_start_spi_emc_and_no_pod_is_made(kube_platform):
     session, page = login(kube_platform.url, "bob", "bob")
-    refused = session.post(f"{kube_platform.url}/hub/spawn",
-                           data={"_xsrf": xsrf_of(page), "environment": "spi-emc"}, timeout=60)
+    refused = session.post(
+        f"{kube_platform.url}/hub/spawn", data={"_xsrf": xsrf_of(page), "environment": "spi-emc"}, timeout=60
+    )
     assert refused.status_code == 403
     time.sleep(1)
     plane = kube_platform.cluster.plane

@@ -20,12 +20,25 @@ ALICE = Identity("alice", 2001, 2001, (3001, 3002), ("spi", "tomo"))
 
 def _restricted_pod(name: str, **spec_extra) -> dict:
     return {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "beamhub"},
-        "spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 2001, "runAsGroup": 2001,
-                                     "seccompProfile": {"type": "RuntimeDefault"}},
-                 "containers": [{"name": "c", "image": "beamhub/base", "securityContext": {
-                     "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}],
-                 **spec_extra},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "beamhub"},
+        "spec": {
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 2001,
+                "runAsGroup": 2001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "beamhub/base",
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                }
+            ],
+            **spec_extra,
+        },
     }
 
 
@@ -90,19 +103,45 @@ def test_chart_objects_are_created_and_accepted(cluster):
     assert get("serviceaccount", "beamhub-scheduler", "-n", "beamhub")["metadata"]["name"]
     # the scheduler Deployment's own pod passes restricted admission and KWOK runs it
     pods = cluster.plane.wait_for(
-        lambda: [p for p in get("pods", "-n", "beamhub", "-l", "app.kubernetes.io/component=scheduler")["items"]
-                 if p["status"].get("phase") == "Running"], "the scheduler Deployment's pod Running")
+        lambda: [
+            p
+            for p in get("pods", "-n", "beamhub", "-l", "app.kubernetes.io/component=scheduler")["items"]
+            if p["status"].get("phase") == "Running"
+        ],
+        "the scheduler Deployment's pod Running",
+    )
     assert pods[0]["spec"]["nodeName"].startswith("kwok-")
 
 
 def test_helm_upgrade_then_uninstall_of_a_second_release(cluster, control_plane):
     """A second release (own prefix, own namespace): upgrade changes objects, uninstall removes them all."""
     ns, release = "beamhub-second", "second"
-    control_plane.apply({"apiVersion": "v1", "kind": "Namespace",
-                         "metadata": {"name": ns, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
-    values = {"fullnameOverride": "bh2", "scheduler": {"extender": {"weight": 5}},
-              "jupyterhub": {"hub": {"extraVolumes": [{"name": "beamhub", "projected": {"sources": [
-                  {"configMap": {"name": "bh2-catalog"}}, {"configMap": {"name": "bh2-hub-settings"}}]}}]}}}
+    control_plane.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+        }
+    )
+    values = {
+        "fullnameOverride": "bh2",
+        "scheduler": {"extender": {"weight": 5}},
+        "jupyterhub": {
+            "hub": {
+                "extraVolumes": [
+                    {
+                        "name": "beamhub",
+                        "projected": {
+                            "sources": [
+                                {"configMap": {"name": "bh2-catalog"}},
+                                {"configMap": {"name": "bh2-hub-settings"}},
+                            ]
+                        },
+                    }
+                ]
+            }
+        },
+    }
     chart = cluster.plane.workdir / "chart"
     path = cluster.plane.workdir / "second.json"
     path.write_text(json.dumps(values))
@@ -114,8 +153,16 @@ def test_helm_upgrade_then_uninstall_of_a_second_release(cluster, control_plane)
     assert "weight: 7" in control_plane.get("configmap", "bh2-scheduler-config", "-n", ns)["data"]["config.yaml"]
     assert "bh2-guaranteed" in control_plane.kubectl("get", "priorityclass", "-o", "name")
     cluster.helm("uninstall", release, f"--namespace={ns}", "--wait")
-    left = control_plane.kubectl("get", "deployment,configmap,role,networkpolicy,serviceaccount", "-n", ns,
-                                 "-l", "app.kubernetes.io/instance=second", "-o", "name")
+    left = control_plane.kubectl(
+        "get",
+        "deployment,configmap,role,networkpolicy,serviceaccount",
+        "-n",
+        ns,
+        "-l",
+        "app.kubernetes.io/instance=second",
+        "-o",
+        "name",
+    )
     assert left.strip() == ""
     assert "bh2-guaranteed" not in control_plane.kubectl("get", "priorityclass", "-o", "name")
 
@@ -126,8 +173,9 @@ def test_documented_storage_examples_pass_restricted(cluster, example):
     PodSecurity restricted (the API server's own admission, as a server-side dry run)."""
     storage = (yaml.safe_load(example.read_text()).get("sessions") or {}).get("storage") or {}
     home = storage.get("home") or {}
-    settings = ClusterSettings(data_volumes=storage.get("dataVolumes") or {}, home_volume=home.get("volume"),
-                               examples_dir="")
+    settings = ClusterSettings(
+        data_volumes=storage.get("dataVolumes") or {}, home_volume=home.get("volume"), examples_dir=""
+    )
     overrides = environment_overrides(load_catalog().get("spi-emc"), ALICE, settings)
     pod = _restricted_pod(f"storage-{example.stem}")
     pod["spec"]["securityContext"] = overrides["pod_security_context"]
@@ -135,6 +183,7 @@ def test_documented_storage_examples_pass_restricted(cluster, example):
     pod["spec"]["volumes"] = overrides["volumes"]
     pod["spec"]["containers"][0]["volumeMounts"] = overrides["volume_mounts"]
     assert overrides["volumes"], f"{example.name} configures no volume"
-    out = cluster.plane.kubectl("create", "--dry-run=server", "-f", "-", "-o", "name", input=json.dumps(pod),
-                                check=False)
+    out = cluster.plane.kubectl(
+        "create", "--dry-run=server", "-f", "-", "-o", "name", input=json.dumps(pod), check=False
+    )
     assert out.strip() == f"pod/storage-{example.stem}", f"{example.name}: {out.strip()}"

@@ -25,8 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 from deploy_render import one, render_objects  # noqa: E402
 
 ALICE = Identity("alice", 2001, 2001, (3001, 3002), ("spi", "tomo"))
-VALUES = {"sessions": {"storage": {"home": {"volume": {"persistentVolumeClaim": {"claimName": "nfs-users"}},
-                                            "init": {"enabled": True}}}}}
+VALUES = {
+    "sessions": {
+        "storage": {
+            "home": {"volume": {"persistentVolumeClaim": {"claimName": "nfs-users"}}, "init": {"enabled": True}}
+        }
+    }
+}
 
 
 async def _session_pod(kubeconfig: str, monkeypatch, slug: str) -> dict:
@@ -49,8 +54,9 @@ async def _session_pod(kubeconfig: str, monkeypatch, slug: str) -> dict:
 
 
 def _dry_run(cluster, pod: dict, output: str = "name") -> str:
-    return cluster.plane.kubectl("create", "--dry-run=server", "-f", "-", "-o", output,
-                                 input=json.dumps(pod), check=False).strip()
+    return cluster.plane.kubectl(
+        "create", "--dry-run=server", "-f", "-", "-o", output, input=json.dumps(pod), check=False
+    ).strip()
 
 
 @pytest.mark.parametrize("slug", ["tomo", "spi-emc"])

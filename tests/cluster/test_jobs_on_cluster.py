@@ -25,13 +25,22 @@ from beamhub.hub.jobs.model import Job
 from beamhub.hub.jobs.store import JobStore
 
 MPIJOB_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
     "metadata": {"name": "mpijobs.kubeflow.org"},
-    "spec": {"group": "kubeflow.org", "scope": "Namespaced",
-             "names": {"plural": "mpijobs", "singular": "mpijob", "kind": "MPIJob"},
-             "versions": [{"name": "v2beta1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object",
-                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
+    "spec": {
+        "group": "kubeflow.org",
+        "scope": "Namespaced",
+        "names": {"plural": "mpijobs", "singular": "mpijob", "kind": "MPIJob"},
+        "versions": [
+            {
+                "name": "v2beta1",
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+            }
+        ],
+    },
 }
 
 
@@ -49,10 +58,15 @@ def tokens(kube_platform):
 
 def beamhub(kube_platform, token: str, *args: str, environment: str = "tomo") -> subprocess.CompletedProcess:
     """Run the `beamhub` command as it runs in a session pod (the session's env, no cluster credentials)."""
-    env = {"PATH": "/usr/bin:/bin", "JUPYTERHUB_API_TOKEN": token,
-           "BEAMHUB_JOBS_URL": f"{kube_platform.url}/services/beamhub-jobs/", "BEAMHUB_ENVIRONMENT": environment}
-    return subprocess.run([sys.executable, "-m", "beamhub", *args], env=env, capture_output=True, text=True,
-                          timeout=120, cwd="/")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "JUPYTERHUB_API_TOKEN": token,
+        "BEAMHUB_JOBS_URL": f"{kube_platform.url}/services/beamhub-jobs/",
+        "BEAMHUB_ENVIRONMENT": environment,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "beamhub", *args], env=env, capture_output=True, text=True, timeout=120, cwd="/"
+    )
 
 
 def submitted_id(proc: subprocess.CompletedProcess) -> str:
@@ -78,8 +92,9 @@ def test_single_pod_job_runs_as_alice_and_succeeds(kube_platform, tokens):
     job_id = submitted_id(beamhub(kube_platform, tokens["alice"], "submit", "tomo", "scan.h5", "--out", "r.h5"))
     job = plane.get("job", job_id, "-n", "beamhub")
     assert job["metadata"]["labels"]["beamhub.io/owner"] == "alice"
-    pods = plane.wait_for(lambda: [p for p in job_pods(plane, job_id) if p["status"].get("phase") == "Running"],
-                          "the job's pod Running")
+    pods = plane.wait_for(
+        lambda: [p for p in job_pods(plane, job_id) if p["status"].get("phase") == "Running"], "the job's pod Running"
+    )
     spec = pods[0]["spec"]
     # admitted under restricted, as alice, without a service-account token, behind its NetworkPolicy
     assert spec["securityContext"]["runAsUser"] == 2001 and spec["automountServiceAccountToken"] is False
@@ -96,15 +111,32 @@ def test_single_pod_job_runs_as_alice_and_succeeds(kube_platform, tokens):
 
 def test_emc_over_four_ranks_is_an_indexed_job_that_can_fail(kube_platform, tokens):
     plane = kube_platform.cluster.plane
-    job_id = submitted_id(beamhub(kube_platform, tokens["alice"], "submit", "emc", "--ranks", "4",
-                                  "--environment", "spi-emc", "emc.ini", "--iterations", "5", environment="spi-emc"))
+    job_id = submitted_id(
+        beamhub(
+            kube_platform,
+            tokens["alice"],
+            "submit",
+            "emc",
+            "--ranks",
+            "4",
+            "--environment",
+            "spi-emc",
+            "emc.ini",
+            "--iterations",
+            "5",
+            environment="spi-emc",
+        )
+    )
     job = plane.get("job", job_id, "-n", "beamhub")
     assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 4
     service = plane.get("service", job_id, "-n", "beamhub")
     assert service["spec"]["clusterIP"] == "None"
-    pods = plane.wait_for(lambda: (lambda ps: ps if len(ps) == 4 and all(p["status"].get("phase") == "Running"
-                                                                         for p in ps) else None)(job_pods(plane, job_id)),
-                          "4 rank pods Running")
+    pods = plane.wait_for(
+        lambda: (lambda ps: ps if len(ps) == 4 and all(p["status"].get("phase") == "Running" for p in ps) else None)(
+            job_pods(plane, job_id)
+        ),
+        "4 rank pods Running",
+    )
     assert {p["spec"]["hostname"] for p in pods} == {f"{job_id}-{i}" for i in range(4)}
     launcher = next(p for p in pods if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "0")
     end_pod(plane, launcher, 3)
@@ -122,8 +154,10 @@ def test_cancel_deletes_the_job_and_bob_sees_none_of_alices(kube_platform, token
     assert plane.get("job", job_id, "-n", "beamhub")["metadata"]["name"] == job_id
     cancelled = beamhub(kube_platform, tokens["alice"], "cancel", job_id)
     assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
-    plane.wait_for(lambda: "NotFound" in plane.kubectl("get", "job", job_id, "-n", "beamhub", check=False),
-                   "the Job deleted from the API")
+    plane.wait_for(
+        lambda: "NotFound" in plane.kubectl("get", "job", job_id, "-n", "beamhub", check=False),
+        "the Job deleted from the API",
+    )
     assert "NotFound" in plane.kubectl("get", "networkpolicy", job_id, "-n", "beamhub", check=False)
 
 
@@ -133,12 +167,18 @@ def test_mpijob_is_used_once_its_crd_is_installed(kube_platform, tmp_path):
     env = load_catalog().get("spi-emc")
 
     async def submit() -> tuple[bool, Job]:
-        backend = KubernetesBackend(JobStore(tmp_path / "jobs"), namespace="beamhub",
-                                    kubeconfig=str(plane.kubeconfig))
+        backend = KubernetesBackend(JobStore(tmp_path / "jobs"), namespace="beamhub", kubeconfig=str(plane.kubeconfig))
         try:
             found = await backend.mpi_operator_installed()
-            job = Job(id=f"emc-{int(time.time() * 1000) % 10**8:08d}", owner="alice", kind="emc", args=["emc.ini"],
-                      cwd="", environment="spi-emc", ranks=2)
+            job = Job(
+                id=f"emc-{int(time.time() * 1000) % 10**8:08d}",
+                owner="alice",
+                kind="emc",
+                args=["emc.ini"],
+                cwd="",
+                environment="spi-emc",
+                ranks=2,
+            )
             if found:
                 await backend.submit(job, alice, env)
             return found, job
@@ -149,8 +189,9 @@ def test_mpijob_is_used_once_its_crd_is_installed(kube_platform, tmp_path):
     assert found is False
     plane.apply(MPIJOB_CRD)
     try:
-        plane.wait_for(lambda: "mpijobs" in plane.kubectl("api-resources", "--api-group=kubeflow.org"),
-                       "the MPIJob CRD served")
+        plane.wait_for(
+            lambda: "mpijobs" in plane.kubectl("api-resources", "--api-group=kubeflow.org"), "the MPIJob CRD served"
+        )
         found, job = asyncio.run(submit())
         assert found is True
         mpijob = plane.get("mpijob", job.id, "-n", "beamhub")

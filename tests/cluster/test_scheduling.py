@@ -30,9 +30,12 @@ def _create_and_wait_bound(cluster, pods: list[dict]) -> dict[str, str]:
     names = [p["metadata"]["name"] for p in pods]
 
     def placed():
-        items = cluster.plane.get("pods", "-n", "beamhub", "-l", f"test-batch={pods[0]['metadata']['labels']['test-batch']}")["items"]
-        running = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in items
-                   if p["status"].get("phase") == "Running"}
+        items = cluster.plane.get(
+            "pods", "-n", "beamhub", "-l", f"test-batch={pods[0]['metadata']['labels']['test-batch']}"
+        )["items"]
+        running = {
+            p["metadata"]["name"]: p["spec"].get("nodeName") for p in items if p["status"].get("phase") == "Running"
+        }
         return running if set(running) == set(names) else None
 
     return cluster.plane.wait_for(placed, f"{len(pods)} pods bound and Running", timeout=90)
@@ -41,13 +44,22 @@ def _create_and_wait_bound(cluster, pods: list[dict]) -> dict[str, str]:
 def _batch(env_slug: str, count: int, scheduler: str | None = "beamhub-scheduler") -> list[dict]:
     batch = uuid.uuid4().hex[:8]
     env = CATALOG.get(env_slug)
-    return [session_pod(f"{env_slug}-{batch}-{i}", env, ALICE, scheduler=scheduler, labels={"test-batch": batch})
-            for i in range(count)]
+    return [
+        session_pod(f"{env_slug}-{batch}-{i}", env, ALICE, scheduler=scheduler, labels={"test-batch": batch})
+        for i in range(count)
+    ]
 
 
 def _delete_batch(cluster, pods):
-    cluster.plane.kubectl("delete", "pods", "-n", "beamhub", "-l", f"test-batch={pods[0]['metadata']['labels']['test-batch']}",
-                          "--wait=false")
+    cluster.plane.kubectl(
+        "delete",
+        "pods",
+        "-n",
+        "beamhub",
+        "-l",
+        f"test-batch={pods[0]['metadata']['labels']['test-batch']}",
+        "--wait=false",
+    )
 
 
 @pytest.fixture
@@ -58,6 +70,7 @@ def hot_node(cluster, load):
     def extender_sees_it():
         summary = cluster.summary()
         return not summary["stale"] and summary
+
     cluster.plane.wait_for(extender_sees_it, "the extender reading node load from Prometheus", timeout=60)
     # the load is measured through rate(): give Prometheus a few scrapes of the new slope
     cluster.plane.wait_for(lambda: _hot_seen(cluster), "the hot node in the extender's scores", timeout=90)
@@ -68,8 +81,11 @@ def hot_node(cluster, load):
 def _hot_seen(cluster) -> bool:
     nodes = [n["metadata"]["name"] for n in cluster.plane.get("nodes")["items"] if "cpu" in n["metadata"]["name"]]
     body = {"Pod": session_pod("probe", CATALOG.get("scipy"), ALICE), "NodeNames": nodes}
-    req = Request(f"{cluster.extender_url}/prioritize", data=json.dumps(body).encode(),
-                  headers={"Content-Type": "application/json"})
+    req = Request(
+        f"{cluster.extender_url}/prioritize",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urlopen(req, timeout=5) as resp:
         scores = {h["host"]: h["score"] for h in json.load(resp)}
     return scores[HOT] < min(s for n, s in scores.items() if n != HOT)

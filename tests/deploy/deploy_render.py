@@ -80,7 +80,7 @@ def validate_schema(values: dict[str, Any]) -> None:
         chart.validate_schema(values)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(version: str, api_version: str, kind: str) -> jsonschema.Draft202012Validator:
     """The strict JSON-schema validator of one kind, as kubernetes_validate.validate builds it
     (the same schema files), kept across calls: parsing the definitions is most of the cost."""
@@ -100,8 +100,7 @@ def _validator(version: str, api_version: str, kind: str) -> jsonschema.Draft202
 def object_errors(obj: dict[str, Any], version: str) -> list[str]:
     """Why ``obj`` is not a valid object of Kubernetes ``version`` (strict: unknown fields count)."""
     validator = _validator(version, obj["apiVersion"], obj["kind"])
-    return [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in validator.iter_errors(obj)]
+    return [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(obj)]
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:

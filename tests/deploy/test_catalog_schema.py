@@ -27,18 +27,28 @@ generate_schema = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(generate_schema)
 
 BASE = {
-    "slug": "tomo", "title": "Tomography", "description": "CT", "image": "ghcr.io/beamhub/tomo:0.1.0",
-    "kind": "cpu", "qos": "burstable", "groups": ["tomo"],
+    "slug": "tomo",
+    "title": "Tomography",
+    "description": "CT",
+    "image": "ghcr.io/beamhub/tomo:0.1.0",
+    "kind": "cpu",
+    "qos": "burstable",
+    "groups": ["tomo"],
     "resources": {"cpu": {"guarantee": "500m", "limit": 4}, "memory": {"guarantee": "4Gi", "limit": "16Gi"}},
-    "mounts": [{"name": "raw", "mount_path": "/data/raw", "read_only": True, "groups": ["tomo"],
-                "local_path": "data/raw"}],
+    "mounts": [
+        {"name": "raw", "mount_path": "/data/raw", "read_only": True, "groups": ["tomo"], "local_path": "data/raw"}
+    ],
     "local": {"env": {"BEAMHUB_BACKEND": "numpy", "THREADS": 4}, "args": ["--debug"]},
     "node_selector": {"beamhub.io/class": "cpu"},
     "default": True,
 }
-GPU = {**BASE, "slug": "gpu", "kind": "gpu", "qos": "guaranteed",
-       "resources": {"cpu": {"guarantee": 4, "limit": 4}, "memory": {"guarantee": "16Gi", "limit": "16Gi"},
-                     "gpus": 1}}
+GPU = {
+    **BASE,
+    "slug": "gpu",
+    "kind": "gpu",
+    "qos": "guaranteed",
+    "resources": {"cpu": {"guarantee": 4, "limit": 4}, "memory": {"guarantee": "16Gi", "limit": "16Gi"}, "gpus": 1},
+}
 
 
 def _with(base: dict, path: str, value) -> dict:

@@ -16,16 +16,26 @@ import helm_python as helm
 import pytest
 import yaml
 from deploy_render import (
-    CHART, EXAMPLES, KUBE_VERSIONS, NAMESPACE, RELEASE, REPO, find, load_values, merge_values, object_errors,
-    one, render, render_objects, validate_schema,
+    CHART,
+    EXAMPLES,
+    KUBE_VERSIONS,
+    NAMESPACE,
+    RELEASE,
+    REPO,
+    find,
+    load_values,
+    merge_values,
+    object_errors,
+    one,
+    render,
+    render_objects,
+    validate_schema,
 )
 
 from beamhub.hub.catalog import QOS_CLASSES, parse_catalog
 from beamhub.scheduler.settings import SchedulerSettings
 
-VALUE_SETS = [pytest.param(None, id="defaults")] + [
-    pytest.param(path, id=path.stem) for path in EXAMPLES
-]
+VALUE_SETS = [pytest.param(None, id="defaults")] + [pytest.param(path, id=path.stem) for path in EXAMPLES]
 NAMESPACED = {"ConfigMap", "Deployment", "Service", "ServiceAccount", "Role", "RoleBinding", "NetworkPolicy"}
 CLUSTER_WIDE = {"ClusterRole", "ClusterRoleBinding", "PriorityClass"}
 
@@ -43,6 +53,7 @@ def data(objects, name: str, key: str) -> str:
 
 
 # ---- the chart as a package -------------------------------------------------------------
+
 
 def test_chart_depends_on_a_pinned_zero_to_jupyterhub_4():
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
@@ -85,6 +96,7 @@ def test_catalog_file_is_the_shipped_catalog():
 
 # ---- rendering and the Kubernetes schema ------------------------------------------------
 
+
 @pytest.mark.parametrize("values_file", VALUE_SETS)
 def test_renders_without_a_cluster_and_every_object_validates_against_the_kubernetes_schema(values_file):
     objects = render_objects(values_of(values_file))
@@ -92,8 +104,10 @@ def test_renders_without_a_cluster_and_every_object_validates_against_the_kubern
     problems = []
     for obj in objects:
         for version in KUBE_VERSIONS:
-            problems += [f"{obj['kind']}/{obj['metadata']['name']} (Kubernetes {version}): {e}"
-                         for e in object_errors(obj, version)]
+            problems += [
+                f"{obj['kind']}/{obj['metadata']['name']} (Kubernetes {version}): {e}"
+                for e in object_errors(obj, version)
+            ]
     assert not problems, "\n".join(problems)
     names = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert len(names) == len(set(names)), "two objects share a kind and name"
@@ -107,18 +121,26 @@ def test_renders_without_a_cluster_and_every_object_validates_against_the_kubern
 
 def test_default_objects():
     kinds = sorted((o["kind"], o["metadata"]["name"]) for o in render_objects())
-    assert kinds == sorted([
-        ("ConfigMap", "beamhub-catalog"), ("ConfigMap", "beamhub-hub-settings"),
-        ("ConfigMap", "beamhub-scheduler-config"),
-        ("Deployment", "beamhub-scheduler"), ("Service", "beamhub-scheduler"),
-        ("ServiceAccount", "beamhub-scheduler"),
-        ("ClusterRole", f"beamhub-scheduler-{NAMESPACE}"), ("ClusterRoleBinding", f"beamhub-scheduler-{NAMESPACE}"),
-        ("Role", "beamhub-scheduler"), ("RoleBinding", "beamhub-scheduler"),
-        ("Role", "beamhub-jobs"), ("RoleBinding", "beamhub-jobs"),
-        ("PriorityClass", "beamhub-guaranteed"), ("PriorityClass", "beamhub-burstable"),
-        ("PriorityClass", "beamhub-besteffort"),
-        ("NetworkPolicy", "beamhub-scheduler"),
-    ])
+    assert kinds == sorted(
+        [
+            ("ConfigMap", "beamhub-catalog"),
+            ("ConfigMap", "beamhub-hub-settings"),
+            ("ConfigMap", "beamhub-scheduler-config"),
+            ("Deployment", "beamhub-scheduler"),
+            ("Service", "beamhub-scheduler"),
+            ("ServiceAccount", "beamhub-scheduler"),
+            ("ClusterRole", f"beamhub-scheduler-{NAMESPACE}"),
+            ("ClusterRoleBinding", f"beamhub-scheduler-{NAMESPACE}"),
+            ("Role", "beamhub-scheduler"),
+            ("RoleBinding", "beamhub-scheduler"),
+            ("Role", "beamhub-jobs"),
+            ("RoleBinding", "beamhub-jobs"),
+            ("PriorityClass", "beamhub-guaranteed"),
+            ("PriorityClass", "beamhub-burstable"),
+            ("PriorityClass", "beamhub-besteffort"),
+            ("NetworkPolicy", "beamhub-scheduler"),
+        ]
+    )
 
 
 # ---- values.schema.json -----------------------------------------------------------------
@@ -126,17 +148,36 @@ def test_default_objects():
 TYPOS = [
     pytest.param({"schedular": {"enabled": True}}, "schedular", id="top-level"),
     pytest.param({"scheduler": {"extender": {"wieght": 5}}}, "wieght", id="extender-key"),
-    pytest.param({"scheduler": {"extender": {"settings": {"stratgy": "load-aware"}}}}, "stratgy",
-                 id="extender-setting"),
-    pytest.param({"scheduler": {"extender": {"settings": {"strategy": "fastest"}}}}, "strategy",
-                 id="unknown-strategy"),
-    pytest.param({"sessions": {"storage": {"dataVolumes": {"raw": {"nsf": {"server": "a", "path": "/x"}}}}}},
-                 "nsf", id="volume-source"),
+    pytest.param(
+        {"scheduler": {"extender": {"settings": {"stratgy": "load-aware"}}}}, "stratgy", id="extender-setting"
+    ),
+    pytest.param({"scheduler": {"extender": {"settings": {"strategy": "fastest"}}}}, "strategy", id="unknown-strategy"),
+    pytest.param(
+        {"sessions": {"storage": {"dataVolumes": {"raw": {"nsf": {"server": "a", "path": "/x"}}}}}},
+        "nsf",
+        id="volume-source",
+    ),
     pytest.param({"priorityClasses": {"values": {"gold": 5}}}, "gold", id="qos-class"),
-    pytest.param({"catalog": {"environments": [{
-        "slug": "x", "title": "X", "image": "i:1", "kind": "cpu", "qos_class": "burstable",
-        "resources": {"cpu": {"limit": 1}, "memory": {"limit": "1Gi"}}, "qos": "burstable", "groups": ["*"],
-    }]}}, "qos_class", id="catalog-entry"),
+    pytest.param(
+        {
+            "catalog": {
+                "environments": [
+                    {
+                        "slug": "x",
+                        "title": "X",
+                        "image": "i:1",
+                        "kind": "cpu",
+                        "qos_class": "burstable",
+                        "resources": {"cpu": {"limit": 1}, "memory": {"limit": "1Gi"}},
+                        "qos": "burstable",
+                        "groups": ["*"],
+                    }
+                ]
+            }
+        },
+        "qos_class",
+        id="catalog-entry",
+    ),
     pytest.param({"networkPolicy": {"enabeld": False}}, "enabeld", id="network-policy"),
     pytest.param({"scheduler": {"replicas": "two"}}, "replicas", id="wrong-type"),
 ]
@@ -167,8 +208,20 @@ def test_schema_lists_only_real_scheduler_settings():
 
 # ---- the scheduler ----------------------------------------------------------------------
 
-EXTENDER_FIELDS = {"urlPrefix", "filterVerb", "preemptVerb", "prioritizeVerb", "weight", "bindVerb", "enableHTTPS",
-                   "tlsConfig", "httpTimeout", "nodeCacheCapable", "managedResources", "ignorable"}
+EXTENDER_FIELDS = {
+    "urlPrefix",
+    "filterVerb",
+    "preemptVerb",
+    "prioritizeVerb",
+    "weight",
+    "bindVerb",
+    "enableHTTPS",
+    "tlsConfig",
+    "httpTimeout",
+    "nodeCacheCapable",
+    "managedResources",
+    "ignorable",
+}
 
 
 def scheduler_config(objects) -> dict:
@@ -185,9 +238,15 @@ def test_kube_scheduler_configuration_defines_our_profile_and_extender():
     (extender,) = config["extenders"]
     assert set(extender) <= EXTENDER_FIELDS
     assert extender == {
-        "urlPrefix": "http://127.0.0.1:8890", "filterVerb": "filter", "prioritizeVerb": "prioritize",
-        "weight": 5, "nodeCacheCapable": True, "enableHTTPS": False, "httpTimeout": "5s",
-        "ignorable": True, "managedResources": [],
+        "urlPrefix": "http://127.0.0.1:8890",
+        "filterVerb": "filter",
+        "prioritizeVerb": "prioritize",
+        "weight": 5,
+        "nodeCacheCapable": True,
+        "enableHTTPS": False,
+        "httpTimeout": "5s",
+        "ignorable": True,
+        "managedResources": [],
     }
     # the extender container listens where kube-scheduler calls it, in the same pod
     pod = one(objects, "Deployment", "beamhub-scheduler")["spec"]["template"]["spec"]
@@ -203,7 +262,9 @@ def test_extender_settings_file_is_accepted_by_beamhub_scheduler(values_file, tm
     """extender.yaml goes through the extender's own settings validation unchanged."""
     values = merged_values(values_file)
     objects = render_objects(values_of(values_file))
-    settings = SchedulerSettings.from_mapping(yaml.safe_load(data(objects, "beamhub-scheduler-config", "extender.yaml")))
+    settings = SchedulerSettings.from_mapping(
+        yaml.safe_load(data(objects, "beamhub-scheduler-config", "extender.yaml"))
+    )
     extender = values["scheduler"]["extender"]
     assert (settings.host, settings.port) == ("0.0.0.0", extender["port"])
     assert settings.prometheus_url == (extender["prometheusUrl"] or None)
@@ -238,13 +299,24 @@ def test_scheduler_rbac_binds_its_service_account():
     assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "beamhub-scheduler", "namespace": NAMESPACE}]
     rules = one(objects, "ClusterRole")["rules"]
-    granted = {(group, res, verb) for r in rules for group in r["apiGroups"] for res in r["resources"] for verb in r["verbs"]}
-    for need in [("", "pods/binding", "create"), ("", "nodes", "watch"), ("", "pods", "list"),
-                 ("", "events", "create"), ("storage.k8s.io", "csinodes", "list")]:
+    granted = {
+        (group, res, verb) for r in rules for group in r["apiGroups"] for res in r["resources"] for verb in r["verbs"]
+    }
+    for need in [
+        ("", "pods/binding", "create"),
+        ("", "nodes", "watch"),
+        ("", "pods", "list"),
+        ("", "events", "create"),
+        ("storage.k8s.io", "csinodes", "list"),
+    ]:
         assert need in granted, need
     lease_rules = one(objects, "Role", "beamhub-scheduler")["rules"]
-    assert {"resourceNames": ["beamhub-scheduler"], "apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-            "verbs": ["get", "update"]} in lease_rules
+    assert {
+        "resourceNames": ["beamhub-scheduler"],
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "update"],
+    } in lease_rules
 
 
 def test_scheduler_disabled_renders_no_scheduler_and_tells_the_hub():
@@ -260,13 +332,16 @@ def test_network_policy_admits_the_hub_and_extra_sources_on_the_extender_port_on
     assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "scheduler"
     assert policy["policyTypes"] == ["Ingress"]
     hub, prometheus = policy["ingress"]
-    assert hub["from"] == [{"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "hub", "release": RELEASE}}}]
+    assert hub["from"] == [
+        {"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "hub", "release": RELEASE}}}
+    ]
     assert prometheus["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
     for rule in policy["ingress"]:
         assert rule["ports"] == [{"port": "extender", "protocol": "TCP"}]
 
 
 # ---- priority classes -------------------------------------------------------------------
+
 
 def test_one_priority_class_per_qos_class_named_as_the_spawner_expects():
     objects = render_objects()
@@ -285,6 +360,7 @@ def test_priority_classes_can_be_left_to_the_operator():
 
 
 # ---- the hub: catalog, settings, z2jh values --------------------------------------------
+
 
 def test_default_catalog_configmap_is_the_shipped_catalog_and_valid():
     text = data(render_objects(), "beamhub-catalog", "catalog.yaml")
@@ -307,14 +383,17 @@ def test_hub_settings_name_real_beamspawner_traits_and_real_objects(values_file)
     objects = render_objects(values_of(values_file))
     settings = json.loads(data(objects, "beamhub-hub-settings", "settings.json"))
     spawner = settings["BeamSpawner"]
-    assert set(spawner) <= set(BeamSpawner.class_trait_names(config=True)), \
-        set(spawner) - set(BeamSpawner.class_trait_names(config=True))
+    assert set(spawner) <= set(BeamSpawner.class_trait_names(config=True)), set(spawner) - set(
+        BeamSpawner.class_trait_names(config=True)
+    )
     assert settings["namespace"] == NAMESPACE
     # the hub mounts both ConfigMaps in one folder, where the paths in settings.json point
     hub = values["jupyterhub"]["hub"]
     (volume,) = [v for v in hub["extraVolumes"] if v["name"] == "beamhub"]
-    assert [src["configMap"]["name"] for src in volume["projected"]["sources"]] == \
-        ["beamhub-catalog", "beamhub-hub-settings"]
+    assert [src["configMap"]["name"] for src in volume["projected"]["sources"]] == [
+        "beamhub-catalog",
+        "beamhub-hub-settings",
+    ]
     (mount,) = [m for m in hub["extraVolumeMounts"] if m["name"] == "beamhub"]
     assert mount["readOnly"] is True
     assert spawner["catalog_path"] == settings["catalog_path"] == f"{mount['mountPath']}/catalog.yaml"
@@ -341,8 +420,11 @@ def test_storage_examples_cover_every_catalog_mount():
         volumes = values.get("sessions", {}).get("storage", {}).get("dataVolumes")
         if volumes is None:
             continue
-        catalog = parse_catalog({"environments": values["catalog"]["environments"]}) \
-            if values.get("catalog", {}).get("environments") else shipped
+        catalog = (
+            parse_catalog({"environments": values["catalog"]["environments"]})
+            if values.get("catalog", {}).get("environments")
+            else shipped
+        )
         wanted = {m.name for env in catalog for m in env.mounts}
         assert wanted <= set(volumes), f"{path.name}: no volume for {wanted - set(volumes)}"
 
@@ -360,8 +442,7 @@ def test_hub_uses_beam_authenticator_and_spawner_with_config_as_data(values_file
     assert hub["image"]["name"] == "ghcr.io/beamhub/hub"
     # no code pasted into YAML beyond importing and calling our tested module
     code = "\n".join(hub["extraConfig"].values()).split("\n")
-    assert [line for line in code if line.strip()] == [
-        "from beamhub.hub.k8sconfig import configure", "configure(c)"]
+    assert [line for line in code if line.strip()] == ["from beamhub.hub.k8sconfig import configure", "configure(c)"]
 
 
 def test_hub_finds_the_catalog_where_k8sconfig_looks_by_default():
@@ -382,13 +463,15 @@ def test_k8sconfig_configures_beamspawner_from_the_rendered_settings(tmp_path):
     (tmp_path / "catalog.yaml").write_text(data(objects, "beamhub-catalog", "catalog.yaml"))
     (tmp_path / "settings.json").write_text(data(objects, "beamhub-hub-settings", "settings.json"))
     c = Config()
-    configure(c, {"BEAMHUB_CATALOG": str(tmp_path / "catalog.yaml"),
-                  "BEAMHUB_HUB_SETTINGS": str(tmp_path / "settings.json")})
+    configure(
+        c, {"BEAMHUB_CATALOG": str(tmp_path / "catalog.yaml"), "BEAMHUB_HUB_SETTINGS": str(tmp_path / "settings.json")}
+    )
     expected = json.loads((tmp_path / "settings.json").read_text())["BeamSpawner"]
     expected["catalog_path"] = str(tmp_path / "catalog.yaml")
     assert {key: c.BeamSpawner[key] for key in expected} == expected
     assert c.BeamSpawner.data_volumes["raw-tomo"] == {
-        "persistentVolumeClaim": {"claimName": "cephfs-raw-tomo", "readOnly": True}}
+        "persistentVolumeClaim": {"claimName": "cephfs-raw-tomo", "readOnly": True}
+    }
 
 
 def test_z2jh_helpers_that_would_fight_ours_are_off():
@@ -408,13 +491,16 @@ def test_mismatched_hub_mounts_are_refused_with_a_clear_message():
     objects = render_objects({"fullnameOverride": "site", "jupyterhub": {"hub": hub}})
     assert one(objects, "ConfigMap", "site-catalog") and one(objects, "PriorityClass", "site-guaranteed")
     # separate configMap volumes work too, as long as both land in /etc/beamhub
-    separate = {"extraVolumes": [{"name": "a", "configMap": {"name": "beamhub-catalog"}},
-                                 {"name": "b", "configMap": {"name": "beamhub-hub-settings"}}],
-                "extraVolumeMounts": [{"name": "a", "mountPath": "/etc/beamhub"},
-                                      {"name": "b", "mountPath": "/etc/beamhub/"}]}
+    separate = {
+        "extraVolumes": [
+            {"name": "a", "configMap": {"name": "beamhub-catalog"}},
+            {"name": "b", "configMap": {"name": "beamhub-hub-settings"}},
+        ],
+        "extraVolumeMounts": [{"name": "a", "mountPath": "/etc/beamhub"}, {"name": "b", "mountPath": "/etc/beamhub/"}],
+    }
     assert render_objects({"jupyterhub": {"hub": separate}})
     separate["extraVolumeMounts"][1]["mountPath"] = "/srv/settings"
-    with pytest.raises(helm.HelmRenderError, match="extraVolumeMounts must mount the volume \"b\" at /etc/beamhub"):
+    with pytest.raises(helm.HelmRenderError, match='extraVolumeMounts must mount the volume "b" at /etc/beamhub'):
         render({"jupyterhub": {"hub": separate}})
 
 
@@ -425,14 +511,19 @@ def test_two_schedulers_for_session_pods_are_refused():
 
 # ---- batch jobs -------------------------------------------------------------------------
 
+
 def test_jobs_rbac_lets_only_the_hub_manage_jobs_in_its_namespace():
     objects = render_objects()
     binding = one(objects, "RoleBinding", "beamhub-jobs")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hub", "namespace": NAMESPACE}]
     rules = one(objects, "Role", "beamhub-jobs")["rules"]
     granted = {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
-    for need in [("batch", "jobs", "create"), ("batch", "jobs", "delete"), ("", "pods/log", "get"),
-                 ("", "services", "create")]:
+    for need in [
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "delete"),
+        ("", "pods/log", "get"),
+        ("", "services", "create"),
+    ]:
         assert need in granted
     assert not any(g == "kubeflow.org" for g, _, _ in granted)
     mpi = one(render_objects({"jobs": {"mpiOperator": True}}), "Role", "beamhub-jobs")["rules"]
@@ -442,6 +533,7 @@ def test_jobs_rbac_lets_only_the_hub_manage_jobs_in_its_namespace():
 
 def test_kube_scheduler_image_follows_the_cluster_unless_set():
     """Empty tag: the API server's own version (helm's Capabilities), which the skew policy allows."""
+
     def scheduler_image(values):
         text = render(values)["beamhub/templates/scheduler/deployment.yaml"]
         return re.search(r"image: (\S*kube-scheduler\S*)", text).group(1)

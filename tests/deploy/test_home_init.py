@@ -41,8 +41,7 @@ def spawner_settings(values: dict | None = None) -> dict:
 
 
 def with_init(sub_path: str = "{username}", **home) -> dict:
-    return {"sessions": {"storage": {"home": {"volume": HOME, "subPath": sub_path, "init": {"enabled": True},
-                                              **home}}}}
+    return {"sessions": {"storage": {"home": {"volume": HOME, "subPath": sub_path, "init": {"enabled": True}, **home}}}}
 
 
 @pytest.fixture
@@ -135,13 +134,21 @@ async def test_a_uid_sub_path_becomes_the_users_uid_in_the_script(standin_kubeco
 
 # ---- the script itself, as the user ------------------------------------------------------
 
+
 def run_script(top, folder: str, uid: int) -> subprocess.CompletedProcess:
     """The rendered init script, with its volume's top replaced by ``top``, run as ``uid``."""
     script = spawner_settings(with_init())["init_containers"][0]["command"][2]
     assert script.count("top=/beamhub-home-root") == 1
     script = script.replace("top=/beamhub-home-root", f"top={top}")
-    return subprocess.run(["/bin/sh", "-c", script, "home-init", folder], user=uid, group=uid,
-                          extra_groups=[], capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["/bin/sh", "-c", script, "home-init", folder],
+        user=uid,
+        group=uid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="runs the script as other uids (needs root)")

@@ -87,8 +87,11 @@ def test_userinfo_holds_the_claims_beamhub_reads_named_as_it_reads_them(realm, a
     groups = mappers[authenticator.groups_claim]
     assert groups["protocolMapper"] == "oidc-group-membership-mapper"
     assert groups["config"]["full.path"] == "false"  # "spi", not "/spi": the catalog names groups so
-    for claim, multivalued in ((authenticator.uid_claim, False), (authenticator.gid_claim, False),
-                               (authenticator.gids_claim, True)):
+    for claim, multivalued in (
+        (authenticator.uid_claim, False),
+        (authenticator.gid_claim, False),
+        (authenticator.gids_claim, True),
+    ):
         mapper = mappers[claim]
         assert mapper["protocolMapper"] == "oidc-usermodel-attribute-mapper"
         assert mapper["config"]["jsonType.label"] == "int"
@@ -124,9 +127,15 @@ def test_each_users_claims_give_an_identity_the_hub_accepts(realm, authenticator
             elif mapper["protocolMapper"] == "oidc-group-membership-mapper":
                 claims[claim] = [path.rsplit("/", 1)[-1] for path in user["groups"]]
         identity = identity_from_claims(
-            claims, username=user["username"], uid_claim=authenticator.uid_claim,
-            gid_claim=authenticator.gid_claim, gids_claim=authenticator.gids_claim,
-            groups_claim=authenticator.groups_claim, min_uid=authenticator.min_uid, min_gid=authenticator.min_gid)
+            claims,
+            username=user["username"],
+            uid_claim=authenticator.uid_claim,
+            gid_claim=authenticator.gid_claim,
+            gids_claim=authenticator.gids_claim,
+            groups_claim=authenticator.groups_claim,
+            min_uid=authenticator.min_uid,
+            min_gid=authenticator.min_gid,
+        )
         assert identity.uid >= 1000 and set(identity.groups) <= groups
         members |= set(identity.groups)
         # walkthrough passwords must be changed at the first sign-in

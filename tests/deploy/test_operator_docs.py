@@ -59,8 +59,9 @@ def test_every_chart_value_the_pages_name_exists():
     """A dotted key in backticks is a key of values.yaml (or of the hub's settings.json, which
     deploy/README.md's table describes)."""
     values = yaml.safe_load((DEPLOY / "helm" / "beamhub" / "values.yaml").read_text())  # nulls too
-    settings = json.loads(next(o for o in render_objects() if o["metadata"]["name"] == "beamhub-hub-settings")
-                          ["data"]["settings.json"])
+    settings = json.loads(
+        next(o for o in render_objects() if o["metadata"]["name"] == "beamhub-hub-settings")["data"]["settings.json"]
+    )
     named = set()
     for page in PAGES:
         for key in re.findall(r"`((?:%s)(?:\.[A-Za-z0-9_]+)*)`" % "|".join(OUR_KEYS), page.read_text()):
@@ -73,11 +74,17 @@ def test_every_chart_value_the_pages_name_exists():
 def test_objects_the_checklist_names_are_rendered():
     objects = render_objects()
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
-    for kind, name in [("Deployment", "beamhub-scheduler"), ("PriorityClass", "beamhub-guaranteed"),
-                       ("PriorityClass", "beamhub-burstable"), ("PriorityClass", "beamhub-besteffort"),
-                       ("ConfigMap", "beamhub-catalog"), ("ConfigMap", "beamhub-hub-settings"),
-                       ("NetworkPolicy", "beamhub-scheduler"), ("Service", "beamhub-scheduler"),
-                       ("ServiceAccount", "beamhub-scheduler")]:
+    for kind, name in [
+        ("Deployment", "beamhub-scheduler"),
+        ("PriorityClass", "beamhub-guaranteed"),
+        ("PriorityClass", "beamhub-burstable"),
+        ("PriorityClass", "beamhub-besteffort"),
+        ("ConfigMap", "beamhub-catalog"),
+        ("ConfigMap", "beamhub-hub-settings"),
+        ("NetworkPolicy", "beamhub-scheduler"),
+        ("Service", "beamhub-scheduler"),
+        ("ServiceAccount", "beamhub-scheduler"),
+    ]:
         assert (kind, name) in names, (kind, name)
     verify = (DEPLOY / "docs" / "verify.md").read_text()
     port = merge_values(None)["scheduler"]["extender"]["port"]

@@ -24,9 +24,12 @@ ARTIFACTS = Path(os.environ.get("BEAMHUB_TEST_ARTIFACTS", "test-artifacts"))
 
 
 def _put(lab, path: str, model: dict) -> None:
-    request = urllib.request.Request(f"{lab['url']}/api/contents/{path}?token={lab['token']}",
-                                     data=json.dumps(model).encode(), method="PUT",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{lab['url']}/api/contents/{path}?token={lab['token']}",
+        data=json.dumps(model).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as resp:
         assert resp.status in (200, 201)
 
@@ -34,10 +37,16 @@ def _put(lab, path: str, model: dict) -> None:
 def test_notebook_link_to_docs_opens_the_page_in_lab(lab, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     _put(lab, "docs", {"type": "directory"})
-    _put(lab, "docs/tomo.md", {"type": "file", "format": "text",
-                               "content": (REPO / "docs" / "tomo.md").read_text()})
-    _put(lab, "tomography.ipynb", {"type": "notebook", "format": "json",
-                                   "content": json.loads((REPO / "notebooks" / "tomography.ipynb").read_text())})
+    _put(lab, "docs/tomo.md", {"type": "file", "format": "text", "content": (REPO / "docs" / "tomo.md").read_text()})
+    _put(
+        lab,
+        "tomography.ipynb",
+        {
+            "type": "notebook",
+            "format": "json",
+            "content": json.loads((REPO / "notebooks" / "tomography.ipynb").read_text()),
+        },
+    )
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(60_000)
     try:
@@ -51,7 +60,8 @@ def test_notebook_link_to_docs_opens_the_page_in_lab(lab, browser):
         tab.wait_for(state="visible")
         page.wait_for_function(
             "() => [...document.querySelectorAll('.jp-MainAreaWidget:not(.lm-mod-hidden)')]"
-            ".some(w => w.textContent.includes('find_center_vo'))")
+            ".some(w => w.textContent.includes('find_center_vo'))"
+        )
         page.screenshot(path=str(ARTIFACTS / "docs-link-opened.png"))
     finally:
         page.close()

@@ -41,9 +41,11 @@ def test_sign_in_click_a_card_and_run_a_cell(platform, browser):
         # the kernel is up when the status bar says so (typing earlier can be lost under load)
         page.wait_for_selector(".jp-StatusBar-TextItem:has-text('Idle')", timeout=180_000)
         cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
-        code = ("import os, beamhub.kernels; "
-                "print('identity', os.environ['BEAMHUB_USER'], os.environ['BEAMHUB_UID'], "
-                "os.environ['BEAMHUB_GROUPS'], beamhub.kernels.__name__)")
+        code = (
+            "import os, beamhub.kernels; "
+            "print('identity', os.environ['BEAMHUB_USER'], os.environ['BEAMHUB_UID'], "
+            "os.environ['BEAMHUB_GROUPS'], beamhub.kernels.__name__)"
+        )
         cell.click()
         page.keyboard.type(code)
         assert "BEAMHUB_GROUPS" in cell.inner_text()

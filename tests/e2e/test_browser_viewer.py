@@ -70,18 +70,25 @@ def lab(tmp_path_factory):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "viewer.ipynb")
     port, token = _free_port(), secrets.token_hex(16)
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-           f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
-           "--ServerApp.port_retries=0", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-           "jupyterlab.NeverCheckForUpdate"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--port={port}",
+        "--ip=127.0.0.1",
+        f"--ServerApp.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.port_retries=0",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), PYTHONUNBUFFERED="1",
-               BEAMHUB_BACKEND="numpy")
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), PYTHONUNBUFFERED="1", BEAMHUB_BACKEND="numpy")
     log = root.parent / "jupyter-lab.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{base}/api/status?token={token}", 90, proc, log)
@@ -128,13 +135,16 @@ def test_viewer_slices_follow_the_slider_and_3d_view_draws(lab, browser):
             page.keyboard.press("Shift+Enter")
         page.wait_for_function(
             "() => [...document.querySelectorAll('.jp-Notebook .jp-InputArea-prompt')]"
-            ".some(p => p.textContent.includes('[2]'))", timeout=120_000)
+            ".some(p => p.textContent.includes('[2]'))",
+            timeout=120_000,
+        )
 
         z_image = page.locator("img.beamhub-slice-z")
         z_image.wait_for(state="visible", timeout=60_000)
         page.wait_for_function(
             "() => { const i = document.querySelector('img.beamhub-slice-z');"
-            " return i && i.complete && i.naturalWidth > 0; }")
+            " return i && i.complete && i.naturalWidth > 0; }"
+        )
         page.locator(".beamhub-volume-viewer").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "viewer-before.png"), full_page=True)
         before = _pixels(z_image.screenshot(path=str(ARTIFACTS / "viewer-slice-before.png")))
@@ -175,7 +185,8 @@ def test_viewer_slices_follow_the_slider_and_3d_view_draws(lab, browser):
             time.sleep(0.5)
         assert shot.shape[0] > 100 and shot.shape[1] > 100
         assert surface.sum() > 500 and shades > 20, (
-            f"the 3-D canvas shows no isosurface ({surface.sum()} surface pixels, {shades} shades)")
+            f"the 3-D canvas shows no isosurface ({surface.sum()} surface pixels, {shades} shades)"
+        )
     finally:
         page.screenshot(path=str(ARTIFACTS / "viewer-final.png"), full_page=True)
         page.close()

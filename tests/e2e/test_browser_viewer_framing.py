@@ -47,8 +47,12 @@ def _upload(lab, name: str, cells: list[str]) -> None:
     nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     body = json.dumps({"type": "notebook", "format": "json", "content": nb}).encode()
-    request = urllib.request.Request(f"{lab['url']}/api/contents/{name}?token={lab['token']}", data=body,
-                                     method="PUT", headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{lab['url']}/api/contents/{name}?token={lab['token']}",
+        data=body,
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as resp:
         assert resp.status in (200, 201)
 
@@ -74,7 +78,9 @@ def test_3d_view_frames_the_object_on_first_render_browser_screenshot(lab, brows
             page.keyboard.press("Shift+Enter")
         page.wait_for_function(
             "() => [...document.querySelectorAll('.jp-Notebook .jp-InputArea-prompt')]"
-            ".some(p => p.textContent.includes('[2]'))", timeout=120_000)
+            ".some(p => p.textContent.includes('[2]'))",
+            timeout=120_000,
+        )
         canvas = page.locator(".beamhub-volume-viewer canvas").first
         canvas.wait_for(state="visible", timeout=60_000)
         canvas.scroll_into_view_if_needed()
@@ -97,12 +103,15 @@ def test_3d_view_frames_the_object_on_first_render_browser_screenshot(lab, brows
     assert height > 300 and width > 450, f"the 3-D canvas is {width}x{height} CSS px, not about 600x400"
     background = _background(shot)
     # the axes helper sits in the bottom-right corner: leave a corner box out
-    background[int(0.8 * height):, int(0.85 * width):] = True
+    background[int(0.8 * height) :, int(0.85 * width) :] = True
     cover = float((~background).mean())
     assert cover >= MIN_COVER, f"the object covers {100 * cover:.1f} % of the canvas, want >= {100 * MIN_COVER:.0f} %"
     rows, cols = np.nonzero(~background)
     # framed, not cropped: a margin of background all around the object
-    assert rows.min() > 0 and cols.min() > 0 and rows.max() < height - 1 and cols.max() < width - 1, \
+    assert rows.min() > 0 and cols.min() > 0 and rows.max() < height - 1 and cols.max() < width - 1, (
         "the object touches the canvas edge"
-    print(f"3-D framing: object covers {100 * cover:.1f} % of a {width}x{height} canvas, "
-          f"spans {100 * (rows.max() - rows.min()) / height:.0f} % of its height")
+    )
+    print(
+        f"3-D framing: object covers {100 * cover:.1f} % of a {width}x{height} canvas, "
+        f"spans {100 * (rows.max() - rows.min()) / height:.0f} % of its height"
+    )

@@ -14,15 +14,23 @@ async def test_identity_is_stored_in_auth_state():
     auth = BeamAuthenticator()
     model = await auth.update_auth_model(_model(uid=2001, gid=2001, gids=[3001], groups=["spi"]))
     assert model["auth_state"]["beamhub"] == {
-        "username": "alice", "uid": 2001, "gid": 2001, "gids": [3001], "groups": ["spi"], "email": None,
+        "username": "alice",
+        "uid": 2001,
+        "gid": 2001,
+        "gids": [3001],
+        "groups": ["spi"],
+        "email": None,
     }
 
 
-@pytest.mark.parametrize("claims, words", [
-    ({"gid": 2001}, "no user id"),
-    ({"uid": 0, "gid": 2001}, "uid 0"),
-    ({"uid": 2001, "gid": 0}, "gid 0"),
-])
+@pytest.mark.parametrize(
+    "claims, words",
+    [
+        ({"gid": 2001}, "no user id"),
+        ({"uid": 0, "gid": 2001}, "uid 0"),
+        ({"uid": 2001, "gid": 0}, "gid 0"),
+    ],
+)
 async def test_unsafe_identity_is_a_readable_403(claims, words):
     auth = BeamAuthenticator()
     with pytest.raises(web.HTTPError) as err:

@@ -68,8 +68,12 @@ async def test_pod_for_every_environment_without_api_server(standin_kubeconfig, 
 
     # the SSO identity, and nothing more
     assert spec["securityContext"] == {
-        "runAsUser": 2001, "runAsGroup": 2001, "fsGroup": 2001, "runAsNonRoot": True,
-        "supplementalGroups": [3001, 3002], "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsUser": 2001,
+        "runAsGroup": 2001,
+        "fsGroup": 2001,
+        "runAsNonRoot": True,
+        "supplementalGroups": [3001, 3002],
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
     sc = container["securityContext"]
     assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
@@ -144,8 +148,9 @@ async def test_site_settings_from_z2jh_are_kept_not_replaced(standin_kubeconfig)
     """z2jh's labels (its NetworkPolicy needs them), tolerations, env and user PVC survive, once."""
     site = {
         "extra_labels": {"hub.jupyter.org/network-access-hub": "true"},
-        "tolerations": [{"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user",
-                         "effect": "NoSchedule"}],
+        "tolerations": [
+            {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}
+        ],
         "node_selector": {"pool": "users"},
         "environment": {"SITE": "1"},
         "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-alice"}}],

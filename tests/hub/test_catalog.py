@@ -6,7 +6,12 @@ import pytest
 import yaml
 
 from beamhub.hub.catalog import (
-    DEFAULT_CATALOG, CatalogError, load_catalog, parse_catalog, parse_cpu, parse_memory,
+    DEFAULT_CATALOG,
+    CatalogError,
+    load_catalog,
+    parse_catalog,
+    parse_cpu,
+    parse_memory,
 )
 
 
@@ -92,12 +97,15 @@ def test_bad_entries_are_named(menu, index, path, value, words):
         assert word in message, message
 
 
-@pytest.mark.parametrize("text, words", [
-    ("environments: [", ["not valid YAML"]),
-    ("envs: []", ["top-level 'environments:'"]),
-    ("environments: []", ["non-empty list"]),
-    ("environments: [42]", ["entry 1", "mapping"]),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("environments: [", ["not valid YAML"]),
+        ("envs: []", ["top-level 'environments:'"]),
+        ("environments: []", ["non-empty list"]),
+        ("environments: [42]", ["entry 1", "mapping"]),
+    ],
+)
 def test_bad_files(tmp_path, text, words):
     path = tmp_path / "menu.yaml"
     path.write_text(text)

@@ -86,15 +86,18 @@ def test_the_first_progress_message_of_a_gpu_start_without_gpu_says_cpu():
 NOW = 1_800_000_000.0
 
 
-@pytest.mark.parametrize("summary, line", [
-    (None, None),
-    ({"free_gpus": 3, "total_gpus": 8, "stale": False}, "3 of 8 GPUs free now"),
-    ({"free_gpus": 3, "total_gpus": 8, "measured": NOW - 300}, "3 of 8 GPUs free now · load data 5 min old"),
-    ({"free_gpus": 3, "total_gpus": 8, "stale": True}, "3 of 8 GPUs free now · load data stale"),
-    ({"free_gpus": 0, "total_gpus": 8, "expected_wait": 1200}, "none of 8 GPUs free now; expected wait 20 min"),
-    ({"free_gpus": 0, "total_gpus": 8}, "none of 8 GPUs free now"),
-    ({"free_gpus": 0, "total_gpus": 0}, "no GPUs in this cluster"),
-    ({"free_gpus": "many"}, None),
-])
+@pytest.mark.parametrize(
+    "summary, line",
+    [
+        (None, None),
+        ({"free_gpus": 3, "total_gpus": 8, "stale": False}, "3 of 8 GPUs free now"),
+        ({"free_gpus": 3, "total_gpus": 8, "measured": NOW - 300}, "3 of 8 GPUs free now · load data 5 min old"),
+        ({"free_gpus": 3, "total_gpus": 8, "stale": True}, "3 of 8 GPUs free now · load data stale"),
+        ({"free_gpus": 0, "total_gpus": 8, "expected_wait": 1200}, "none of 8 GPUs free now; expected wait 20 min"),
+        ({"free_gpus": 0, "total_gpus": 8}, "none of 8 GPUs free now"),
+        ({"free_gpus": 0, "total_gpus": 0}, "no GPUs in this cluster"),
+        ({"free_gpus": "many"}, None),
+    ],
+)
 def test_free_gpus_in_plain_words(summary, line):
     assert gpu_availability(summary, NOW) == line

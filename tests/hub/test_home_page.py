@@ -32,10 +32,12 @@ def _jinja() -> jinja2.Environment:
     """JupyterHub's loader: its templates under the prefix 'templates/', then template_paths."""
     if not (THEIRS / "page.html").is_file():
         pytest.skip(f"JupyterHub's templates are not at {THEIRS}")
-    loader = jinja2.ChoiceLoader([
-        jinja2.PrefixLoader({"templates": jinja2.FileSystemLoader([str(THEIRS)])}, "/"),
-        jinja2.FileSystemLoader([str(OURS), str(THEIRS)]),
-    ])
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.PrefixLoader({"templates": jinja2.FileSystemLoader([str(THEIRS)])}, "/"),
+            jinja2.FileSystemLoader([str(OURS), str(THEIRS)]),
+        ]
+    )
     return jinja2.Environment(loader=loader, autoescape=True, enable_async=True)
 
 
@@ -50,30 +52,54 @@ def _spawner(running: bool, environment: str | None = "tomo", **config) -> Local
     cls = RunningSpawnerStandIn if running else LocalBeamSpawner
     spawner = cls(**config)
     spawner.user = SimpleNamespace(name="alice", admin=False, groups=[])
-    spawner.orm_spawner = SimpleNamespace(user_options={"environment": environment} if environment else {},
-                                          server=None, name="", started=STARTED if running else None)
+    spawner.orm_spawner = SimpleNamespace(
+        user_options={"environment": environment} if environment else {},
+        server=None,
+        name="",
+        started=STARTED if running else None,
+    )
     spawner.identity = ALICE
     return spawner
 
 
 def _render(name: str, spawner=None, services=(), **extra) -> str:
-    user = SimpleNamespace(name="alice", escaped_name="alice", json_escaped_name="alice",
-                           spawner=spawner, all_spawners=lambda **kw: [])
-    ns = dict(base_url="/hub/", prefix="/", user=user, login_url="/hub/login", logout_url="/hub/logout",
-              static_url=lambda path, **kw: f"/hub/static/{path}", version_hash="", services=list(services),
-              parsed_scopes={}, expanded_scopes=set(), xsrf="x", xsrf_token="x", url="/user/alice/",
-              default_server=spawner, allow_named_servers=False, spawners=[], auth_state=None,
-              invalid_server_names=[], named_server_limit_per_user=0, logo_url="", **extra)
+    user = SimpleNamespace(
+        name="alice", escaped_name="alice", json_escaped_name="alice", spawner=spawner, all_spawners=lambda **kw: []
+    )
+    ns = dict(
+        base_url="/hub/",
+        prefix="/",
+        user=user,
+        login_url="/hub/login",
+        logout_url="/hub/logout",
+        static_url=lambda path, **kw: f"/hub/static/{path}",
+        version_hash="",
+        services=list(services),
+        parsed_scopes={},
+        expanded_scopes=set(),
+        xsrf="x",
+        xsrf_token="x",
+        url="/user/alice/",
+        default_server=spawner,
+        allow_named_servers=False,
+        spawners=[],
+        auth_state=None,
+        invalid_server_names=[],
+        named_server_limit_per_user=0,
+        logo_url="",
+        **extra,
+    )
     return asyncio.run(_jinja().get_template(name).render_async(**ns))
 
 
 def test_home_shows_the_running_environment_and_a_stop_that_warns():
     html = _render("home.html", _spawner(running=True, jobs_url="http://127.0.0.1:8000/services/beamhub-jobs/"))
-    assert "Running: <span id=\"beam-env-title\">Tomography</span>" in html
+    assert 'Running: <span id="beam-env-title">Tomography</span>' in html
     assert "ghcr.io/beamhub/tomo:0.1.0" in html and "4 CPU · 16 GiB" in html
     # plain words for the QoS class, the technical name on hover
-    assert re.search(r'title="QoS class burstable: guaranteed 2 CPU · 4 GiB, up to 4 CPU · 16 GiB[^"]*">may burst<',
-                     html), html
+    assert re.search(
+        r'title="QoS class burstable: guaranteed 2 CPU · 4 GiB, up to 4 CPU · 16 GiB[^"]*">may burst<', html
+    ), html
     assert 'datetime="2026-11-30T09:15:00Z"' in html
     assert 'id="beam-stop"' in html and "unsaved changes" in html
     assert 'id="beam-open"' in html and 'href="/user/alice/"' in html

@@ -6,11 +6,18 @@ from traitlets.config import Config
 from beamhub.hub.hubconfig import configure
 
 SETTINGS = {
-    "state_dir": "/srv/state", "public_url": "http://127.0.0.1:8000", "hub_port": 8081,
-    "proxy_api_url": "http://127.0.0.1:8002", "issuer": "http://127.0.0.1:8001",
+    "state_dir": "/srv/state",
+    "public_url": "http://127.0.0.1:8000",
+    "hub_port": 8081,
+    "proxy_api_url": "http://127.0.0.1:8002",
+    "issuer": "http://127.0.0.1:8001",
     "endpoints": {"authorize": "http://sso/auth", "token": "http://sso/token", "userinfo": "http://sso/me"},
-    "client_id": "beamhub", "client_secret": "s", "allowed_groups": ["spi", "tomo"],
-    "admin_groups": ["admins"], "catalog": "", "workspace_root": "/srv/state/users",
+    "client_id": "beamhub",
+    "client_secret": "s",
+    "allowed_groups": ["spi", "tomo"],
+    "admin_groups": ["admins"],
+    "catalog": "",
+    "workspace_root": "/srv/state/users",
 }
 
 
@@ -32,8 +39,10 @@ def test_configure_wires_sso_spawner_and_external_proxy():
 
 def test_bad_catalog_stops_the_hub_with_the_field_named(tmp_path):
     bad = tmp_path / "menu.yaml"
-    bad.write_text("environments:\n  - {slug: x, title: X, image: i, kind: cpu, qos: fast, groups: ['*'],"
-                   " resources: {cpu: {limit: 1}, memory: {limit: 1Gi}}}\n")
+    bad.write_text(
+        "environments:\n  - {slug: x, title: X, image: i, kind: cpu, qos: fast, groups: ['*'],"
+        " resources: {cpu: {limit: 1}, memory: {limit: 1Gi}}}\n"
+    )
     with pytest.raises(SystemExit) as err:
         configure(Config(), {**SETTINGS, "catalog": str(bad)})
     assert "environment 'x'" in str(err.value) and "'qos'" in str(err.value)
@@ -51,8 +60,14 @@ def test_kubernetes_hub_configuration_from_environment():
     from beamhub.hub.k8sconfig import configure as configure_k8s
 
     c = Config()
-    configure_k8s(c, {"BEAMHUB_CATALOG": str(DEFAULT_CATALOG), "BEAMHUB_SCHEDULER_NAME": "",
-                      "BEAMHUB_SCHEDULER_SUMMARY_URL": "http://sched:8080/summary"})
+    configure_k8s(
+        c,
+        {
+            "BEAMHUB_CATALOG": str(DEFAULT_CATALOG),
+            "BEAMHUB_SCHEDULER_NAME": "",
+            "BEAMHUB_SCHEDULER_SUMMARY_URL": "http://sched:8080/summary",
+        },
+    )
     assert c.JupyterHub.spawner_class == "beamhub" and c.JupyterHub.authenticator_class == "beamhub"
     assert c.BeamSpawner.catalog_path == str(DEFAULT_CATALOG)
     assert c.BeamSpawner.use_beamhub_scheduler is False
@@ -68,9 +83,17 @@ def test_kubernetes_jobs_service_from_settings(tmp_path):
     from beamhub.hub.k8sconfig import configure as configure_k8s
 
     settings = tmp_path / "settings.json"
-    settings.write_text(json.dumps({"BeamSpawner": {"data_volumes": {"raw-spi": {"nfs": {"server": "n", "path": "/"}}},
-                                                     "home_volume": None},
-                                    "jobs": {"enabled": True, "namespace": "beam"}}))
+    settings.write_text(
+        json.dumps(
+            {
+                "BeamSpawner": {
+                    "data_volumes": {"raw-spi": {"nfs": {"server": "n", "path": "/"}}},
+                    "home_volume": None,
+                },
+                "jobs": {"enabled": True, "namespace": "beam"},
+            }
+        )
+    )
     c = Config()
     configure_k8s(c, {"BEAMHUB_CATALOG": str(DEFAULT_CATALOG), "BEAMHUB_HUB_SETTINGS": str(settings)})
     assert c.BeamSpawner.data_volumes["raw-spi"]["nfs"]["server"] == "n"

@@ -4,8 +4,14 @@ import pytest
 
 from beamhub.hub.identity import Identity, IdentityError, identity_from_claims
 
-GOOD = {"preferred_username": "alice", "uid": 2001, "gid": 2001, "gids": [3001, "3002"],
-        "groups": ["spi", "tomo"], "email": "alice@example.org"}
+GOOD = {
+    "preferred_username": "alice",
+    "uid": 2001,
+    "gid": 2001,
+    "gids": [3001, "3002"],
+    "groups": ["spi", "tomo"],
+    "email": "alice@example.org",
+}
 
 
 def test_complete_identity_round_trips_through_auth_state():
@@ -25,29 +31,33 @@ def test_numeric_strings_are_accepted():
 
 def test_custom_claim_names():
     claims = {"uidNumber": 4000, "gidNumber": 4000, "memberOf": ["x"]}
-    identity = identity_from_claims(claims, username="c", uid_claim="uidNumber",
-                                    gid_claim="gidNumber", groups_claim="memberOf")
+    identity = identity_from_claims(
+        claims, username="c", uid_claim="uidNumber", gid_claim="gidNumber", groups_claim="memberOf"
+    )
     assert identity.groups == ("x",)
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"uid": None}, ["no user id", "'uid'"]),
-    ({"gid": None}, ["no group id", "'gid'"]),
-    ({"uid": 0}, ["uid 0", "root"]),
-    ({"gid": 0}, ["gid 0"]),
-    ({"uid": 999}, ["below 1000"]),
-    ({"gid": 42}, ["below 100"]),
-    ({"uid": "alice"}, ["not a number"]),
-    ({"uid": True}, ["not a number"]),
-    ({"gids": "3001"}, ["must be a list"]),
-    ({"gids": ["x"]}, ["'x'", "not a number"]),
-    ({"gids": [0]}, ["not allowed"]),
-    # min_gid applies to supplementary gids too: a session holding disk (6) or shadow (42) is refused
-    ({"gids": [3001, 6]}, ["supplementary gid 6", "below 100"]),
-    ({"gids": ["42"]}, ["supplementary gid 42", "below 100"]),
-    ({"groups": "spi"}, ["list of names"]),
-    ({"groups": [1, 2]}, ["list of names"]),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"uid": None}, ["no user id", "'uid'"]),
+        ({"gid": None}, ["no group id", "'gid'"]),
+        ({"uid": 0}, ["uid 0", "root"]),
+        ({"gid": 0}, ["gid 0"]),
+        ({"uid": 999}, ["below 1000"]),
+        ({"gid": 42}, ["below 100"]),
+        ({"uid": "alice"}, ["not a number"]),
+        ({"uid": True}, ["not a number"]),
+        ({"gids": "3001"}, ["must be a list"]),
+        ({"gids": ["x"]}, ["'x'", "not a number"]),
+        ({"gids": [0]}, ["not allowed"]),
+        # min_gid applies to supplementary gids too: a session holding disk (6) or shadow (42) is refused
+        ({"gids": [3001, 6]}, ["supplementary gid 6", "below 100"]),
+        ({"gids": ["42"]}, ["supplementary gid 42", "below 100"]),
+        ({"groups": "spi"}, ["list of names"]),
+        ({"groups": [1, 2]}, ["list of names"]),
+    ],
+)
 def test_missing_malformed_or_unsafe_claims_are_refused(change, words):
     claims = {**GOOD, **change}
     claims = {k: v for k, v in claims.items() if v is not None}

@@ -13,8 +13,13 @@ import pytest
 from beamhub.hub.identity import Identity
 from beamhub.hub.local import LocalBeamSpawner
 
-SUMMARY = {"generated": 0, "stale": False, "free_gpus": 3, "total_gpus": 8,
-           "classes": [{"name": "gpu-a100", "nodes": 2, "free_cpu": 12.5, "free_gpus": 3, "total_gpus": 8}]}
+SUMMARY = {
+    "generated": 0,
+    "stale": False,
+    "free_gpus": 3,
+    "total_gpus": 8,
+    "classes": [{"name": "gpu-a100", "nodes": 2, "free_cpu": 12.5, "free_gpus": 3, "total_gpus": 8}],
+}
 
 
 @pytest.fixture

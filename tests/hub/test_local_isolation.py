@@ -12,11 +12,17 @@ from types import SimpleNamespace
 import pytest
 
 from beamhub.errors import UsageError
-from beamhub.hub import isolation, platform as platform_module
+from beamhub.hub import isolation
+from beamhub.hub import platform as platform_module
 from beamhub.hub.catalog import load_catalog
 from beamhub.hub.identity import Identity
 from beamhub.hub.isolation import (
-    IsolationError, command_problem, credentials, ensure_workspace, mode_line, unreachable,
+    IsolationError,
+    command_problem,
+    credentials,
+    ensure_workspace,
+    mode_line,
+    unreachable,
 )
 from beamhub.hub.local import EXAMPLES_MARKER, LocalBeamSpawner, terminal_arguments
 from beamhub.hub.platform import DEMO_ACCOUNTS, Platform, PlatformConfig, group_gids
@@ -45,11 +51,14 @@ def test_isolated_credentials_are_the_identitys_and_drop_roots_groups(isolated):
     assert credentials(lone)["extra_groups"] == []  # setgroups([]): none of root's groups kept
 
 
-@pytest.mark.parametrize("identity, words", [
-    (None, "never starts user code as root"),
-    (Identity("eve", 0, 2000), "root"),
-    (Identity("eve", 2000, 2000, (0,)), "root"),
-])
+@pytest.mark.parametrize(
+    "identity, words",
+    [
+        (None, "never starts user code as root"),
+        (Identity("eve", 0, 2000), "root"),
+        (Identity("eve", 2000, 2000, (0,)), "root"),
+    ],
+)
 def test_no_identity_or_a_root_one_is_refused(isolated, identity, words):
     with pytest.raises(IsolationError, match=words):
         credentials(identity)
@@ -96,8 +105,11 @@ def test_platform_refuses_to_start_sessions_it_cannot_isolate(open_tmp, monkeypa
 
 def test_group_gids_from_the_demo_accounts():
     assert group_gids(DEMO_ACCOUNTS) == {"spi": 3001, "tomo": 3002}
-    accounts = [{"groups": ["xray"], "gids": [5000, 5001]}, {"groups": ["xray"], "gids": [5001]},
-                {"groups": ["xray"], "uid": 0}]  # no gids: reads no group's data either way
+    accounts = [
+        {"groups": ["xray"], "gids": [5000, 5001]},
+        {"groups": ["xray"], "gids": [5001]},
+        {"groups": ["xray"], "uid": 0},
+    ]  # no gids: reads no group's data either way
     assert group_gids(accounts, preferred={}) == {"xray": 5001}
 
 
@@ -124,8 +136,9 @@ def _spawner(tmp_path, identity=ALICE) -> LocalBeamSpawner:
     (notebooks / "00-welcome.ipynb").write_text("{}")
     (tmp_path / "data" / "raw" / "tomo").mkdir(parents=True, exist_ok=True)
     (tmp_path / "data" / "public").mkdir(parents=True, exist_ok=True)
-    spawner = LocalBeamSpawner(workspace_root=str(tmp_path / "users"), data_root=str(tmp_path),
-                               notebooks_dir=str(notebooks))
+    spawner = LocalBeamSpawner(
+        workspace_root=str(tmp_path / "users"), data_root=str(tmp_path), notebooks_dir=str(notebooks)
+    )
     spawner.user = SimpleNamespace(name=identity.username, admin=False, groups=[])
     spawner.orm_spawner = SimpleNamespace(user_options={}, server=None, name="")
     spawner.identity = identity

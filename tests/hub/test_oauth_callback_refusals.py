@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from oauthenticator.oauth2 import OAuthCallbackHandler
 from tornado import web
-from tornado.httpclient import HTTPClientError, HTTPResponse, HTTPRequest
+from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 
 from beamhub.hub.auth import BeamCallbackHandler, ProviderUnavailable, SignInAgain
 
@@ -23,12 +23,15 @@ def _provider_answer(code: int) -> HTTPClientError:
     return HTTPClientError(code, response=response)
 
 
-@pytest.mark.parametrize("raised", [
-    _provider_answer(400),                         # invalid_grant: a replayed or forged code
-    _provider_answer(401),                         # client authentication refused
-    web.HTTPError(400, "OAuth state mismatch"),   # a forged callback URL
-    web.HTTPError(400, "OAuth state missing from cookies"),
-])
+@pytest.mark.parametrize(
+    "raised",
+    [
+        _provider_answer(400),  # invalid_grant: a replayed or forged code
+        _provider_answer(401),  # client authentication refused
+        web.HTTPError(400, "OAuth state mismatch"),  # a forged callback URL
+        web.HTTPError(400, "OAuth state missing from cookies"),
+    ],
+)
 async def test_a_refused_callback_is_a_400_sign_in_again_page(monkeypatch, raised):
     async def fail(self):
         raise raised

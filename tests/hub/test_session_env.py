@@ -5,7 +5,11 @@ import pytest
 from beamhub.hub.catalog import load_catalog
 from beamhub.hub.identity import Identity
 from beamhub.hub.session_env import (
-    THREAD_VARIABLES, data_variable, local_path, session_environment, thread_count,
+    THREAD_VARIABLES,
+    data_variable,
+    local_path,
+    session_environment,
+    thread_count,
 )
 
 CATALOG = load_catalog()

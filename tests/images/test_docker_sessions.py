@@ -30,10 +30,17 @@ def docker_platform(engine):
     top = Path(tempfile.mkdtemp(prefix="beamhub-docker-sessions-"))
     top.chmod(0o755)  # as root, the users' containers reach their workspaces below it
     token = secrets.token_hex(16)
-    config = PlatformConfig(state_dir=top / "state", port=free_port(), sso_port=free_port(),
-                            proxy_api_port=free_port(), hub_port=free_port(), jobs_port=free_port(),
-                            accounts=[dict(a) for a in DEMO_ACCOUNTS], admin_service_token=token,
-                            sessions="docker")
+    config = PlatformConfig(
+        state_dir=top / "state",
+        port=free_port(),
+        sso_port=free_port(),
+        proxy_api_port=free_port(),
+        hub_port=free_port(),
+        jobs_port=free_port(),
+        accounts=[dict(a) for a in DEMO_ACCOUNTS],
+        admin_service_token=token,
+        sessions="docker",
+    )
     live = Platform(config)
     live.start()
     live.api = HubAPI(config.public_url, token)
@@ -59,8 +66,7 @@ def _docker(live, *args: str) -> str:
 def test_alices_docker_session_runs_her_image_as_her_uid_with_only_her_data(docker_platform):
     live = docker_platform
     session, page = login(live.url, "alice", "alice")
-    clicked = session.post(f"{live.url}/hub/spawn", data={"_xsrf": xsrf_of(page), "environment": "scipy"},
-                           timeout=60)
+    clicked = session.post(f"{live.url}/hub/spawn", data={"_xsrf": xsrf_of(page), "environment": "scipy"}, timeout=60)
     assert clicked.status_code == 200, clicked.text[-1000:]
     lab = wait_for_lab(session, live.url, "alice", timeout=180)
     assert '"hubUser": "alice"' in lab.text
@@ -76,9 +82,15 @@ def test_alices_docker_session_runs_her_image_as_her_uid_with_only_her_data(dock
     assert mounts["/data/public"]["RW"] is False
     assert set(mounts) == {"/home/jovyan", "/data/public"}  # nothing of the hub's state, no one else's space
 
-    inside = _docker(live, "exec", CONTAINER, "sh", "-c",
-                     "id -u; id -G; echo $BEAMHUB_DATA_PUBLIC; echo $HOME; ls /home/jovyan; "
-                     "touch /data/public/x 2>/dev/null && echo writable || echo read-only").split("\n")
+    inside = _docker(
+        live,
+        "exec",
+        CONTAINER,
+        "sh",
+        "-c",
+        "id -u; id -G; echo $BEAMHUB_DATA_PUBLIC; echo $HOME; ls /home/jovyan; "
+        "touch /data/public/x 2>/dev/null && echo writable || echo read-only",
+    ).split("\n")
     if isolated():  # as root the container runs as alice's SSO identity; else as the invoking user
         assert inside[0] == "2001" and "3001" in inside[1].split()
         assert workspace.stat().st_uid == 2001

@@ -27,19 +27,56 @@ def test_session_image_carries_the_kernel_docs_beside_the_notebooks(engine, name
     for doc in KERNEL_DOCS:
         assert sums[doc] == hashlib.sha256((REPO / "docs" / doc).read_bytes()).hexdigest(), f"{name}: {doc}"
     # copied into an empty home as a first start would, the notebooks' relative links resolve
-    copied = run_as_alice(engine, name, 'cp -n /opt/beamhub-notebooks/*.ipynb "$HOME"/ && '
-                          'cp -Rn /opt/beamhub-notebooks/docs "$HOME"/ && cd "$HOME" && ls docs/tomo.md '
-                          'docs/figures/tomo_geometry.png tomography.ipynb')
+    copied = run_as_alice(
+        engine,
+        name,
+        'cp -n /opt/beamhub-notebooks/*.ipynb "$HOME"/ && '
+        'cp -Rn /opt/beamhub-notebooks/docs "$HOME"/ && cd "$HOME" && ls docs/tomo.md '
+        "docs/figures/tomo_geometry.png tomography.ipynb",
+    )
     assert "docs/tomo.md" in copied.stdout
 
 
 def test_home_init_script_makes_the_users_folder_in_the_base_image(engine):
-    ready = docker(engine, "run", "--rm", "--network", "none", "--user", "2001:2001", "--read-only",
-                   "--tmpfs", "/beamhub-home-root:mode=1733", "--entrypoint", "/bin/sh", image("base"),
-                   "-c", HOME_INIT + '\nls -ldn "$path"', "home-init", "alice")
+    ready = docker(
+        engine,
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "2001:2001",
+        "--read-only",
+        "--tmpfs",
+        "/beamhub-home-root:mode=1733",
+        "--entrypoint",
+        "/bin/sh",
+        image("base"),
+        "-c",
+        HOME_INIT + '\nls -ldn "$path"',
+        "home-init",
+        "alice",
+    )
     assert "home-init: /beamhub-home-root/alice is ready for uid 2001" in ready.stdout
     assert ready.stdout.splitlines()[-1].startswith("drwx------ 2 2001 2001")
-    refused = docker(engine, "run", "--rm", "--network", "none", "--user", "2001:2001", "--read-only",
-                     "--tmpfs", "/beamhub-home-root:mode=0755", "--entrypoint", "/bin/sh", image("base"),
-                     "-c", HOME_INIT, "home-init", "alice", check=False)
+    refused = docker(
+        engine,
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "2001:2001",
+        "--read-only",
+        "--tmpfs",
+        "/beamhub-home-root:mode=0755",
+        "--entrypoint",
+        "/bin/sh",
+        image("base"),
+        "-c",
+        HOME_INIT,
+        "home-init",
+        "alice",
+        check=False,
+    )
     assert refused.returncode == 1 and "chmod 1733" in refused.stderr

@@ -44,12 +44,15 @@ class RealNodePlatform(KubePlatform):
     def _write_files(self):
         keys = super()._write_files()
         config = self.state / "jupyterhub_config.py"
-        config.write_text(config.read_text() + f"""
+        config.write_text(
+            config.read_text()
+            + f"""
 # --- tests/images/test_real_node.py: a real pod on the bridge network ---
 c.BeamSpawner.pod_connect_ip = ""
 c.JupyterHub.hub_bind_url = "http://0.0.0.0:{self.config.hub_port}"
 c.JupyterHub.hub_connect_url = "http://{self.node_ip}:{self.config.hub_port}"
-""")
+"""
+        )
         return keys
 
 
@@ -70,8 +73,14 @@ def real_node(engine):
         # the scheduler runs beside the control plane as local processes configured from the chart's
         # ConfigMap (as in tests/cluster); its in-cluster Deployment (whose images are not on this
         # node) waits for a system node pool this cluster does not have
-        cluster.install_chart({"scheduler": {"nodeSelector": {"beamhub.io/node-pool": "system"},
-                                             "extender": {"port": cluster.extender_port}}})
+        cluster.install_chart(
+            {
+                "scheduler": {
+                    "nodeSelector": {"beamhub.io/node-pool": "system"},
+                    "extender": {"port": cluster.extender_port},
+                }
+            }
+        )
         cluster.start_scheduler()
         yield cluster, node
     finally:
@@ -87,9 +96,16 @@ def hub_on_real_node(real_node):
     state = Path(tempfile.mkdtemp(prefix="beamhub-realnode-state-"))
     state.chmod(0o755)
     token = secrets.token_hex(16)
-    config = PlatformConfig(state_dir=state / "state", port=free_port(), sso_port=free_port(),
-                            proxy_api_port=free_port(), hub_port=free_port(), jobs_port=free_port(),
-                            accounts=[dict(a) for a in DEMO_ACCOUNTS], admin_service_token=token)
+    config = PlatformConfig(
+        state_dir=state / "state",
+        port=free_port(),
+        sso_port=free_port(),
+        proxy_api_port=free_port(),
+        hub_port=free_port(),
+        jobs_port=free_port(),
+        accounts=[dict(a) for a in DEMO_ACCOUNTS],
+        admin_service_token=token,
+    )
     live = RealNodePlatform(config, namespace=cluster.namespace, node_ip=node.gateway)
     old = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(cluster.plane.kubeconfig)
@@ -114,8 +130,9 @@ def test_alices_session_pod_runs_the_base_image_on_a_real_kubelet(real_node, hub
     assert plane.get("node", node.name)["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
     session, page = login(hub.url, "alice", "alice")
     try:
-        clicked = session.post(f"{hub.url}/hub/spawn", data={"_xsrf": xsrf_of(page), "environment": "scipy"},
-                               timeout=60)
+        clicked = session.post(
+            f"{hub.url}/hub/spawn", data={"_xsrf": xsrf_of(page), "environment": "scipy"}, timeout=60
+        )
         assert clicked.status_code == 200, clicked.text[-1000:]
         lab = wait_for_lab(session, hub.url, "alice", timeout=240)
         assert '"hubUser": "alice"' in lab.text
@@ -129,12 +146,20 @@ def test_alices_session_pod_runs_the_base_image_on_a_real_kubelet(real_node, hub
         # the container's processes really run as alice's SSO identity, not as the image's user
         ids = plane.kubectl("exec", "-n", cluster.namespace, "jupyter-alice", "--", "id")
         assert "uid=2001" in ids and "gid=2001" in ids and "3001" in ids, ids
+        # the pod's postStart hook gave her the example notebooks and the docs they link to
+        home = plane.kubectl(
+            "exec", "-n", cluster.namespace, "jupyter-alice", "--", "ls", "/home/jovyan", "/home/jovyan/docs"
+        )
+        assert "tomography.ipynb" in home and "tomo.md" in home, home
         logs = plane.kubectl("logs", "-n", cluster.namespace, "jupyter-alice")
         assert "jupyterhub-singleuser" in logs.lower() or "Jupyter Server" in logs, logs[-2000:]
 
         assert hub.api.delete("/users/alice/server").status_code in (202, 204)
-        plane.wait_for(lambda: "NotFound" in plane.kubectl("get", "pod", "jupyter-alice", "-n", cluster.namespace,
-                                                           check=False), "alice's pod deleted", timeout=90)
+        plane.wait_for(
+            lambda: "NotFound" in plane.kubectl("get", "pod", "jupyter-alice", "-n", cluster.namespace, check=False),
+            "alice's pod deleted",
+            timeout=90,
+        )
         plane.wait_for(lambda: not node.running_tasks(), "alice's containers gone from containerd", timeout=60)
     finally:
         hub.api.delete("/users/alice/server")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -38,9 +38,13 @@ def tmp_path():
 def test_up_prints_url_and_logins_and_ctrl_c_stops_everything(tmp_path):
     ports = {name: free_port() for name in ("port", "sso-port", "proxy-api-port", "hub-port", "jobs-port")}
     args = [f"--{name}={port}" for name, port in ports.items()]
-    proc = subprocess.Popen([sys.executable, "-m", "beamhub", "up", "--state-dir", str(tmp_path / "state"), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beamhub", "up", "--state-dir", str(tmp_path / "state"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     seen, deadline = [], time.monotonic() + 120
     try:
         for line in proc.stdout:
@@ -60,8 +64,9 @@ def test_up_prints_url_and_logins_and_ctrl_c_stops_everything(tmp_path):
         except subprocess.TimeoutExpired:  # leave nothing running when Ctrl-C failed: kill, then beamhub down
             proc.kill()
             proc.wait(timeout=30)
-            subprocess.run([sys.executable, "-m", "beamhub", "down", "--state-dir", str(tmp_path / "state")],
-                           timeout=180)
+            subprocess.run(
+                [sys.executable, "-m", "beamhub", "down", "--state-dir", str(tmp_path / "state")], timeout=180
+            )
             raise
     assert code == 0
     time.sleep(1)
@@ -73,8 +78,12 @@ def test_up_refuses_a_busy_port_with_one_line(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        out = subprocess.run([sys.executable, "-m", "beamhub", "up", "--state-dir", str(tmp_path / "s"),
-                              f"--port={port}"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "beamhub", "up", "--state-dir", str(tmp_path / "s"), f"--port={port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert out.returncode == 2
     assert f"port {port} (hub) is already in use" in out.stderr and "Traceback" not in out.stderr
     assert f"held by pid {os.getpid()}" in out.stderr  # the message names who holds the port
@@ -82,10 +91,25 @@ def test_up_refuses_a_busy_port_with_one_line(tmp_path):
 
 def test_up_refuses_a_bad_catalog_naming_entry_and_field(tmp_path):
     bad = tmp_path / "menu.yaml"
-    bad.write_text("environments:\n  - {slug: x, title: X, image: i, kind: cpu, qos: gold, groups: ['*'],"
-                   " resources: {cpu: {limit: 1}, memory: {limit: 1Gi}}}\n")
-    out = subprocess.run([sys.executable, "-m", "beamhub", "up", "--state-dir", str(tmp_path / "s"),
-                          "--catalog", str(bad), f"--port={free_port()}"], capture_output=True, text=True,
-                         timeout=60)
+    bad.write_text(
+        "environments:\n  - {slug: x, title: X, image: i, kind: cpu, qos: gold, groups: ['*'],"
+        " resources: {cpu: {limit: 1}, memory: {limit: 1Gi}}}\n"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "beamhub",
+            "up",
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--catalog",
+            str(bad),
+            f"--port={free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert "environment 'x' (entry 1): field 'qos'" in out.stderr and "Traceback" not in out.stderr

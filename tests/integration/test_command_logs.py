@@ -20,8 +20,14 @@ from beamhub.kernels.io.dxchange import write_dx
 
 def _run(*args: str, cwd) -> subprocess.CompletedProcess:
     """`beamhub ARGS` with stdout and stderr to pipes (not terminals), as under the jobs service."""
-    return subprocess.run([sys.executable, "-m", "beamhub", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "BEAMHUB_BACKEND": "numpy"})
+    return subprocess.run(
+        [sys.executable, "-m", "beamhub", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "BEAMHUB_BACKEND": "numpy"},
+    )
 
 
 def test_tomo_reports_the_axis_it_found_without_a_terminal(tmp_path):
@@ -41,17 +47,25 @@ def test_tomo_reports_the_axis_it_found_without_a_terminal(tmp_path):
 
 
 def test_phase_summary_with_its_seed_reaches_the_log(tmp_path):
-    pattern = sim.simulate_cdi(sim.random_object((8, 8, 8), seed=1), oversampling=3, photons=1e10,
-                               beamstop=1.0, seed=2)
+    pattern = sim.simulate_cdi(sim.random_object((8, 8, 8), seed=1), oversampling=3, photons=1e10, beamstop=1.0, seed=2)
     pattern.intensity.tofile(tmp_path / "intens.bin")
-    job = {"data": "intens.bin", "data_dim": "3d", "number_of_outputs_images": 1,
-           "number_of_outputs_scores": 2, "support_size": 10, "out_file": "out.h5",
-           "algo": [{"name": "hio", "number_of_iterations": 20}, {"name": "er", "number_of_iterations": 10}]}
+    job = {
+        "data": "intens.bin",
+        "data_dim": "3d",
+        "number_of_outputs_images": 1,
+        "number_of_outputs_scores": 2,
+        "support_size": 10,
+        "out_file": "out.h5",
+        "algo": [{"name": "hio", "number_of_iterations": 20}, {"name": "er", "number_of_iterations": 10}],
+    }
     (tmp_path / "job.json").write_text(json.dumps(job))  # no "srand": a random seed, which must be told
     out = _run("phase", "job.json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    said = re.search(r"phasing \S+intens\.bin 24\^3: 2 start\(s\) x 30 iterations \(hio 20, er 10\), "
-                     r"static support 10 px, seed (\d+), on numpy", out.stdout)
+    said = re.search(
+        r"phasing \S+intens\.bin 24\^3: 2 start\(s\) x 30 iterations \(hio 20, er 10\), "
+        r"static support 10 px, seed (\d+), on numpy",
+        out.stdout,
+    )
     assert said, out.stdout
     with h5py.File(tmp_path / "out.h5") as f:  # the seed told is the one recorded: the run can be redone
         assert json.loads(f.attrs["job"])["srand"] == int(said.group(1))

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-from beamhub.hub.procinfo import start_time
 from sso_client import login, wait_for_lab, xsrf_of
 from up_process import UpProcess, pids_of
+
+from beamhub.hub.procinfo import start_time
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +54,9 @@ def test_kill_9_of_beamhub_up_then_up_again_adopts_the_session(folder):
     try:
         first.start()
         session, page = login(first.url, "alice", "alice")
-        started = session.post(f"{first.url}/hub/spawn", data={"_xsrf": xsrf_of(page), "environment": "scipy"},
-                               timeout=60)
+        started = session.post(
+            f"{first.url}/hub/spawn", data={"_xsrf": xsrf_of(page), "environment": "scipy"}, timeout=60
+        )
         assert started.status_code == 200, started.text[-2000:]
         wait_for_lab(session, first.url, "alice", timeout=180)
         old = _identities(_services(first))
@@ -114,7 +115,8 @@ def test_a_record_of_a_reused_pid_is_not_stopped(folder):
         state = folder / "state"
         (state / "run").mkdir(parents=True)
         (state / "run" / "proxy.pid").write_text(
-            f'{{"pid": {stranger.pid}, "started": {start_time(stranger.pid) - 1}, "command": "proxy"}}')
+            f'{{"pid": {stranger.pid}, "started": {start_time(stranger.pid) - 1}, "command": "proxy"}}'
+        )
         run = UpProcess(state)
         try:
             text = run.start()

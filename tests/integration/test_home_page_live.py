@@ -17,9 +17,9 @@ import time
 
 import pytest
 import requests
+from sso_client import login
 
 from beamhub.hub.platform import DEMO_ACCOUNTS, DEMO_GROUP_GIDS
-from sso_client import login
 
 pytestmark = pytest.mark.integration
 
@@ -65,9 +65,15 @@ def test_the_seeded_example_is_readable_by_alice_uid(platform):
     assert info.st_gid == DEMO_GROUP_GIDS["tomo"] and stat.S_IMODE(info.st_mode) & 0o040
     assert stat.S_IMODE(folder.st_mode) == 0o2750
     account = _account("alice")
-    read = subprocess.run([sys.executable, "-c", f"print(open({str(example)!r}, 'rb').read(8))"],
-                          user=account["uid"], group=account["gid"], extra_groups=account["gids"],
-                          capture_output=True, text=True, timeout=60)
+    read = subprocess.run(
+        [sys.executable, "-c", f"print(open({str(example)!r}, 'rb').read(8))"],
+        user=account["uid"],
+        group=account["gid"],
+        extra_groups=account["gids"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert read.returncode == 0 and "HDF" in read.stdout, read.stderr
 
 
@@ -82,9 +88,17 @@ def test_home_page_shows_the_session_and_a_job_on_the_seeded_example(platform, a
     token = platform.api.post("/users/alice/tokens", json={"note": "home page test", "expires_in": 600}).json()["token"]
     jobs_url = f"{platform.url}/services/beamhub-jobs/api/jobs"
     workspace = platform.state / "users" / "alice"
-    submitted = requests.post(jobs_url, headers={"Authorization": f"token {token}"}, timeout=60, json={
-        "kind": "tomo", "args": [str(platform.state / EXAMPLE), "--out", "home-page-recon.h5", "--quiet"],
-        "cwd": str(workspace), "environment": "tomo"})
+    submitted = requests.post(
+        jobs_url,
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+        json={
+            "kind": "tomo",
+            "args": [str(platform.state / EXAMPLE), "--out", "home-page-recon.h5", "--quiet"],
+            "cwd": str(workspace),
+            "environment": "tomo",
+        },
+    )
     assert submitted.status_code == 201, submitted.text
     job_id = submitted.json()["id"]
 
@@ -93,9 +107,12 @@ def test_home_page_shows_the_session_and_a_job_on_the_seeded_example(platform, a
     xsrf = re.search(r'xsrf_token: "([^"]+)"', home.text).group(1)
     tokens_url = re.search(r'data-tokens-url="([^"]+)"', home.text).group(1)
     page_jobs_url = re.search(r'data-jobs-url="([^"]+)"', home.text).group(1)
-    made = alice.post(f"{platform.url}{tokens_url}", headers={"X-XSRFToken": xsrf}, timeout=30, json={
-        "note": "BeamHub home page: your batch jobs", "expires_in": 3600,
-        "scopes": ["read:users:name!user"]})
+    made = alice.post(
+        f"{platform.url}{tokens_url}",
+        headers={"X-XSRFToken": xsrf},
+        timeout=30,
+        json={"note": "BeamHub home page: your batch jobs", "expires_in": 3600, "scopes": ["read:users:name!user"]},
+    )
     assert made.status_code in (200, 201), made.text
     page_token = {"Authorization": f"token {made.json()['token']}"}
     deadline, job = time.monotonic() + 120, None

@@ -23,12 +23,12 @@ import uuid
 
 import pytest
 import requests
+from sso_client import login
 from tornado.httpclient import HTTPRequest
 from tornado.web import create_signed_value
 from tornado.websocket import websocket_connect
 
 from beamhub.hub.platform import DEMO_ACCOUNTS, free_port
-from sso_client import login
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +52,9 @@ def _wait_ready(platform, name, timeout=120):
 def _session_pid(platform, name) -> int:
     """The single-user server's pid, from the hub's database (as the other platform tests read it)."""
     db = sqlite3.connect(platform.state / "jupyterhub.sqlite")
-    rows = db.execute("select spawners.state from spawners join users on users.id = spawners.user_id "
-                      "where users.name = ?", (name,)).fetchall()
+    rows = db.execute(
+        "select spawners.state from spawners join users on users.id = spawners.user_id where users.name = ?", (name,)
+    ).fetchall()
     db.close()
     pids = [json.loads(s).get("pid") for (s,) in rows if s]
     return next(p for p in pids if p)
@@ -104,17 +105,39 @@ async def _run_in_kernel(platform, name, token, code, timeout=60) -> str:
     kernel_id = kernel.json()["id"]
     session = uuid.uuid4().hex
     try:
-        conn = await websocket_connect(HTTPRequest(
-            _ws_url(platform, f"/user/{name}/api/kernels/{kernel_id}/channels?session_id={session}"),
-            headers=headers))
+        conn = await websocket_connect(
+            HTTPRequest(
+                _ws_url(platform, f"/user/{name}/api/kernels/{kernel_id}/channels?session_id={session}"),
+                headers=headers,
+            )
+        )
         msg_id = uuid.uuid4().hex
-        conn.write_message(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name, "session": session,
-                       "date": "", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True},
-        }))
+        conn.write_message(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": name,
+                        "session": session,
+                        "date": "",
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "buffers": [],
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                        "stop_on_error": True,
+                    },
+                }
+            )
+        )
         # the reply (shell channel) may overtake the output (iopub): done when both the reply and
         # iopub's "idle" for this request have come
         out, seen, deadline = [], set(), time.monotonic() + timeout
@@ -183,8 +206,12 @@ print(json.dumps({{"results": {{k: attempt(v) for k, v in checks.items()}}, "uid
 
 @isolated_only
 def test_alice_cannot_read_the_hub_state_bob_or_the_cookie_secret(platform, sessions):
-    code = PROBE.format(state=str(platform.state), bob_pid=_session_pid(platform, "bob"),
-                        hub_pid=platform.procs["hub"].pid, jobs_pid=_pid_of("beamhub.hub.jobs.service"))
+    code = PROBE.format(
+        state=str(platform.state),
+        bob_pid=_session_pid(platform, "bob"),
+        hub_pid=platform.procs["hub"].pid,
+        jobs_pid=_pid_of("beamhub.hub.jobs.service"),
+    )
     report = json.loads(asyncio.run(_run_in_kernel(platform, "alice", sessions["alice"], code)))
     results = report.pop("results")
     allowed = {"own workspace", "own process environment", "tomography raw data"}
@@ -195,8 +222,7 @@ def test_alice_cannot_read_the_hub_state_bob_or_the_cookie_secret(platform, sess
     assert (report["uid"], report["gid"], report["groups"]) == (2001, 2001, [3001, 3002])
     assert report["home"] == str(platform.state / "users" / "alice")
     # nothing the hub holds leaks through the session's own environment
-    assert not {"JUPYTERHUB_CRYPT_KEY", "CONFIGPROXY_AUTH_TOKEN", "JUPYTERHUB_COOKIE_SECRET"} & set(
-        report["environ"])
+    assert not {"JUPYTERHUB_CRYPT_KEY", "CONFIGPROXY_AUTH_TOKEN", "JUPYTERHUB_COOKIE_SECRET"} & set(report["environ"])
 
 
 GROUP_DATA_PROBE = """
@@ -223,8 +249,11 @@ def test_without_the_cookie_secret_a_forged_admin_cookie_is_refused(platform, se
     """What alice could sign without the secret — a cookie with a secret of her own — gets no admin access."""
     forged = create_signed_value(os.urandom(32).hex(), "jupyterhub-session-id", uuid.uuid4().hex)
     hub_cookie = create_signed_value(os.urandom(32).hex(), "jupyterhub-hub-login", uuid.uuid4().hex)
-    r = requests.get(f"{platform.url}/hub/api/users", timeout=30,
-                     cookies={"jupyterhub-session-id": forged.decode(), "jupyterhub-hub-login": hub_cookie.decode()})
+    r = requests.get(
+        f"{platform.url}/hub/api/users",
+        timeout=30,
+        cookies={"jupyterhub-session-id": forged.decode(), "jupyterhub-hub-login": hub_cookie.decode()},
+    )
     assert r.status_code == 403
     secret = platform.state / "jupyterhub_cookie_secret"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and secret.stat().st_uid == 0
@@ -235,8 +264,13 @@ def test_state_folder_is_laid_out_for_isolated_users(platform, sessions):
     state = platform.state
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731 - a one-line helper, read in place
     assert mode(state) == 0o711 and mode(state / "users") == 0o711
-    for private in ("secrets.json", "jupyterhub.sqlite", "jupyterhub_cookie_secret", "hub-settings.json",
-                    "jupyterhub_config.py"):
+    for private in (
+        "secrets.json",
+        "jupyterhub.sqlite",
+        "jupyterhub_cookie_secret",
+        "hub-settings.json",
+        "jupyterhub_config.py",
+    ):
         assert mode(state / private) == 0o600, private
     for private in ("sso", "logs", "jobs"):
         assert mode(state / private) == 0o700, private
@@ -249,8 +283,12 @@ def test_state_folder_is_laid_out_for_isolated_users(platform, sessions):
 
 
 def _job_request(platform, token, **body):
-    return requests.post(f"{platform.url}/services/beamhub-jobs/api/jobs", timeout=30,
-                         headers={"Authorization": f"token {token}"}, json={"environment": "tomo", **body})
+    return requests.post(
+        f"{platform.url}/services/beamhub-jobs/api/jobs",
+        timeout=30,
+        headers={"Authorization": f"token {token}"},
+        json={"environment": "tomo", **body},
+    )
 
 
 def test_a_job_writing_into_bobs_workspace_is_refused_with_one_line(platform, sessions):
@@ -258,13 +296,14 @@ def test_a_job_writing_into_bobs_workspace_is_refused_with_one_line(platform, se
     users = platform.state / "users"
     home = users / "alice"
     cases = [
-        ({"kind": "tomo", "args": ["scan.h5", "--out", str(users / "bob" / "recon.h5")], "cwd": str(home)},
-         "--out"),
+        ({"kind": "tomo", "args": ["scan.h5", "--out", str(users / "bob" / "recon.h5")], "cwd": str(home)}, "--out"),
         ({"kind": "tomo", "args": ["scan.h5", "--out=../bob/recon.h5"], "cwd": str(home)}, "--out"),
         ({"kind": "tomo", "args": ["scan.h5", "-o", "recon.h5"], "cwd": str(users / "bob")}, "'cwd'"),
         ({"kind": "tomo", "args": ["scan.h5", "-o", "recon.h5"], "cwd": str(platform.state)}, "'cwd'"),
-        ({"kind": "tomo", "args": [str(platform.state / "secrets.json"), "-o", "r.h5"], "cwd": str(home)},
-         "secrets.json"),
+        (
+            {"kind": "tomo", "args": [str(platform.state / "secrets.json"), "-o", "r.h5"], "cwd": str(home)},
+            "secrets.json",
+        ),
     ]
     # a link in her own workspace that points into bob's is followed, and refused
     link = home / "to-bob"
@@ -274,8 +313,7 @@ def test_a_job_writing_into_bobs_workspace_is_refused_with_one_line(platform, se
     # a phasing job file whose out_file is in bob's workspace
     job_file = home / "evil-job.json"
     job_file.write_text(json.dumps({"data": "x.bin", "out_file": str(users / "bob" / "phased.h5")}))
-    cases.append(({"kind": "phase", "args": ["evil-job.json"], "cwd": str(home), "environment": "scipy"},
-                  "out_file"))
+    cases.append(({"kind": "phase", "args": ["evil-job.json"], "cwd": str(home), "environment": "scipy"}, "out_file"))
     for body, words in cases:
         r = _job_request(platform, alice, **body)
         assert r.status_code == 400, (body, r.text)
@@ -289,8 +327,13 @@ def test_a_job_may_read_the_data_its_groups_allow(platform, sessions):
     """cwd in a read-only data folder the groups allow is fine; output still goes to the workspace."""
     alice = sessions["alice"]
     data = platform.state / "data" / "raw" / "tomo"
-    ok = _job_request(platform, alice, kind="tomo", cwd=str(data),
-                      args=["missing-scan.h5", "--out", str(platform.state / "users" / "alice" / "r.h5")])
+    ok = _job_request(
+        platform,
+        alice,
+        kind="tomo",
+        cwd=str(data),
+        args=["missing-scan.h5", "--out", str(platform.state / "users" / "alice" / "r.h5")],
+    )
     assert ok.status_code == 201, ok.text
     refused = _job_request(platform, alice, kind="tomo", cwd=str(data), args=["missing-scan.h5", "--out", "r.h5"])
     assert refused.status_code == 400 and "--out r.h5" in refused.json()["message"]
@@ -303,8 +346,9 @@ async def _terminal(platform, name, token, line, until, timeout=60) -> str:
     assert term.status_code == 200, term.text
     term_name = term.json()["name"]
     try:
-        conn = await websocket_connect(HTTPRequest(
-            _ws_url(platform, f"/user/{name}/terminals/websocket/{term_name}"), headers=headers))
+        conn = await websocket_connect(
+            HTTPRequest(_ws_url(platform, f"/user/{name}/terminals/websocket/{term_name}"), headers=headers)
+        )
         conn.write_message(json.dumps(["stdin", line + "\r"]))
         out, deadline = "", time.monotonic() + timeout
         while until not in out and time.monotonic() < deadline:
@@ -342,10 +386,26 @@ def test_up_as_a_normal_user_says_personal_mode_in_one_line():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        out = subprocess.run([sys.executable, "-m", "beamhub", "up", "--state-dir", f"{state}/s", f"--port={port}",
-                              f"--sso-port={free_port()}"], capture_output=True, text=True, timeout=60,
-                             user=65534, group=65534, extra_groups=[], cwd=state,
-                             env={**os.environ, "HOME": state})
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "beamhub",
+                "up",
+                "--state-dir",
+                f"{state}/s",
+                f"--port={port}",
+                f"--sso-port={free_port()}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            user=65534,
+            group=65534,
+            extra_groups=[],
+            cwd=state,
+            env={**os.environ, "HOME": state},
+        )
     lines = [line for line in out.stdout.splitlines() if "mode" in line]
     assert len(lines) == 1 and "personal mode, not isolated" in lines[0], out.stdout + out.stderr
     assert "every session and batch job runs as" in lines[0]

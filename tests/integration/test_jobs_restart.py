@@ -8,11 +8,11 @@ import time
 
 import pytest
 import requests
+from test_jobs_service import _jobs_url, _token, _workdir
 
 from beamhub.hub.procinfo import group_members
 from beamhub.kernels import sim
 from beamhub.kernels.io.dxchange import write_dx
-from test_jobs_service import _jobs_url, _token, _workdir
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +38,27 @@ def test_a_running_job_is_adopted_after_the_service_restarts_and_cancel_stops_it
     workdir = _workdir(platform, "alice", "restart-run")
     scan = sim.simulate_scan(n=32, rows=1, n_angles=45, seed=7)
     write_dx(workdir / "scan.h5", scan.tomo, scan.flat, scan.dark, scan.theta)
-    r = requests.post(_jobs_url(platform), headers=as_alice, timeout=30, json={
-        "kind": "tomo", "args": ["scan.h5", "--out", "recon.h5", "--algorithm", "sirt", "--num-iter", "10000000",
-                                 "--center", "15.5"],
-        "cwd": str(workdir), "environment": "tomo"})
+    r = requests.post(
+        _jobs_url(platform),
+        headers=as_alice,
+        timeout=30,
+        json={
+            "kind": "tomo",
+            "args": [
+                "scan.h5",
+                "--out",
+                "recon.h5",
+                "--algorithm",
+                "sirt",
+                "--num-iter",
+                "10000000",
+                "--center",
+                "15.5",
+            ],
+            "cwd": str(workdir),
+            "environment": "tomo",
+        },
+    )
     assert r.status_code == 201, r.text
     job = r.json()
     assert job["state"] == "running" and job["pid"] and job["started"]

@@ -11,11 +11,11 @@ from pathlib import Path
 import h5py
 import pytest
 import requests
+from sso_client import login
 
 from beamhub.hub.platform import DEMO_ACCOUNTS
 from beamhub.kernels import sim
 from beamhub.kernels.io.dxchange import write_dx
-from sso_client import login
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +51,9 @@ def _jobs_url(platform) -> str:
 def _wait(platform, token, job_id, timeout=120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = requests.get(f"{_jobs_url(platform)}/{job_id}", headers={"Authorization": f"token {token}"},
-                           timeout=30).json()
+        job = requests.get(
+            f"{_jobs_url(platform)}/{job_id}", headers={"Authorization": f"token {token}"}, timeout=30
+        ).json()
         if job["state"] in ("succeeded", "failed", "cancelled"):
             return job
         time.sleep(0.5)
@@ -65,22 +66,34 @@ def test_submit_with_the_cli_and_see_only_your_own_jobs(platform):
     scan = sim.simulate_scan(n=32, rows=2, n_angles=45, seed=3)
     write_dx(workdir / "scan.h5", scan.tomo, scan.flat, scan.dark, scan.theta)
 
-    session_env = {**os.environ, "JUPYTERHUB_API_TOKEN": alice,
-                   "BEAMHUB_JOBS_URL": f"{platform.url}/services/beamhub-jobs/", "BEAMHUB_ENVIRONMENT": "tomo"}
-    out = subprocess.run([sys.executable, "-m", "beamhub", "submit", "tomo", "scan.h5", "--out", "recon.h5",
-                          "--quiet"], cwd=workdir, env=session_env, capture_output=True, text=True, timeout=60)
+    session_env = {
+        **os.environ,
+        "JUPYTERHUB_API_TOKEN": alice,
+        "BEAMHUB_JOBS_URL": f"{platform.url}/services/beamhub-jobs/",
+        "BEAMHUB_ENVIRONMENT": "tomo",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "beamhub", "submit", "tomo", "scan.h5", "--out", "recon.h5", "--quiet"],
+        cwd=workdir,
+        env=session_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     job_id = out.stdout.split()[1]
     job = _wait(platform, alice, job_id)
-    assert job["state"] == "succeeded", requests.get(f"{_jobs_url(platform)}/{job_id}/logs",
-                                                     headers={"Authorization": f"token {alice}"}).text
+    assert job["state"] == "succeeded", requests.get(
+        f"{_jobs_url(platform)}/{job_id}/logs", headers={"Authorization": f"token {alice}"}
+    ).text
     with h5py.File(workdir / "recon.h5") as f:
         assert f["/exchange/data"].shape == (2, 32, 32)
     if os.geteuid() == 0:  # isolated: the job ran as alice, so what it wrote is hers
         assert (workdir / "recon.h5").stat().st_uid == _account("alice")["uid"]
 
-    listing = subprocess.run([sys.executable, "-m", "beamhub", "jobs"], env=session_env,
-                             capture_output=True, text=True, timeout=60)
+    listing = subprocess.run(
+        [sys.executable, "-m", "beamhub", "jobs"], env=session_env, capture_output=True, text=True, timeout=60
+    )
     assert job_id in listing.stdout and "succeeded" in listing.stdout
 
     # bob sees none of it, and cannot read or cancel it
@@ -94,8 +107,12 @@ def test_submit_with_the_cli_and_see_only_your_own_jobs(platform):
 def test_forbidden_environment_bad_request_and_no_token(platform):
     bob = _token(platform, "bob")
     as_bob = {"Authorization": f"token {bob}"}
-    forbidden = requests.post(_jobs_url(platform), headers=as_bob, timeout=30,
-                              json={"kind": "emc", "args": ["config.ini"], "environment": "spi-emc"})
+    forbidden = requests.post(
+        _jobs_url(platform),
+        headers=as_bob,
+        timeout=30,
+        json={"kind": "emc", "args": ["config.ini"], "environment": "spi-emc"},
+    )
     assert forbidden.status_code == 403 and "spi" in forbidden.json()["message"]
     bad = requests.post(_jobs_url(platform), headers=as_bob, timeout=30, json={"kind": "rm", "args": ["-rf"]})
     assert bad.status_code == 400 and "'kind'" in bad.json()["message"]
@@ -112,10 +129,17 @@ def test_cancel_a_running_job(platform):
     # SIRT with many iterations on a larger scan runs for a while: cancel it while it runs
     scan = sim.simulate_scan(n=96, rows=8, n_angles=120, seed=5)
     write_dx(workdir / "scan.h5", scan.tomo, scan.flat, scan.dark, scan.theta)
-    r = requests.post(_jobs_url(platform), headers=as_alice, timeout=30, json={
-        "kind": "tomo", "args": ["scan.h5", "--out", "recon.h5", "--algorithm", "sirt", "--num-iter", "5000",
-                                 "--center", "47.5"],
-        "cwd": str(workdir), "environment": "tomo"})
+    r = requests.post(
+        _jobs_url(platform),
+        headers=as_alice,
+        timeout=30,
+        json={
+            "kind": "tomo",
+            "args": ["scan.h5", "--out", "recon.h5", "--algorithm", "sirt", "--num-iter", "5000", "--center", "47.5"],
+            "cwd": str(workdir),
+            "environment": "tomo",
+        },
+    )
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
     assert r.json()["state"] == "running"
@@ -129,8 +153,7 @@ def test_cancel_a_running_job(platform):
 
 def _check_job_process(pid, job_id, platform):
     """The running job: alice's identity and the session's variables, nothing of the service's."""
-    environ = dict(item.split("=", 1) for item in
-                   open(f"/proc/{pid}/environ").read().split("\0") if "=" in item)
+    environ = dict(item.split("=", 1) for item in open(f"/proc/{pid}/environ").read().split("\0") if "=" in item)
     assert environ["BEAMHUB_JOB_ID"] == job_id and environ["BEAMHUB_USER"] == "alice"
     # a local job gets the data mounts too: the folder holding the data here, as its session does
     assert environ["BEAMHUB_DATA_RAW_TOMO"] == str((platform.state / "data" / "raw" / "tomo").resolve())

@@ -7,7 +7,6 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
-
 from sso_client import dump_logs, login
 
 pytestmark = pytest.mark.integration

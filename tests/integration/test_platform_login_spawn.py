@@ -9,7 +9,6 @@ import time
 
 import pytest
 import requests
-
 from sso_client import cards, dump_logs, login, wait_for_lab, xsrf_of
 
 pytestmark = pytest.mark.integration
@@ -43,10 +42,13 @@ def test_launch_page_shows_the_cards_the_groups_allow(platform):
     assert "Start" not in [b.strip() for b in bob.text.split(">")]  # no second "Start" button
 
 
-@pytest.mark.parametrize("user, words", [
-    ("mallory", "uid 0"),
-    ("nouid", "no user id"),
-])
+@pytest.mark.parametrize(
+    "user, words",
+    [
+        ("mallory", "uid 0"),
+        ("nouid", "no user id"),
+    ],
+)
 def test_unsafe_identity_gets_a_readable_refusal(platform, user, words):
     session, response = login(platform.url, user, user)
     assert response.status_code == 403
@@ -70,12 +72,14 @@ def test_admin_group_makes_hub_admins_who_see_every_environment(platform):
 
 def test_forged_form_for_a_forbidden_environment_is_403(platform):
     session, page = login(platform.url, "bob", "bob")
-    forged = session.post(f"{platform.url}/hub/spawn",
-                          data={"_xsrf": xsrf_of(page), "environment": "phasing-gpu"}, timeout=30)
+    forged = session.post(
+        f"{platform.url}/hub/spawn", data={"_xsrf": xsrf_of(page), "environment": "phasing-gpu"}, timeout=30
+    )
     assert forged.status_code == 403
     assert "You may not start" in forged.text and "spi" in forged.text
-    unknown = session.post(f"{platform.url}/hub/spawn",
-                           data={"_xsrf": xsrf_of(page), "environment": "no-such-env"}, timeout=30)
+    unknown = session.post(
+        f"{platform.url}/hub/spawn", data={"_xsrf": xsrf_of(page), "environment": "no-such-env"}, timeout=30
+    )
     assert unknown.status_code == 400
     assert not platform.api.user("bob")["servers"]
 
@@ -92,8 +96,9 @@ def test_login_spawn_identity_and_isolation(platform):
     before = platform.api.get("/users/alice", params={"include_stopped_servers": "1"}).json()
     token_before = before["auth_state"]["access_token"]
     time.sleep(5)  # past the provider's 4 s access-token lifetime: the spawn must refresh it
-    started = session.post(f"{platform.url}/hub/spawn",
-                           data={"_xsrf": xsrf_of(page), "environment": "tomo"}, timeout=60)
+    started = session.post(
+        f"{platform.url}/hub/spawn", data={"_xsrf": xsrf_of(page), "environment": "tomo"}, timeout=60
+    )
     assert started.status_code == 200 and "spawn-pending" in started.url, started.text[-2000:]
     messages = _progress_messages(platform, "alice")
     assert any("Preparing the workspace" in m for m in messages), messages
@@ -159,9 +164,11 @@ def test_restart_keeps_users_and_running_sessions(platform):
 def _progress_messages(platform, name) -> list[str]:
     """The spawn's progress events, read from the hub's event stream like the pending page does."""
     import json
+
     messages = []
-    with requests.get(f"{platform.api.base}/users/{name}/server/progress", headers=platform.api.headers,
-                      stream=True, timeout=120) as stream:
+    with requests.get(
+        f"{platform.api.base}/users/{name}/server/progress", headers=platform.api.headers, stream=True, timeout=120
+    ) as stream:
         for line in stream.iter_lines(decode_unicode=True):
             if line and line.startswith("data:"):
                 event = json.loads(line[5:])
@@ -178,12 +185,13 @@ def _session_env(platform, name) -> dict:
 
 
 def _pid(platform, name) -> int:
-    import sqlite3
     import json
+    import sqlite3
+
     db = sqlite3.connect(platform.state / "jupyterhub.sqlite")
     rows = db.execute(
-        "select spawners.state from spawners join users on users.id = spawners.user_id where users.name = ?",
-        (name,)).fetchall()
+        "select spawners.state from spawners join users on users.id = spawners.user_id where users.name = ?", (name,)
+    ).fetchall()
     db.close()
     for (state,) in rows:
         if state and json.loads(state).get("pid"):

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from sso_client import LoginFailed, login, wait_for_lab, xsrf_of
 from up_process import UpProcess, pids_of
 

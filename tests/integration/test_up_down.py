@@ -6,7 +6,6 @@ Each test runs the real `beamhub up` in a state folder of its own on free ports
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -18,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from sso_client import login, wait_for_lab, xsrf_of
+from up_process import UpProcess
 
 from beamhub.hub.jobs.store import JobStore
 from beamhub.hub.pidfiles import read_pid_file
 from beamhub.hub.procinfo import processes_under, same_process, start_time
-from sso_client import login, wait_for_lab, xsrf_of
-from up_process import UpProcess
 
 pytestmark = pytest.mark.integration
 
@@ -65,14 +64,23 @@ def busy():
         assert spawned.status_code == 200, spawned.text[-2000:]
         wait_for_lab(session, run.url, "alice", timeout=180)
         # a token of alice's own, as her session has, to submit a job that runs until stopped
-        token = session.post(f"{run.url}/hub/api/users/alice/tokens", json={"note": "test", "expires_in": 600},
-                             headers={"X-XSRFToken": xsrf}, timeout=30).json()["token"]
+        token = session.post(
+            f"{run.url}/hub/api/users/alice/tokens",
+            json={"note": "test", "expires_in": 600},
+            headers={"X-XSRFToken": xsrf},
+            timeout=30,
+        ).json()["token"]
         scan = run.state / "data" / "raw" / "tomo" / "example-scan.h5"  # seeded by beamhub up
-        submitted = requests.post(f"{run.url}/services/beamhub-jobs/api/jobs", timeout=30,
-                                  headers={"Authorization": f"token {token}"},
-                                  json={"kind": "tomo", "environment": "tomo",
-                                        "args": [str(scan), "--out", "recon.h5", "--algorithm", "sirt",
-                                                 "--num-iter", "1000000"]})
+        submitted = requests.post(
+            f"{run.url}/services/beamhub-jobs/api/jobs",
+            timeout=30,
+            headers={"Authorization": f"token {token}"},
+            json={
+                "kind": "tomo",
+                "environment": "tomo",
+                "args": [str(scan), "--out", "recon.h5", "--algorithm", "sirt", "--num-iter", "1000000"],
+            },
+        )
         assert submitted.status_code == 201, submitted.text
         run.job = submitted.json()
         yield run
@@ -104,8 +112,12 @@ def test_make_down_stops_the_platform_sessions_and_jobs_and_says_what(busy):
     job_pid = busy.job["pid"]
     assert job_pid in {pid for pid, _ in in_workspaces}  # the session and the job run in users/
 
-    out = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(REPO), "down", f"STATE_DIR={busy.state}"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        ["make", "-s", "--no-print-directory", "-C", str(REPO), "down", f"STATE_DIR={busy.state}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"stopped beamhub up (pid {busy.proc.pid})" in out.stdout, out.stdout
     assert f"stopped alice's batch job {busy.job['id']} (beamhub tomo, pid {job_pid})" in out.stdout
@@ -118,8 +130,12 @@ def test_make_down_stops_the_platform_sessions_and_jobs_and_says_what(busy):
     job = JobStore(busy.state / "jobs").get("alice", busy.job["id"])
     assert job.state == "cancelled" and "beamhub down" in job.detail
 
-    again = subprocess.run([sys.executable, "-m", "beamhub", "down", "--state-dir", str(busy.state)],
-                           capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "beamhub", "down", "--state-dir", str(busy.state)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0 and again.stdout == f"beamhub down: nothing was running in {busy.state}\n"
 
 
@@ -131,8 +147,12 @@ def test_up_under_an_ignored_sigint_stops_on_ctrl_c_and_refuses_a_second_up():
         services = _alive(_recorded(run.state))
         assert len(services) == 5, services
         # a second `beamhub up` on the same folder would stop this one's services: it is refused
-        second = subprocess.run([sys.executable, "-m", "beamhub", "up", "--state-dir", str(run.state)],
-                                capture_output=True, text=True, timeout=60)
+        second = subprocess.run(
+            [sys.executable, "-m", "beamhub", "up", "--state-dir", str(run.state)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode == 2
         assert f"another 'beamhub up' (pid {run.proc.pid}) is running" in second.stderr
         assert _alive(services) == services

@@ -53,8 +53,11 @@ class UpProcess:
         with open(self.out_path, "wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "beamhub", "up", "--state-dir", str(self.state), *args],
-                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                preexec_fn=preexec)
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=preexec,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.output()
@@ -89,8 +92,12 @@ class UpProcess:
 
     def down(self) -> subprocess.CompletedProcess:
         """`beamhub down` on this state folder: stops this run, what it left, sessions and jobs."""
-        return subprocess.run([sys.executable, "-m", "beamhub", "down", "--state-dir", str(self.state)],
-                              capture_output=True, text=True, timeout=180)
+        return subprocess.run(
+            [sys.executable, "-m", "beamhub", "down", "--state-dir", str(self.state)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
 
     def clean_up(self) -> None:
         """Whatever happened in the test, leave nothing running: kill `beamhub up` if it still runs,

@@ -132,8 +132,18 @@ def test_a_reused_pid_is_not_mistaken_for_the_job(root):
     stranger = subprocess.Popen(["sleep", "600"], start_new_session=True)
     try:
         backend = _backend(root)
-        job = Job(id=new_job_id("tomo"), owner="alice", kind="tomo", args=[], cwd="", environment="tomo",
-                  state="running", backend="local", pid=stranger.pid, started=start_time(stranger.pid) - 1)
+        job = Job(
+            id=new_job_id("tomo"),
+            owner="alice",
+            kind="tomo",
+            args=[],
+            cwd="",
+            environment="tomo",
+            state="running",
+            backend="local",
+            pid=stranger.pid,
+            started=start_time(stranger.pid) - 1,
+        )
         backend.store.save(job)
 
         async def next_run():

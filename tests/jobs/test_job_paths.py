@@ -47,16 +47,19 @@ def test_the_workspace_and_the_groups_data_are_allowed(state):
     assert state / "data/raw/spi" not in _roots(state, BOB, "spi-emc").readable
 
 
-@pytest.mark.parametrize("args, cwd, words", [
-    (("scan.h5", "--out", "{state}/users/bob/recon.h5"), "", "--out {state}/users/bob/recon.h5 is outside"),
-    (("scan.h5", "--out=../bob/r.h5"), "", "--out ../bob/r.h5 is outside your workspace"),
-    (("scan.h5", "-o", "r.h5"), "{state}/users/bob", "'cwd' {state}/users/bob is outside"),
-    (("scan.h5", "-o", "r.h5"), "/", "'cwd' / is outside"),
-    (("scan.h5", "-o", "r.h5"), "{state}/data/raw/tomo", "-o r.h5 is outside"),  # data is read-only
-    (("{state}/secrets.json", "-o", "r.h5"), "", "{state}/secrets.json is outside"),
-    (("../bob/scan.h5", "-o", "r.h5"), "", "../bob/scan.h5 is outside"),
-    (("scan.h5", "-o", "r.h5"), "{state}/users/alice/missing", "is not a folder"),
-])
+@pytest.mark.parametrize(
+    "args, cwd, words",
+    [
+        (("scan.h5", "--out", "{state}/users/bob/recon.h5"), "", "--out {state}/users/bob/recon.h5 is outside"),
+        (("scan.h5", "--out=../bob/r.h5"), "", "--out ../bob/r.h5 is outside your workspace"),
+        (("scan.h5", "-o", "r.h5"), "{state}/users/bob", "'cwd' {state}/users/bob is outside"),
+        (("scan.h5", "-o", "r.h5"), "/", "'cwd' / is outside"),
+        (("scan.h5", "-o", "r.h5"), "{state}/data/raw/tomo", "-o r.h5 is outside"),  # data is read-only
+        (("{state}/secrets.json", "-o", "r.h5"), "", "{state}/secrets.json is outside"),
+        (("../bob/scan.h5", "-o", "r.h5"), "", "../bob/scan.h5 is outside"),
+        (("scan.h5", "-o", "r.h5"), "{state}/users/alice/missing", "is not a folder"),
+    ],
+)
 def test_anything_else_is_refused_with_one_line(state, args, cwd, words):
     job = _job(args=[a.format(state=state) for a in args], cwd=cwd.format(state=state))
     with pytest.raises(JobRequestError) as err:

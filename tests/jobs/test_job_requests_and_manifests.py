@@ -14,36 +14,45 @@ from beamhub.hub.pods import ClusterSettings
 CATALOG = load_catalog()
 ALICE = Identity("alice", 2001, 2001, (3001,), ("spi", "tomo"))
 BOB = Identity("bob", 2002, 2002, (3002,), ("tomo",))
-SETTINGS = ClusterSettings(data_volumes={"raw-spi": {"nfs": {"server": "nfs", "path": "/raw/spi"}},
-                                         "raw-tomo": {"nfs": {"server": "nfs", "path": "/raw/tomo"}}})
+SETTINGS = ClusterSettings(
+    data_volumes={
+        "raw-spi": {"nfs": {"server": "nfs", "path": "/raw/spi"}},
+        "raw-tomo": {"nfs": {"server": "nfs", "path": "/raw/tomo"}},
+    }
+)
 
 
-@pytest.mark.parametrize("body, words", [
-    ([], "JSON object"),
-    ({"kind": "rm"}, "'kind'"),
-    ({"kind": "phase", "args": "job.json"}, "'args'"),
-    ({"kind": "phase", "args": [1]}, "'args'"),
-    ({"kind": "phase", "cwd": "relative"}, "'cwd'"),
-    ({"kind": "emc", "ranks": 0}, "'ranks'"),
-    ({"kind": "emc", "ranks": True}, "'ranks'"),
-    ({"kind": "phase", "ranks": 4}, "only emc"),
-    ({"kind": "phase", "image": "evil"}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ([], "JSON object"),
+        ({"kind": "rm"}, "'kind'"),
+        ({"kind": "phase", "args": "job.json"}, "'args'"),
+        ({"kind": "phase", "args": [1]}, "'args'"),
+        ({"kind": "phase", "cwd": "relative"}, "'cwd'"),
+        ({"kind": "emc", "ranks": 0}, "'ranks'"),
+        ({"kind": "emc", "ranks": True}, "'ranks'"),
+        ({"kind": "phase", "ranks": 4}, "only emc"),
+        ({"kind": "phase", "image": "evil"}, "unknown field"),
+    ],
+)
 def test_bad_requests_name_the_field(body, words):
     with pytest.raises(JobRequestError, match=words):
         parse_request(body, "alice")
 
 
 def test_good_request():
-    job = parse_request({"kind": "emc", "args": ["config.ini"], "cwd": "/home/jovyan", "ranks": 4,
-                         "environment": "spi-emc"}, "alice")
+    job = parse_request(
+        {"kind": "emc", "args": ["config.ini"], "cwd": "/home/jovyan", "ranks": 4, "environment": "spi-emc"}, "alice"
+    )
     assert job.owner == "alice" and job.ranks == 4 and job.id.startswith("emc-")
     assert job.command == ["beamhub", "emc", "config.ini"]
 
 
 def _job(kind, ranks=1, environment="spi-emc", owner="alice"):
-    return parse_request({"kind": kind, "args": ["in.cfg"], "cwd": "/home/jovyan/run",
-                          "ranks": ranks, "environment": environment}, owner)
+    return parse_request(
+        {"kind": kind, "args": ["in.cfg"], "cwd": "/home/jovyan/run", "ranks": ranks, "environment": environment}, owner
+    )
 
 
 def test_single_pod_job_runs_as_the_user_with_the_session_mounts():
@@ -107,17 +116,26 @@ def test_other_claims_give_other_pods():
 
 def test_job_code_never_imports_kubespawner():
     """The pure pod builder serves the jobs; KubeSpawner stays the session spawner's business."""
-    code = ("import sys, beamhub.hub.jobs.manifests, beamhub.hub.jobs.kube, beamhub.hub.jobs.service; "
-            "print('kubespawner' in sys.modules)")
+    code = (
+        "import sys, beamhub.hub.jobs.manifests, beamhub.hub.jobs.kube, beamhub.hub.jobs.service; "
+        "print('kubespawner' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
 
-@pytest.mark.parametrize("argv, ranks, args", [
-    (["emc", "config.ini", "--ranks", "4", "--", "--iterations", "30"], 4, ["config.ini", "--iterations", "30"]),
-    (["emc", "--ranks", "4", "--environment", "spi-emc", "emc.ini"], 4, ["emc.ini"]),
-    (["tomo", "scan.h5", "--out", "recon.h5", "--center", "auto"], 1, ["scan.h5", "--out", "recon.h5", "--center", "auto"]),
-])
+@pytest.mark.parametrize(
+    "argv, ranks, args",
+    [
+        (["emc", "config.ini", "--ranks", "4", "--", "--iterations", "30"], 4, ["config.ini", "--iterations", "30"]),
+        (["emc", "--ranks", "4", "--environment", "spi-emc", "emc.ini"], 4, ["emc.ini"]),
+        (
+            ["tomo", "scan.h5", "--out", "recon.h5", "--center", "auto"],
+            1,
+            ["scan.h5", "--out", "recon.h5", "--center", "auto"],
+        ),
+    ],
+)
 def test_submit_reads_its_own_options_anywhere_before_the_double_dash(argv, ranks, args):
     """README's `beamhub submit emc config.ini --ranks 4 -- --iterations 30` used to submit 1 rank."""
     import argparse
@@ -141,8 +159,15 @@ def test_job_pods_and_session_pods_share_one_environment_builder():
     session = environment_overrides(env, ALICE, SETTINGS)["environment"]
     _policy, _service, indexed = job_objects(_job("emc", ranks=4), env, ALICE, SETTINGS, "beamhub")
     job_env = {e["name"]: e["value"] for e in indexed["spec"]["template"]["spec"]["containers"][0]["env"]}
-    for name in ("BEAMHUB_USER", "BEAMHUB_UID", "BEAMHUB_GIDS", "BEAMHUB_DATA_RAW_SPI", "BEAMHUB_ENVIRONMENT",
-                 "MEM_LIMIT", "CPU_LIMIT"):
+    for name in (
+        "BEAMHUB_USER",
+        "BEAMHUB_UID",
+        "BEAMHUB_GIDS",
+        "BEAMHUB_DATA_RAW_SPI",
+        "BEAMHUB_ENVIRONMENT",
+        "MEM_LIMIT",
+        "CPU_LIMIT",
+    ):
         assert job_env[name] == session[name], name
     assert session["OMP_NUM_THREADS"] == str(int(env.cpu.limit))
     assert job_env["OMP_NUM_THREADS"] == str(max(1, int(env.cpu.limit) // 4))

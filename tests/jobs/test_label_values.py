@@ -16,8 +16,9 @@ CATALOG = load_catalog()
 SETTINGS = ClusterSettings()
 
 
-@pytest.mark.parametrize("name", [
-    "a@b.org", "Zoë Smith", "-lead-", "x" * 80, "@@@", "user/../admin", "a_b.c-d", "alice"])
+@pytest.mark.parametrize(
+    "name", ["a@b.org", "Zoë Smith", "-lead-", "x" * 80, "@@@", "user/../admin", "a_b.c-d", "alice"]
+)
 def test_label_value_is_valid_and_injective(name):
     value = label_value(name)
     assert VALID.match(value) and len(value) <= 63, value
@@ -38,10 +39,10 @@ def test_owner_metadata_keeps_the_real_name_in_an_annotation():
 @pytest.mark.parametrize("ranks, mpi_operator", [(1, False), (3, False), (3, True)])
 def test_every_job_object_of_an_email_user_has_valid_labels(ranks, mpi_operator):
     identity = Identity("a@b.org", 2001, 2001, (3001,), ("spi",))
-    job = parse_request({"kind": "emc", "args": ["c.ini"], "cwd": "/home/jovyan", "ranks": ranks,
-                         "environment": "spi-emc"}, "a@b.org")
-    objects = job_objects(job, CATALOG.get("spi-emc"), identity, SETTINGS, "beamhub",
-                          mpi_operator=mpi_operator)
+    job = parse_request(
+        {"kind": "emc", "args": ["c.ini"], "cwd": "/home/jovyan", "ranks": ranks, "environment": "spi-emc"}, "a@b.org"
+    )
+    objects = job_objects(job, CATALOG.get("spi-emc"), identity, SETTINGS, "beamhub", mpi_operator=mpi_operator)
 
     def metadata(node):
         if isinstance(node, dict):
@@ -58,5 +59,8 @@ def test_every_job_object_of_an_email_user_has_valid_labels(ranks, mpi_operator)
     for meta in found:
         for key, value in meta["labels"].items():
             assert VALID.match(value) and len(value) <= 63, (key, value)
-    assert all(meta.get("annotations", {}).get("beamhub.io/owner") == "a@b.org"
-               for meta in found if "beamhub.io/owner" in meta["labels"])
+    assert all(
+        meta.get("annotations", {}).get("beamhub.io/owner") == "a@b.org"
+        for meta in found
+        if "beamhub.io/owner" in meta["labels"]
+    )

@@ -21,14 +21,17 @@ def calls(monkeypatch):
     return sent
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["submit", "tomo", "scan.h5", "--out", "r.h5", "--bogus", "3"], ["beamhub tomo", "--bogus"]),
-    (["submit", "tomo", "scan.h5"], ["beamhub tomo", "--out"]),
-    (["submit", "phase", "job.json", "--iterations", "3"], ["beamhub phase", "--iterations"]),
-    (["submit", "emc", "config.ini", "--ranks", "2"], ["beamhub emc", "--iterations"]),
-    (["submit", "emc", "config.ini", "--ranks", "two"], ["--ranks", "two"]),
-    (["submit", "tomo", "scan.h5", "--out", "r.h5", "--algorithm", "magic"], ["--algorithm", "magic"]),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["submit", "tomo", "scan.h5", "--out", "r.h5", "--bogus", "3"], ["beamhub tomo", "--bogus"]),
+        (["submit", "tomo", "scan.h5"], ["beamhub tomo", "--out"]),
+        (["submit", "phase", "job.json", "--iterations", "3"], ["beamhub phase", "--iterations"]),
+        (["submit", "emc", "config.ini", "--ranks", "2"], ["beamhub emc", "--iterations"]),
+        (["submit", "emc", "config.ini", "--ranks", "two"], ["--ranks", "two"]),
+        (["submit", "tomo", "scan.h5", "--out", "r.h5", "--algorithm", "magic"], ["--algorithm", "magic"]),
+    ],
+)
 def test_options_the_job_would_refuse_are_refused_before_submitting(calls, capsys, argv, words):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -38,13 +41,22 @@ def test_options_the_job_would_refuse_are_refused_before_submitting(calls, capsy
     assert calls == []
 
 
-@pytest.mark.parametrize("argv, args, ranks", [
-    (["submit", "tomo", "scan.h5", "--out", "r.h5", "--center", "auto"],
-     ["scan.h5", "--out", "r.h5", "--center", "auto"], 1),
-    (["submit", "emc", "config.ini", "--ranks", "4", "--", "--iterations", "30"],
-     ["config.ini", "--iterations", "30"], 4),
-    (["submit", "phase", "job.json"], ["job.json"], 1),
-])
+@pytest.mark.parametrize(
+    "argv, args, ranks",
+    [
+        (
+            ["submit", "tomo", "scan.h5", "--out", "r.h5", "--center", "auto"],
+            ["scan.h5", "--out", "r.h5", "--center", "auto"],
+            1,
+        ),
+        (
+            ["submit", "emc", "config.ini", "--ranks", "4", "--", "--iterations", "30"],
+            ["config.ini", "--iterations", "30"],
+            4,
+        ),
+        (["submit", "phase", "job.json"], ["job.json"], 1),
+    ],
+)
 def test_valid_options_are_submitted_unchanged(calls, capsys, argv, args, ranks):
     assert cli.main(argv) == 0
     [(method, _path, body)] = calls

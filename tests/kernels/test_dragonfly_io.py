@@ -29,7 +29,7 @@ def test_binary_photons_layout_is_dragonflys(tmp_path, photons):
     assert raw[12:1024] == bytes(1012)
     n1, nm = int((dense == 1).sum()), int((dense > 1).sum())
     assert len(raw) == 1024 + 4 * (2 * nd + n1 + 2 * nm)
-    ones = np.frombuffer(raw[1024:1024 + 4 * nd], "<i4")
+    ones = np.frombuffer(raw[1024 : 1024 + 4 * nd], "<i4")
     np.testing.assert_array_equal(ones, (dense == 1).sum(axis=1))
     back = dio.read_photons(path)
     np.testing.assert_array_equal(back.to_dense(), dense)
@@ -56,9 +56,14 @@ def test_truncated_photons_refused(tmp_path, photons):
 
 
 def test_out_of_range_pixel_refused(tmp_path):
-    sp = dio.SparsePhotons(num_pix=10, ones=np.array([1]), multi=np.array([0]),
-                           place_ones=np.array([12], np.int32), place_multi=np.zeros(0, np.int32),
-                           count_multi=np.zeros(0, np.int32))
+    sp = dio.SparsePhotons(
+        num_pix=10,
+        ones=np.array([1]),
+        multi=np.array([0]),
+        place_ones=np.array([12], np.int32),
+        place_multi=np.zeros(0, np.int32),
+        count_multi=np.zeros(0, np.int32),
+    )
     dio.write_photons(tmp_path / "bad.emc", sp)
     with pytest.raises(InputFormatError, match="pixel index 12 outside 0..9"):
         dio.read_photons(tmp_path / "bad.emc")
@@ -125,9 +130,19 @@ def test_quaternion_file_round_trip_and_renormalised(tmp_path):
 def test_log_format_matches_dragonfly():
     row = dio.format_log_row(3, 12.345, 0.00123456, 1.5, -123456.789, 25680, 0.0665)
     assert row == "3\t12.35\t1.2346e-03\t1.500000\t-1.234568e+05\t25680  \t0.066500\n"
-    head = dio.format_log_header(num_data=10, mean_count=2.5, num_rot=60, rel_num_pix=5, num_pix=9,
-                                 size=7, num_threads=2, num_proc=1, alpha=0, beta=0.5,
-                                 need_scaling=False)
+    head = dio.format_log_header(
+        num_data=10,
+        mean_count=2.5,
+        num_rot=60,
+        rel_num_pix=5,
+        num_pix=9,
+        size=7,
+        num_threads=2,
+        num_proc=1,
+        alpha=0,
+        beta=0.5,
+        need_scaling=False,
+    )
     assert "\tnum_pix = 5/9\n" in head and "\tsystem_volume = 1 X 7 X 7 X 7\n" in head
     assert head.endswith(dio.LOG_COLUMNS + "\n")
 

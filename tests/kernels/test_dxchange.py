@@ -48,8 +48,7 @@ def test_missing_dataset_is_named(tmp_path, scan):
 
 def test_mismatched_shapes_are_refused(tmp_path, scan):
     path = tmp_path / "bad.h5"
-    _write(path, data=scan.tomo, data_white=scan.flat[:, :, :-1], data_dark=scan.dark,
-           theta=scan.theta)
+    _write(path, data=scan.tomo, data_white=scan.flat[:, :, :-1], data_dark=scan.dark, theta=scan.theta)
     with pytest.raises(InputFormatError, match="data_white has frames of"):
         DataExchangeScan(path)
     _write(path, data=scan.tomo, data_white=scan.flat, data_dark=scan.dark, theta=scan.theta[:-1])
@@ -62,8 +61,7 @@ def test_mismatched_shapes_are_refused(tmp_path, scan):
 
 def test_degrees_are_refused_unless_declared(tmp_path, scan):
     path = tmp_path / "deg.h5"
-    _write(path, data=scan.tomo, data_white=scan.flat, data_dark=scan.dark,
-           theta=np.rad2deg(scan.theta))
+    _write(path, data=scan.tomo, data_white=scan.flat, data_dark=scan.dark, theta=np.rad2deg(scan.theta))
     with pytest.raises(InputFormatError, match="looks like degrees"):
         DataExchangeScan(path)
     with DataExchangeScan(path, degrees=True) as dx:

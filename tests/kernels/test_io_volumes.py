@@ -64,10 +64,15 @@ def test_split_h5_spec():
     assert split_h5_spec("a.npy")[1] is None
 
 
-@pytest.mark.parametrize("name, message", [
-    ("missing.npy", "no such file"), ("missing.h5:/d", "no such file"), ("vol.tif", "unknown volume format"),
-    ("missing.bin", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("missing.npy", "no such file"),
+        ("missing.h5:/d", "no such file"),
+        ("vol.tif", "unknown volume format"),
+        ("missing.bin", "cannot read"),
+    ],
+)
 def test_unreadable_inputs_name_the_file(tmp_path, name, message):
     with pytest.raises(InputFormatError, match=message):
         read_volume(tmp_path / name)

@@ -23,8 +23,10 @@ MB = 10**6
 @pytest.fixture
 def budget(monkeypatch):
     """Set the memory this process may use, in bytes."""
+
     def set_budget(n):
         monkeypatch.setattr(memory, "available_bytes", lambda **_: n)
+
     return set_budget
 
 
@@ -65,23 +67,30 @@ def test_cgroup_v1_limit_and_its_no_limit_value(tmp_path):
 
 
 def test_unreadable_budget_skips_the_check(tmp_path):
-    assert memory.available_bytes(meminfo=tmp_path / "none", cgroup_root=tmp_path,
-                                  proc_cgroup=tmp_path / "none") is None
+    assert (
+        memory.available_bytes(meminfo=tmp_path / "none", cgroup_root=tmp_path, proc_cgroup=tmp_path / "none") is None
+    )
     memory.require(10, "x", available=100)  # fits: no refusal
 
 
 def test_the_message_names_option_estimate_and_budget():
     with pytest.raises(memory.InsufficientMemory) as exc:
         memory.require(5.4e12, "number_of_outputs_images=5000 at 512^3", available=21 * 10**9)
-    assert str(exc.value) == ("number_of_outputs_images=5000 at 512^3 needs ~5.4 TB, "
-                              "21 GB are available; lower it")
+    assert str(exc.value) == ("number_of_outputs_images=5000 at 512^3 needs ~5.4 TB, 21 GB are available; lower it")
     assert memory.shape_text((512, 512, 512)) == "512^3" and memory.shape_text((4, 6)) == "4x6"
 
 
 def _phase_job(tmp_path, **change):
     np.save(tmp_path / "intens.npy", np.ones((32, 32)))
-    job = {"srand": 1, "data": "intens.npy", "data_dim": "2d", "support_size": 4,
-           "algo": [{"name": "er", "number_of_iterations": 2}], "out_file": "out.h5", **change}
+    job = {
+        "srand": 1,
+        "data": "intens.npy",
+        "data_dim": "2d",
+        "support_size": 4,
+        "algo": [{"name": "er", "number_of_iterations": 2}],
+        "out_file": "out.h5",
+        **change,
+    }
     (tmp_path / "job.json").write_text(json.dumps(job))
     return tmp_path / "job.json"
 
@@ -106,10 +115,17 @@ def test_phase_refuses_a_volume_that_does_not_fit(tmp_path, capsys, budget):
 
 def test_phase_real_budget_refuses_the_issues_example():
     """No patching: 5000 images of 512^3 do not fit on any machine this runs on."""
-    job = phase_command.parse_job({"data": "x.bin", "data_dim": "3d", "support_size": 30,
-                                   "algo": [{"name": "hio", "number_of_iterations": 10}],
-                                   "out_file": "o.h5", "number_of_outputs_images": 5000,
-                                   "number_of_outputs_scores": 5000})
+    job = phase_command.parse_job(
+        {
+            "data": "x.bin",
+            "data_dim": "3d",
+            "support_size": 30,
+            "algo": [{"name": "hio", "number_of_iterations": 10}],
+            "out_file": "o.h5",
+            "number_of_outputs_images": 5000,
+            "number_of_outputs_scores": 5000,
+        }
+    )
     with pytest.raises(memory.InsufficientMemory, match=r"number_of_outputs_images=5000 at 512\^3 needs ~\d+ TB"):
         phase_command.check_memory(job, (512, 512, 512))
 
@@ -118,11 +134,14 @@ def test_phase_within_budget_runs(tmp_path, capsys):
     assert cli.main(["phase", str(_phase_job(tmp_path)), "--check"]) == 0
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--detsize", "2000", "--num-data", "1"], ["--detsize=2000"]),
-    (["--detsize", "25", "--num-data", "100000"], ["--num-data=100000", "25x25"]),
-    (["--detsize", "25", "--num-data", "10", "--num-div", "100"], ["--num-div=100", "orientations"]),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--detsize", "2000", "--num-data", "1"], ["--detsize=2000"]),
+        (["--detsize", "25", "--num-data", "100000"], ["--num-data=100000", "25x25"]),
+        (["--detsize", "25", "--num-data", "10", "--num-div", "100"], ["--num-div=100", "orientations"]),
+    ],
+)
 def test_simulate_refuses_sizes_that_do_not_fit(tmp_path, capsys, budget, argv, words):
     budget(100 * MB)
     refused(capsys, ["simulate", "spi", tmp_path / "demo", *argv], *words)
@@ -141,14 +160,21 @@ def _scan(path, angles=30, cols=64):
 def test_tomo_refuses_chunk_rows_that_do_not_fit_and_says_how_many_do(tmp_path, capsys, budget):
     scan = _scan(tmp_path / "scan.h5")
     budget(1_500_000)
-    err = refused(capsys, ["tomo", scan, "--out", tmp_path / "rec.h5", "--center", "31.5"],
-                  "--chunk-rows=4 at 30 angles x 64 columns", "at most 2 fits")
+    err = refused(
+        capsys,
+        ["tomo", scan, "--out", tmp_path / "rec.h5", "--center", "31.5"],
+        "--chunk-rows=4 at 30 angles x 64 columns",
+        "at most 2 fits",
+    )
     assert not (tmp_path / "rec.h5").exists(), err
 
 
 def test_tomo_refuses_an_algorithm_whose_operator_does_not_fit(tmp_path, capsys, budget):
     scan = _scan(tmp_path / "scan.h5")
     budget(100_000)
-    refused(capsys, ["tomo", scan, "--out", tmp_path / "rec.h5", "--algorithm", "sirt"],
-            "--algorithm sirt at 30 angles x 64 columns")
+    refused(
+        capsys,
+        ["tomo", scan, "--out", tmp_path / "rec.h5", "--algorithm", "sirt"],
+        "--algorithm sirt at 30 angles x 64 columns",
+    )
     assert not (tmp_path / "rec.h5").exists()

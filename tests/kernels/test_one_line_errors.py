@@ -21,8 +21,12 @@ from beamhub import cli
 from beamhub.kernels.io import atomic_output
 
 GOOD_JOB = {
-    "srand": 1, "data": "intens.npy", "data_dim": "2d", "support_size": 4,
-    "algo": [{"name": "er", "number_of_iterations": 2}], "out_file": "out.h5",
+    "srand": 1,
+    "data": "intens.npy",
+    "data_dim": "2d",
+    "support_size": 4,
+    "algo": [{"name": "er", "number_of_iterations": 2}],
+    "out_file": "out.h5",
 }
 
 
@@ -59,11 +63,14 @@ def damaged_h5(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("value, words", [
-    (np.nan, ["NaN or infinite", "'data'"]),
-    (np.inf, ["NaN or infinite", "'data'"]),
-    (0.0, ["zero at every known pixel"]),
-])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (np.nan, ["NaN or infinite", "'data'"]),
+        (np.inf, ["NaN or infinite", "'data'"]),
+        (0.0, ["zero at every known pixel"]),
+    ],
+)
 def test_phase_refuses_nan_inf_and_zero_data(tmp_path, capsys, value, words):
     data = np.zeros((16, 16)) if value == 0.0 else np.ones((16, 16))
     data[3, 3] = value
@@ -86,8 +93,7 @@ def test_phase_refuses_an_out_file_that_is_a_folder_before_computing(tmp_path, c
 
 def test_phase_names_a_damaged_hdf5_input(tmp_path, capsys):
     damaged_h5(tmp_path / "bad.h5")
-    one_line_error(capsys, ["phase", write_job(tmp_path, data="bad.h5:/x")],
-                   "bad.h5", "not a readable HDF5 file")
+    one_line_error(capsys, ["phase", write_job(tmp_path, data="bad.h5:/x")], "bad.h5", "not a readable HDF5 file")
     assert "out.h5" not in files(tmp_path)
 
 
@@ -132,8 +138,9 @@ def test_simulate_refuses_a_folder_that_is_a_file(tmp_path, capsys):
 def test_the_shell_sees_one_line_and_status_2(tmp_path):
     """The installed console script, not just cli.main: no traceback reaches the terminal."""
     (tmp_path / "job.json").write_bytes(b"\xff")
-    run = subprocess.run([sys.executable, "-m", "beamhub", "phase", str(tmp_path / "job.json")],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "beamhub", "phase", str(tmp_path / "job.json")], capture_output=True, text=True
+    )
     assert run.returncode == 2
     assert len(run.stderr.strip().splitlines()) == 1 and "not UTF-8" in run.stderr
 
@@ -167,8 +174,9 @@ def test_a_killed_writers_part_file_is_removed_by_the_next_write(tmp_path):
 
 def test_a_live_writers_part_file_is_left_alone(tmp_path):
     target = tmp_path / "out.h5"
-    writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(target)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", LIVE_WRITER, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert writer.stdout.readline().strip() == "writing"
         with atomic_output(tmp_path / "out.h5") as tmp:

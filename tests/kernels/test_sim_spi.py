@@ -11,12 +11,12 @@ from beamhub.kernels.sim.spi import simulate_spi, spi_detector, spi_intensity, w
 def test_detector_geometry_matches_make_detector():
     det = spi_detector(5, 10.0, stoprad=0.5, polarization="x")
     c = 2.0
-    x, y = 0 - c, 4 - c          # pixel (i=0, j=4) is row 4 of the C-ordered list
+    x, y = 0 - c, 4 - c  # pixel (i=0, j=4) is row 4 of the C-ordered list
     r = np.sqrt(x * x + y * y + 100.0)
     np.testing.assert_allclose(det.q[4], [10 * x / r, 10 * y / r, 10 * (10 / r - 1)])
-    np.testing.assert_allclose(det.corr[4], 10 / r ** 3 * (1 - x * x / r ** 2))
-    assert det.mask[12] == 2          # centre pixel under the beamstop
-    assert det.mask[0] == 1           # corner outside the inscribed circle
+    np.testing.assert_allclose(det.corr[4], 10 / r**3 * (1 - x * x / r**2))
+    assert det.mask[12] == 2  # centre pixel under the beamstop
+    assert det.mask[0] == 1  # corner outside the inscribed circle
     assert det.mask[2] == 0 and np.all(det.q[:, 2] <= 0)
 
 

@@ -20,8 +20,7 @@ def _simulate(*argv) -> int:
 
 def test_folder_gets_scan_and_truth_that_beamhub_tomo_reconstructs(tmp_path, capsys):
     folder = tmp_path / "demo"
-    assert _simulate(folder, "--size", N, "--rows", 4, "--angles", 90, "--center-offset", 2.5,
-                     "--seed", 3) == 0
+    assert _simulate(folder, "--size", N, "--rows", 4, "--angles", 90, "--center-offset", 2.5, "--seed", 3) == 0
     scan_path = folder / "scan.h5"
     assert capsys.readouterr().out.strip() == str(scan_path)
 
@@ -52,25 +51,28 @@ def test_folder_gets_scan_and_truth_that_beamhub_tomo_reconstructs(tmp_path, cap
 
 def test_file_name_and_no_truth(tmp_path):
     path = tmp_path / "sub" / "example.h5"
-    assert _simulate(path, "--size", 32, "--rows", 1, "--angles", 20, "--no-truth", "--no-noise",
-                     "--seed", 1) == 0
+    assert _simulate(path, "--size", 32, "--rows", 1, "--angles", 20, "--no-truth", "--no-noise", "--seed", 1) == 0
     assert path.is_file() and not (tmp_path / "sub" / "example-truth.h5").exists()
     tomo_, _, dark, _ = read_dx(path)
     assert tomo_.shape == (20, 1, 32) and np.all(dark == 100)  # no noise: the dark level exactly
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--size", "4"], "--size must be at least 8"),
-    (["--center-offset", "40"], "--center-offset 40"),
-    (["--photons", "0"], "--photons must be positive"),
-    (["--stripes", "200"], "--stripes must be between 0 and --size"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--size", "4"], "--size must be at least 8"),
+        (["--center-offset", "40"], "--center-offset 40"),
+        (["--photons", "0"], "--photons must be positive"),
+        (["--stripes", "200"], "--stripes must be between 0 and --size"),
+    ],
+)
 def test_bad_options_say_what_to_change(tmp_path, argv, words):
     with pytest.raises(UsageError, match=words):
         _simulate(tmp_path / "x.h5", *argv)
 
 
 def test_listed_among_the_kinds_by_the_command_line(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "beamhub", "simulate", "--help"],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "beamhub", "simulate", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 0 and "tomo" in run.stdout and "Data Exchange" in run.stdout

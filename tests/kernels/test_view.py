@@ -27,6 +27,7 @@ def ramp():
 
 # -- render: the pure steps -----------------------------------------------------------------
 
+
 def test_contrast_limits_are_the_percentiles():
     values = np.arange(1001, dtype=float)
     assert pictures.contrast_limits(values, (1, 99)) == pytest.approx((10.0, 990.0))
@@ -79,6 +80,7 @@ def test_png_round_trip_and_upscale():
 
 # -- VolumeViewer ---------------------------------------------------------------------------
 
+
 def expected_slice(volume, viewer, axis):
     idx = [slice(None)] * 3
     idx[axis] = viewer.index[axis]
@@ -92,8 +94,7 @@ def test_viewer_starts_in_the_middle_and_draws_three_slices(ramp):
     assert viewer.index == (6, 5, 4)
     assert viewer._zoom == 64 // 12
     for axis in range(3):
-        np.testing.assert_array_equal(decode(viewer.images[axis].value),
-                                      expected_slice(ramp, viewer, axis))
+        np.testing.assert_array_equal(decode(viewer.images[axis].value), expected_slice(ramp, viewer, axis))
     np.testing.assert_array_equal(viewer.slice_data("y"), ramp[:, 5, :])
 
 
@@ -153,10 +154,13 @@ def test_complex_volume_shows_its_modulus():
     np.testing.assert_allclose(viewer.slice_data(0), np.abs(vol[3]))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((4, 4)), "3-D"),
-    ([[1, 2]], "3-D"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((4, 4)), "3-D"),
+        ([[1, 2]], "3-D"),
+    ],
+)
 def test_viewer_refuses_what_is_not_a_volume(bad, message):
     with pytest.raises(ValueError, match=message):
         VolumeViewer(bad)
@@ -231,8 +235,9 @@ def test_3d_view_frames_a_small_object_in_a_big_box():
     # bounds in full-volume voxels: x, y, z ranges of the cropped box
     from k3d.helpers import get_bounding_box
 
-    np.testing.assert_allclose(np.ravel(get_bounding_box(iso.model_matrix)),
-                               [2 * 7, 2 * 15, 2 * 9, 2 * 17, 2 * 8, 2 * 16])
+    np.testing.assert_allclose(
+        np.ravel(get_bounding_box(iso.model_matrix)), [2 * 7, 2 * 15, 2 * 9, 2 * 17, 2 * 8, 2 * 16]
+    )
     assert viewer.threshold.min == pytest.approx(0.02)
     assert "around the content" in viewer.children[-1].children[1].value
 
@@ -245,7 +250,7 @@ def test_3d_camera_frames_the_object_projected_box_fills_the_view_no_browser():
     from beamhub.kernels.view.scene3d import CAMERA_FOV, FILL, content_points, projected_extent
 
     z, y, x = np.mgrid[:64, :64, :64]
-    ball = (((x - 40) ** 2 + (y - 24) ** 2 + (z - 30) ** 2) < 8 ** 2).astype(np.float32)
+    ball = (((x - 40) ** 2 + (y - 24) ** 2 + (z - 30) ** 2) < 8**2).astype(np.float32)
     viewer = VolumeViewer(ball, height_3d=400, width_3d=600)
     scene = viewer.scene
     assert scene.plot.camera_auto_fit is False and scene.plot.camera == pytest.approx(scene.camera)
@@ -261,8 +266,11 @@ def test_3d_camera_frames_the_object_projected_box_fills_the_view_no_browser():
     corners = content_points(iso.scalar_field, -np.inf, _bounds(iso))
     radius = np.linalg.norm(corners.max(axis=0) - corners.min(axis=0)) / 2
     back = np.asarray(scene.camera[:3]) - np.asarray(scene.camera[3:6])
-    auto = [*(bounds + 1.5 * radius / np.sin(np.radians(CAMERA_FOV / 2)) * back / np.linalg.norm(back)),
-            *bounds, *scene.camera[6:]]
+    auto = [
+        *(bounds + 1.5 * radius / np.sin(np.radians(CAMERA_FOV / 2)) * back / np.linalg.norm(back)),
+        *bounds,
+        *scene.camera[6:],
+    ]
     assert projected_extent(points, auto, aspect=1.5)[1] < 0.4
 
 
@@ -274,16 +282,20 @@ def test_3d_camera_keeps_all_of_the_isosurface_in_view_when_the_level_sits_on_a_
     from beamhub.kernels.view.scene3d import FILL
 
     z, y, x = np.mgrid[-1:1:48j, -1:1:40j, -1:1:40j]
-    vol = (x ** 2 + y ** 2 + z ** 2 < 0.6).astype(np.float32)
-    vol += ((x - 0.3) ** 2 + (y + 0.2) ** 2 + (z - 0.2) ** 2 < 0.05)
+    vol = (x**2 + y**2 + z**2 < 0.6).astype(np.float32)
+    vol += (x - 0.3) ** 2 + (y + 0.2) ** 2 + (z - 0.2) ** 2 < 0.05
     viewer = VolumeViewer(vol, max_3d=32, height_3d=320)
     iso = viewer.scene.isosurface
     assert iso.level == pytest.approx(1.0)
     field, bounds = iso.scalar_field, _bounds(iso)
     voxels = np.argwhere(field >= iso.level)[:, ::-1].astype(float)  # every one, not only the surface
     step = (np.array(bounds[1::2]) - np.array(bounds[0::2])) / np.array(field.shape[::-1])
-    corners = np.concatenate([np.array(bounds[0::2]) + (voxels + d) * step
-                              for d in np.array(np.meshgrid([0, 1], [0, 1], [0, 1])).T.reshape(-1, 3)])
+    corners = np.concatenate(
+        [
+            np.array(bounds[0::2]) + (voxels + d) * step
+            for d in np.array(np.meshgrid([0, 1], [0, 1], [0, 1])).T.reshape(-1, 3)
+        ]
+    )
     position, target = np.array(viewer.scene.camera[:3]), np.array(viewer.scene.camera[3:6])
     back = (position - target) / np.linalg.norm(position - target)
     up = np.array(viewer.scene.camera[6:])
@@ -328,8 +340,11 @@ def test_volume_rendering_and_its_colour_bar_follow_the_log_scale_with_units():
     np.testing.assert_allclose(scene.volume.volume, np.log10(np.maximum(vol, floor)), rtol=1e-5)
     assert scene.volume.color_range == pytest.approx(viewer.limits)  # what the slices show
     assert viewer.limits[1] < 7  # log10 units
-    assert "log10(photons)" in viewer.info.value and "colour bar of the volume rendering in log10(photons)" \
-        in viewer.legend.value and "threshold in photons" in viewer.legend.value
+    assert (
+        "log10(photons)" in viewer.info.value
+        and "colour bar of the volume rendering in log10(photons)" in viewer.legend.value
+        and "threshold in photons" in viewer.legend.value
+    )
     assert scene.isosurface.scalar_field.max() == pytest.approx(vol.max())  # the threshold stays linear
     viewer.scale.value = "linear"
     np.testing.assert_allclose(scene.volume.volume, vol)
@@ -358,12 +373,13 @@ def test_viewer_takes_cupy_arrays_and_copies_only_slices(ramp):
 
 # -- Monitor --------------------------------------------------------------------------------
 
+
 def test_monitor_records_every_call_and_draws_in_place():
     monitor = Monitor(min_interval=0)
     model = np.zeros((8, 9, 10))
     for it in range(1, 5):
         model[4, 4, 5] = it  # the run changes its model in place
-        monitor(it, model, {"rms_change": 10.0 ** -it, "mutual_info": 0.5 * it, "note": "text"})
+        monitor(it, model, {"rms_change": 10.0**-it, "mutual_info": 0.5 * it, "note": "text"})
     assert monitor.iterations == [1, 2, 3, 4]
     assert monitor.history["rms_change"] == pytest.approx([0.1, 0.01, 0.001, 0.0001])
     assert "note" not in monitor.history
@@ -433,8 +449,7 @@ def test_monitor_recentres_fft_order_models_like_fftshift():
         shifted, plain = Monitor(min_interval=0, fftshift=True), Monitor(min_interval=0)
         shifted(0, shape_model, {})
         plain(0, reference, {})
-        assert [img.value for img in shifted.slices if img.value] == \
-               [img.value for img in plain.slices if img.value]
+        assert [img.value for img in shifted.slices if img.value] == [img.value for img in plain.slices if img.value]
 
 
 def test_monitor_refuses_bad_options():
@@ -451,8 +466,11 @@ def test_monitor_plots_each_random_start_as_its_own_curve():
     total = 30
     for start in range(3):
         for it in range(9, total, 10):
-            monitor(start * total + it, np.ones((4, 4, 4)),
-                    {"start": start, "fourier_error": 0.1 * (start + 1) / (it + 1), "algorithm": "hio"})
+            monitor(
+                start * total + it,
+                np.ones((4, 4, 4)),
+                {"start": start, "fourier_error": 0.1 * (start + 1) / (it + 1), "algorithm": "hio"},
+            )
     fig = monitor.figure()
     assert [ax.get_title() for ax in fig.axes] == ["fourier_error (relative)"]  # start itself: no plot
     lines = fig.axes[0].get_lines()
@@ -472,8 +490,19 @@ def test_monitor_figures_carry_their_units_emc_time_in_seconds():
 
     monitor = Monitor(min_interval=0)
     for it in (1, 2):
-        monitor(it, None, IterationFigures(iteration=it, time=0.25 * it, rms_change=0.1 / it, info_rate=0.3,
-                                           likelihood=-2.0, num_rot=1380, beta=0.2))
+        monitor(
+            it,
+            None,
+            IterationFigures(
+                iteration=it,
+                time=0.25 * it,
+                rms_change=0.1 / it,
+                info_rate=0.3,
+                likelihood=-2.0,
+                num_rot=1380,
+                beta=0.2,
+            ),
+        )
     titles = [ax.get_title() for ax in monitor.figure().axes]
     assert "time (s)" in titles and "rms_change (photons/voxel)" in titles and "info_rate (nats)" in titles
     assert "likelihood (nats/frame)" in titles and "beta (dimensionless)" in titles

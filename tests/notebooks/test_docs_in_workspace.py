@@ -27,8 +27,12 @@ ALICE = Identity("alice", 2001, 2001, (3001,), ("tomo", "spi"))
 # a markdown link or image: [text](target) / ![alt](target)
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 # the page each worked example is about
-EXPECTED = {"tomography.ipynb": "docs/tomo.md", "phasing.ipynb": "docs/phasing.md",
-            "spi_emc.ipynb": "docs/emc.md", "00-welcome.ipynb": "docs/view.md"}
+EXPECTED = {
+    "tomography.ipynb": "docs/tomo.md",
+    "phasing.ipynb": "docs/phasing.md",
+    "spi_emc.ipynb": "docs/emc.md",
+    "00-welcome.ipynb": "docs/view.md",
+}
 
 
 def relative_links(markdown: str) -> list[str]:

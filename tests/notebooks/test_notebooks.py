@@ -40,14 +40,22 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     nb = nbformat.read(path, as_version=4)
     # run where a user would, in a scratch folder; the kernel inherits this environment
     monkeypatch.setenv("BEAMHUB_BACKEND", os.environ.get("BEAMHUB_BACKEND", "numpy"))
-    client = NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
-    errors = [out for cell in nb.cells if cell.cell_type == "code"
-              for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    errors = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
     assert not errors, f"{path.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
     # the widgets were built: each notebook that shows a viewer has its widget state saved
     if "VolumeViewer(" in "".join(c.source for c in nb.cells):
-        views = [out for cell in nb.cells for out in cell.get("outputs", [])
-                 if "application/vnd.jupyter.widget-view+json" in out.get("data", {})]
+        views = [
+            out
+            for cell in nb.cells
+            for out in cell.get("outputs", [])
+            if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
+        ]
         assert views, f"{path.name}: no widget was displayed"

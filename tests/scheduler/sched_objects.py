@@ -9,8 +9,7 @@ from beamhub.scheduler.load import NodeLoad
 GIB = 2**30
 
 
-def make_pod(name="jupyter-alice", *, cpu="2", memory="4Gi", gpus=0, limits=True,
-             qos_in_status=True, init_cpu=None):
+def make_pod(name="jupyter-alice", *, cpu="2", memory="4Gi", gpus=0, limits=True, qos_in_status=True, init_cpu=None):
     """A v1.Pod as kube-scheduler serialises it into ExtenderArgs.pod."""
     requests = {"cpu": cpu, "memory": memory}
     lim = dict(requests) if limits else {}
@@ -31,31 +30,37 @@ def make_pod(name="jupyter-alice", *, cpu="2", memory="4Gi", gpus=0, limits=True
             "uid": "0f5b7c4e-6d1e-4f7d-9d6a-3f0b2a1c9e11",
             "resourceVersion": "123456",
             "creationTimestamp": "2026-11-23T17:00:00Z",
-            "labels": {"app": "jupyterhub", "component": "singleuser-server",
-                       "hub.jupyter.org/username": "alice"},
+            "labels": {"app": "jupyterhub", "component": "singleuser-server", "hub.jupyter.org/username": "alice"},
             "annotations": {"hub.jupyter.org/username": "alice"},
         },
         "spec": {
             "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-alice"}}],
-            "containers": [{
-                "name": "notebook",
-                "image": "ghcr.io/beamhub/base:latest",
-                "ports": [{"name": "notebook-port", "containerPort": 8888, "protocol": "TCP"}],
-                "resources": resources,
-                "volumeMounts": [{"name": "home", "mountPath": "/home/jovyan"}],
-                "terminationMessagePath": "/dev/termination-log",
-                "imagePullPolicy": "IfNotPresent",
-                "securityContext": {"runAsUser": 1000, "runAsNonRoot": True,
-                                    "allowPrivilegeEscalation": False},
-            }],
+            "containers": [
+                {
+                    "name": "notebook",
+                    "image": "ghcr.io/beamhub/base:latest",
+                    "ports": [{"name": "notebook-port", "containerPort": 8888, "protocol": "TCP"}],
+                    "resources": resources,
+                    "volumeMounts": [{"name": "home", "mountPath": "/home/jovyan"}],
+                    "terminationMessagePath": "/dev/termination-log",
+                    "imagePullPolicy": "IfNotPresent",
+                    "securityContext": {"runAsUser": 1000, "runAsNonRoot": True, "allowPrivilegeEscalation": False},
+                }
+            ],
             "restartPolicy": "OnFailure",
             "terminationGracePeriodSeconds": 1,
             "dnsPolicy": "ClusterFirst",
             "serviceAccountName": "default",
             "securityContext": {"runAsUser": 1000, "runAsGroup": 100, "fsGroup": 100},
             "schedulerName": "beamhub-scheduler",
-            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists",
-                             "effect": "NoExecute", "tolerationSeconds": 300}],
+            "tolerations": [
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                }
+            ],
             "priorityClassName": "beamhub-interactive",
             "priority": 1000,
             "enableServiceLinks": True,
@@ -64,8 +69,9 @@ def make_pod(name="jupyter-alice", *, cpu="2", memory="4Gi", gpus=0, limits=True
         "status": {"phase": "Pending"},
     }
     if init_cpu is not None:
-        pod["spec"]["initContainers"] = [{"name": "block-cloud-metadata", "image": "busybox",
-                                          "resources": {"requests": {"cpu": init_cpu}}}]
+        pod["spec"]["initContainers"] = [
+            {"name": "block-cloud-metadata", "image": "busybox", "resources": {"requests": {"cpu": init_cpu}}}
+        ]
     if qos_in_status:
         if cpu is None:
             pod["status"]["qosClass"] = "BestEffort"
@@ -74,35 +80,69 @@ def make_pod(name="jupyter-alice", *, cpu="2", memory="4Gi", gpus=0, limits=True
     return pod
 
 
-def make_node(name, *, cpu="16", memory="64Gi", gpus=0, node_class=None, conditions=None,
-              unschedulable=None, instance_type="m5.4xlarge"):
+def make_node(
+    name,
+    *,
+    cpu="16",
+    memory="64Gi",
+    gpus=0,
+    node_class=None,
+    conditions=None,
+    unschedulable=None,
+    instance_type="m5.4xlarge",
+):
     """A v1.Node as kube-scheduler serialises it into ExtenderArgs.nodes.items."""
-    allocatable = {"cpu": cpu, "memory": memory, "pods": "110", "ephemeral-storage": "95551679124",
-                   "hugepages-1Gi": "0", "hugepages-2Mi": "0"}
+    allocatable = {
+        "cpu": cpu,
+        "memory": memory,
+        "pods": "110",
+        "ephemeral-storage": "95551679124",
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+    }
     if gpus:
         allocatable["nvidia.com/gpu"] = str(gpus)
     state = {"Ready": "True", "MemoryPressure": "False", "DiskPressure": "False", "PIDPressure": "False"}
     state.update(conditions or {})
-    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-              "node.kubernetes.io/instance-type": instance_type}
+    labels = {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "node.kubernetes.io/instance-type": instance_type,
+    }
     if node_class:
         labels["beamhub.io/node-class"] = node_class
     node = {
-        "metadata": {"name": name, "uid": f"uid-{name}", "resourceVersion": "98765",
-                     "creationTimestamp": "2026-01-01T00:00:00Z", "labels": labels,
-                     "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
+        "metadata": {
+            "name": name,
+            "uid": f"uid-{name}",
+            "resourceVersion": "98765",
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "labels": labels,
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
+        },
         "spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]},
         "status": {
             "capacity": dict(allocatable),
             "allocatable": allocatable,
-            "conditions": [{"type": k, "status": v, "lastHeartbeatTime": "2026-11-23T17:00:00Z",
-                            "lastTransitionTime": "2026-11-01T00:00:00Z", "reason": "KubeletReady",
-                            "message": "kubelet is posting ready status"} for k, v in state.items()],
-            "addresses": [{"type": "InternalIP", "address": "10.0.0.1"},
-                          {"type": "Hostname", "address": name}],
+            "conditions": [
+                {
+                    "type": k,
+                    "status": v,
+                    "lastHeartbeatTime": "2026-11-23T17:00:00Z",
+                    "lastTransitionTime": "2026-11-01T00:00:00Z",
+                    "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                }
+                for k, v in state.items()
+            ],
+            "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "nodeInfo": {"kubeletVersion": "v1.30.2", "containerRuntimeVersion": "containerd://1.7.13",
-                         "operatingSystem": "linux", "architecture": "amd64"},
+            "nodeInfo": {
+                "kubeletVersion": "v1.30.2",
+                "containerRuntimeVersion": "containerd://1.7.13",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
         },
     }
     if unschedulable is not None:
@@ -121,7 +161,12 @@ def names_args(pod, names):
 
 
 def load(cpu=0.1, mem_avail_gib=50.0, mem_total_gib=64.0, iowait=0.0, net=0.0, fs_free=0.5, **extra):
-    return NodeLoad(cpu_util=cpu, iowait=iowait, mem_available=mem_avail_gib * GIB,
-                    mem_total=mem_total_gib * GIB, net_bytes=net, fs_free=fs_free, **extra)
-
-
+    return NodeLoad(
+        cpu_util=cpu,
+        iowait=iowait,
+        mem_available=mem_avail_gib * GIB,
+        mem_total=mem_total_gib * GIB,
+        net_bytes=net,
+        fs_free=fs_free,
+        **extra,
+    )

@@ -4,11 +4,11 @@ import json
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sched_objects import full_args, load, make_node, make_pod, names_args
 
 from beamhub.scheduler.app import create_app
 from beamhub.scheduler.load import StaticLoadSource
 from beamhub.scheduler.settings import SchedulerSettings
-from sched_objects import full_args, load, make_node, make_pod, names_args
 
 NODES = [
     make_node("cpu-idle", node_class="cpu"),
@@ -17,9 +17,10 @@ NODES = [
     make_node("gpu-a", cpu="32", memory="256Gi", gpus=4, node_class="gpu-a100"),
 ]
 ROWS = {
-    "cpu-idle": load(cpu=0.05), "cpu-busy": load(cpu=0.8), "cpu-disk": load(cpu=0.0),
-    "gpu-a": load(cpu=0.2, mem_total_gib=256, mem_avail_gib=200, gpus_requested=1.0, gpu_util=0.3,
-                  cpu_requested=8.0),
+    "cpu-idle": load(cpu=0.05),
+    "cpu-busy": load(cpu=0.8),
+    "cpu-disk": load(cpu=0.0),
+    "gpu-a": load(cpu=0.2, mem_total_gib=256, mem_avail_gib=200, gpus_requested=1.0, gpu_util=0.3, cpu_requested=8.0),
 }
 
 
@@ -60,8 +61,9 @@ async def test_filter_full_mode_echoes_node_objects(fresh):
 
 async def test_filter_names_mode_uses_node_cache(fresh):
     await post(fresh, "/filter", full_args(make_pod(), NODES))  # kube-scheduler taught us the nodes
-    status, body = await post(fresh, "/filter", names_args(make_pod(gpus=4), [n["metadata"]["name"] for n in NODES]
-                                                            + ["never-seen"]))
+    status, body = await post(
+        fresh, "/filter", names_args(make_pod(gpus=4), [n["metadata"]["name"] for n in NODES] + ["never-seen"])
+    )
     assert status == 200 and "nodes" not in body
     assert body["nodenames"] == ["cpu-idle", "cpu-busy", "never-seen"]
     assert "3 GPU(s) free" in body["failedNodes"]["gpu-a"]
@@ -104,12 +106,15 @@ async def test_without_prometheus_works_from_node_objects():
         await client.close()
 
 
-@pytest.mark.parametrize("payload, words", [
-    (b"{not json", "not valid JSON"),
-    (b'{"pod": {}}', "needs 'nodes'"),
-    (b'{"pod": {}, "nodes": {"items": [{"metadata": {"name": ""}}]}}', "metadata.name"),
-    (b"\xff\xfe", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "payload, words",
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"pod": {}}', "needs 'nodes'"),
+        (b'{"pod": {}, "nodes": {"items": [{"metadata": {"name": ""}}]}}', "metadata.name"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
 @pytest.mark.parametrize("path", ["/filter", "/prioritize"])
 async def test_malformed_requests_get_400_with_message(fresh, path, payload, words):
     reply = await fresh.post(path, data=payload)

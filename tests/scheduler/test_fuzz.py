@@ -9,11 +9,11 @@ import requests
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sched_objects import load, make_node, make_pod
 
 from beamhub.scheduler.app import create_app
 from beamhub.scheduler.load import StaticLoadSource
 from beamhub.scheduler.settings import SchedulerSettings
-from sched_objects import load, make_node, make_pod
 
 EXAMPLES = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -41,13 +41,20 @@ def base_url():
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=20,
 )
-quantities = st.one_of(st.sampled_from(["1", "500m", "4Gi", "1e3", "-1", "0", "x", "1e999", ""]),
-                       st.integers(-5, 10**12), st.floats(), json_values)
+quantities = st.one_of(
+    st.sampled_from(["1", "500m", "4Gi", "1e3", "-1", "0", "x", "1e999", ""]),
+    st.integers(-5, 10**12),
+    st.floats(),
+    json_values,
+)
 
 
 @st.composite

@@ -6,10 +6,10 @@ import time
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from sched_objects import make_node
 
 from beamhub.scheduler.kube_nodes import NodeWatcher
 from beamhub.scheduler.node_cache import NodeCache
-from sched_objects import make_node
 
 
 async def test_list_then_watch_updates_and_deletes():
@@ -19,14 +19,22 @@ async def test_list_then_watch_updates_and_deletes():
 
     async def nodes(request: web.Request) -> web.StreamResponse:
         if request.query.get("watch") != "1":
-            return web.json_response({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "100"},
-                                      "items": [make_node("node-a"), make_node("node-b"), make_node("node-c")]})
+            return web.json_response(
+                {
+                    "kind": "NodeList",
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": "100"},
+                    "items": [make_node("node-a"), make_node("node-b"), make_node("node-c")],
+                }
+            )
         seen_versions.append(request.query["resourceVersion"])
         reply = web.StreamResponse()
         await reply.prepare(request)
-        for event in ({"type": "MODIFIED", "object": changed},
-                      {"type": "BOOKMARK", "object": {"kind": "Node", "metadata": {"resourceVersion": "102"}}},
-                      {"type": "DELETED", "object": make_node("node-a")}):
+        for event in (
+            {"type": "MODIFIED", "object": changed},
+            {"type": "BOOKMARK", "object": {"kind": "Node", "metadata": {"resourceVersion": "102"}}},
+            {"type": "DELETED", "object": make_node("node-a")},
+        ):
             await reply.write(json.dumps(event).encode() + b"\n")
         await asyncio.sleep(30)  # the watch stays open
         return reply

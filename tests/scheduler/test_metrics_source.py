@@ -11,8 +11,10 @@ from beamhub.scheduler.metrics_source import PrometheusSource, build_queries, no
 from beamhub.scheduler.settings import SchedulerSettings
 
 
-@pytest.mark.parametrize("label, name", [("node-a:9100", "node-a"), ("node-a", "node-a"),
-                                         ("10.0.0.1:9100", "10.0.0.1"), ("[fe80::1]:9100", "[fe80::1]")])
+@pytest.mark.parametrize(
+    "label, name",
+    [("node-a:9100", "node-a"), ("node-a", "node-a"), ("10.0.0.1:9100", "10.0.0.1"), ("[fe80::1]:9100", "[fe80::1]")],
+)
 def test_node_name_from_label(label, name):
     assert node_name_from_label(label) == name
 
@@ -20,7 +22,7 @@ def test_node_name_from_label(label, name):
 def test_queries_follow_settings():
     settings = SchedulerSettings(rate_window="5m", instance_label="node", gpu_node_label="kubernetes_node")
     queries = {q.field: q for q in build_queries(settings)}
-    assert '[5m]' in queries["cpu_util"].promql and queries["cpu_util"].node_label == "node"
+    assert "[5m]" in queries["cpu_util"].promql and queries["cpu_util"].node_label == "node"
     assert queries["gpu_util"].node_label == "kubernetes_node"
     assert queries["gpus_idle"].promql.endswith("< bool 5)")
 
@@ -36,10 +38,12 @@ async def fake_prometheus():
         if mode["value"] == "slow":
             await asyncio.sleep(10)
         result = []
-        if "node_cpu_seconds_total{mode=\"idle\"}" in promql and promql.startswith("1 -"):
-            result = [{"metric": {"instance": "node-a:9100"}, "value": [time.time(), "0.25"]},
-                      {"metric": {"instance": "node-b:9100"}, "value": [time.time(), "NaN"]},
-                      {"metric": {"job": "no-instance"}, "value": [time.time(), "0.5"]}]
+        if 'node_cpu_seconds_total{mode="idle"}' in promql and promql.startswith("1 -"):
+            result = [
+                {"metric": {"instance": "node-a:9100"}, "value": [time.time(), "0.25"]},
+                {"metric": {"instance": "node-b:9100"}, "value": [time.time(), "NaN"]},
+                {"metric": {"job": "no-instance"}, "value": [time.time(), "0.5"]},
+            ]
         elif "DCGM_FI_DEV_GPU_UTIL) / 100" in promql:
             result = [{"metric": {"Hostname": "gpu-1"}, "value": [time.time(), "0.5"]}]
         return web.json_response({"status": "success", "data": {"resultType": "vector", "result": result}})

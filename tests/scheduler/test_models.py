@@ -1,7 +1,9 @@
 """Wire models: quantities, pods, nodes and the extender messages."""
 
 import pytest
+from sched_objects import GIB, full_args, make_node, make_pod, names_args
 
+from beamhub.quantity import parse_quantity
 from beamhub.scheduler.models import (
     ExtenderArgs,
     ExtenderFilterResult,
@@ -11,14 +13,25 @@ from beamhub.scheduler.models import (
     PodDemand,
     WireFormatError,
 )
-from beamhub.quantity import parse_quantity
-from sched_objects import GIB, full_args, make_node, make_pod, names_args
 
 
-@pytest.mark.parametrize("text, value", [
-    ("500m", 0.5), ("2", 2.0), ("4Gi", 4 * GIB), ("1.5", 1.5), ("2e3", 2000.0), ("128974848", 128974848.0),
-    ("129e6", 129e6), ("123Mi", 123 * 2**20), ("1k", 1000.0), (".5", 0.5), (3, 3.0), ("100n", 1e-7),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("500m", 0.5),
+        ("2", 2.0),
+        ("4Gi", 4 * GIB),
+        ("1.5", 1.5),
+        ("2e3", 2000.0),
+        ("128974848", 128974848.0),
+        ("129e6", 129e6),
+        ("123Mi", 123 * 2**20),
+        ("1k", 1000.0),
+        (".5", 0.5),
+        (3, 3.0),
+        ("100n", 1e-7),
+    ],
+)
 def test_quantities(text, value):
     assert parse_quantity(text) == pytest.approx(value)
 
@@ -36,8 +49,9 @@ def test_pod_requests_and_qos():
     assert pod.name == "jupyter-alice" and pod.namespace == "beamhub"
 
 
-@pytest.mark.parametrize("limits, cpu, expected", [(True, "1", "Guaranteed"), (False, "1", "Burstable"),
-                                                    (False, None, "BestEffort")])
+@pytest.mark.parametrize(
+    "limits, cpu, expected", [(True, "1", "Guaranteed"), (False, "1", "Burstable"), (False, None, "BestEffort")]
+)
 def test_qos_computed_when_status_lacks_it(limits, cpu, expected):
     pod = PodDemand.from_json(make_pod(cpu=cpu, limits=limits, qos_in_status=False))
     assert pod.qos_class == expected
@@ -49,8 +63,9 @@ def test_init_containers_take_the_max():
 
 
 def test_node_facts():
-    node = NodeInfo.from_json(make_node("gpu-1", cpu="32", memory="256Gi", gpus=8,
-                                        conditions={"DiskPressure": "True"}, unschedulable=True))
+    node = NodeInfo.from_json(
+        make_node("gpu-1", cpu="32", memory="256Gi", gpus=8, conditions={"DiskPressure": "True"}, unschedulable=True)
+    )
     assert (node.cpu, node.memory, node.gpus) == (32, 256 * GIB, 8)
     assert node.conditions["DiskPressure"] == "True" and node.unschedulable
 
@@ -64,16 +79,21 @@ def test_args_both_modes():
     assert cached.node_cache_capable and cached.names == ["a", "b"]
 
 
-@pytest.mark.parametrize("body, words", [
-    ([], "ExtenderArgs must be a JSON object"),
-    ({"nodenames": ["a"]}, "ExtenderArgs.pod is required"),
-    ({"pod": {}}, "needs 'nodes'"),
-    ({"pod": {"spec": {"containers": [{"resources": {"requests": {"cpu": "lots"}}}]}}, "nodenames": []},
-     "pod.spec.containers[0].resources.requests['cpu']"),
-    ({"pod": {}, "nodes": {"items": [{"metadata": {}}]}}, "ExtenderArgs.nodes.items[0].metadata.name"),
-    ({"pod": {}, "nodenames": ["a", 3]}, "array of strings"),
-    ({"pod": {"metadata": {"labels": {"a": 1}}}, "nodenames": []}, "pod.metadata.labels['a']"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ([], "ExtenderArgs must be a JSON object"),
+        ({"nodenames": ["a"]}, "ExtenderArgs.pod is required"),
+        ({"pod": {}}, "needs 'nodes'"),
+        (
+            {"pod": {"spec": {"containers": [{"resources": {"requests": {"cpu": "lots"}}}]}}, "nodenames": []},
+            "pod.spec.containers[0].resources.requests['cpu']",
+        ),
+        ({"pod": {}, "nodes": {"items": [{"metadata": {}}]}}, "ExtenderArgs.nodes.items[0].metadata.name"),
+        ({"pod": {}, "nodenames": ["a", 3]}, "array of strings"),
+        ({"pod": {"metadata": {"labels": {"a": 1}}}, "nodenames": []}, "pod.metadata.labels['a']"),
+    ],
+)
 def test_malformed_args_name_the_field(body, words):
     with pytest.raises(WireFormatError, match=None) as info:
         ExtenderArgs.from_json(body)
@@ -82,8 +102,12 @@ def test_malformed_args_name_the_field(body, words):
 
 def test_results_use_upstream_keys():
     result = ExtenderFilterResult(node_names=["a"], failed_nodes={"b": "why"})
-    assert result.to_json() == {"nodenames": ["a"], "failedNodes": {"b": "why"},
-                                "failedAndUnresolvableNodes": {}, "error": ""}
+    assert result.to_json() == {
+        "nodenames": ["a"],
+        "failedNodes": {"b": "why"},
+        "failedAndUnresolvableNodes": {},
+        "error": "",
+    }
     full = ExtenderFilterResult(nodes=[{"metadata": {"name": "a"}}]).to_json()
     assert full["nodes"]["items"] == [{"metadata": {"name": "a"}}] and "nodenames" not in full
     assert HostPriorityList([HostPriority("a", 7)]).to_json() == [{"host": "a", "score": 7}]
@@ -91,9 +115,14 @@ def test_results_use_upstream_keys():
 
 def test_kube_schedulers_own_key_spelling_is_read():
     """kube-scheduler's ExtenderArgs has no JSON tags: it sends Pod / NodeNames (seen on the real one)."""
-    body = {"Pod": {"metadata": {"name": "p", "namespace": "u"},
-                    "spec": {"containers": [{"resources": {"requests": {"cpu": "2"}}}]}},
-            "Nodes": None, "NodeNames": ["kwok-cpu-0", "kwok-gpu-0"]}
+    body = {
+        "Pod": {
+            "metadata": {"name": "p", "namespace": "u"},
+            "spec": {"containers": [{"resources": {"requests": {"cpu": "2"}}}]},
+        },
+        "Nodes": None,
+        "NodeNames": ["kwok-cpu-0", "kwok-gpu-0"],
+    }
     args = ExtenderArgs.from_json(body)
     assert args.node_cache_capable and args.names == ["kwok-cpu-0", "kwok-gpu-0"]
     assert args.pod.name == "p" and args.pod.cpu == 2.0

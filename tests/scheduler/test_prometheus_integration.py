@@ -15,25 +15,31 @@ import time
 import pytest
 import requests
 from aiohttp.test_utils import TestClient, TestServer
+from sched_objects import full_args, make_node, make_pod, names_args
 
 from beamhub.scheduler.app import STATE_KEY, create_app
 from beamhub.scheduler.settings import SchedulerSettings
-from sched_objects import full_args, make_node, make_pod, names_args
 
 pytestmark = pytest.mark.integration
 
 GIB = 2**30
 # node -> (cpu utilisation, iowait, MemAvailable GiB); all have 64 GiB and 16 CPUs
-NODE_SERIES = {"node-a": (0.10, 0.00, 55.0), "node-b": (0.85, 0.01, 40.0), "node-c": (0.40, 0.20, 50.0),
-               "gpu-1": (0.20, 0.00, 200.0)}
+NODE_SERIES = {
+    "node-a": (0.10, 0.00, 55.0),
+    "node-b": (0.85, 0.01, 40.0),
+    "node-c": (0.40, 0.20, 50.0),
+    "gpu-1": (0.20, 0.00, 200.0),
+}
 GPU_NODE = "gpu-1"
 
 
 def _binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is not installed: apt-get install -y --no-install-recommends "
-                    "prometheus prometheus-pushgateway (the Makefile does this)")
+        pytest.fail(
+            f"{name} is not installed: apt-get install -y --no-install-recommends "
+            "prometheus prometheus-pushgateway (the Makefile does this)"
+        )
     return path
 
 
@@ -70,9 +76,15 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture
 def pushgateway(tmp_path):
     port = _free_port()
-    proc = subprocess.Popen([_binary("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{port}",
-                             f"--persistence.file={tmp_path / 'pushgateway.data'}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            _binary("prometheus-pushgateway"),
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--persistence.file={tmp_path / 'pushgateway.data'}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url + "/-/ready", proc, "pushgateway")
@@ -88,11 +100,18 @@ def prometheus(tmp_path, pushgateway):
     config.write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         "scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n"
-        f"    static_configs:\n      - targets: ['{pushgateway.removeprefix('http://')}']\n")
-    proc = subprocess.Popen([_binary("prometheus"), f"--config.file={config}",
-                             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        f"    static_configs:\n      - targets: ['{pushgateway.removeprefix('http://')}']\n"
+    )
+    proc = subprocess.Popen(
+        [
+            _binary("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url + "/-/ready", proc, "prometheus")
@@ -110,8 +129,10 @@ def _node_exposition(node: str, elapsed: float) -> str:
         lines.append(f'node_cpu_seconds_total{{cpu="{cpu}",mode="user"}} {(util - iowait) * elapsed:.6f}')
     total = (256 if node == GPU_NODE else 64) * GIB
     lines += [
-        "# TYPE node_memory_MemAvailable_bytes gauge", f"node_memory_MemAvailable_bytes {avail * GIB:.0f}",
-        "# TYPE node_memory_MemTotal_bytes gauge", f"node_memory_MemTotal_bytes {total}",
+        "# TYPE node_memory_MemAvailable_bytes gauge",
+        f"node_memory_MemAvailable_bytes {avail * GIB:.0f}",
+        "# TYPE node_memory_MemTotal_bytes gauge",
+        f"node_memory_MemTotal_bytes {total}",
         "# TYPE node_network_receive_bytes_total counter",
         f'node_network_receive_bytes_total{{device="eth0"}} {1e6 * elapsed:.0f}',
         f'node_network_receive_bytes_total{{device="lo"}} {1e9 * elapsed:.0f}',
@@ -140,10 +161,14 @@ def _ksm_exposition() -> str:
     # Three GPUs requested on gpu-1 by running pods, plus a finished pod that must not count.
     lines = ["# TYPE kube_pod_container_resource_requests gauge"]
     for pod, gpus in (("train-1", 2), ("train-2", 1), ("done-1", 1)):
-        lines.append(f'kube_pod_container_resource_requests{{namespace="u",pod="{pod}",node="{GPU_NODE}",'
-                     f'resource="nvidia_com_gpu",unit="integer"}} {gpus}')
-        lines.append(f'kube_pod_container_resource_requests{{namespace="u",pod="{pod}",node="{GPU_NODE}",'
-                     f'resource="cpu",unit="core"}} 4')
+        lines.append(
+            f'kube_pod_container_resource_requests{{namespace="u",pod="{pod}",node="{GPU_NODE}",'
+            f'resource="nvidia_com_gpu",unit="integer"}} {gpus}'
+        )
+        lines.append(
+            f'kube_pod_container_resource_requests{{namespace="u",pod="{pod}",node="{GPU_NODE}",'
+            f'resource="cpu",unit="core"}} 4'
+        )
     lines.append("# TYPE kube_pod_status_phase gauge")
     for pod, phase in (("train-1", "Running"), ("train-2", "Running"), ("done-1", "Succeeded")):
         for p in ("Pending", "Running", "Succeeded"):
@@ -163,12 +188,13 @@ class Pusher:
     def push_once(self) -> None:
         elapsed = 1000.0 + time.monotonic() - self.started
         for node in NODE_SERIES:
-            requests.put(f"{self.url}/metrics/job/node/instance/{node}:9100",
-                         data=_node_exposition(node, elapsed), timeout=5).raise_for_status()
-        requests.put(f"{self.url}/metrics/job/dcgm/instance/dcgm-{GPU_NODE}", data=_gpu_exposition(),
-                     timeout=5).raise_for_status()
-        requests.put(f"{self.url}/metrics/job/kube-state-metrics", data=_ksm_exposition(),
-                     timeout=5).raise_for_status()
+            requests.put(
+                f"{self.url}/metrics/job/node/instance/{node}:9100", data=_node_exposition(node, elapsed), timeout=5
+            ).raise_for_status()
+        requests.put(
+            f"{self.url}/metrics/job/dcgm/instance/dcgm-{GPU_NODE}", data=_gpu_exposition(), timeout=5
+        ).raise_for_status()
+        requests.put(f"{self.url}/metrics/job/kube-state-metrics", data=_ksm_exposition(), timeout=5).raise_for_status()
 
     def _run(self) -> None:
         while not self._stop.wait(0.25):
@@ -187,9 +213,12 @@ class Pusher:
         self.thread.join(10)
 
 
-NODES = [make_node("node-a", node_class="cpu"), make_node("node-b", node_class="cpu"),
-         make_node("node-c", node_class="cpu"),
-         make_node(GPU_NODE, cpu="32", memory="256Gi", gpus=4, node_class="gpu-a100")]
+NODES = [
+    make_node("node-a", node_class="cpu"),
+    make_node("node-b", node_class="cpu"),
+    make_node("node-c", node_class="cpu"),
+    make_node(GPU_NODE, cpu="32", memory="256Gi", gpus=4, node_class="gpu-a100"),
+]
 
 
 async def _wait_for(predicate, timeout: float, what: str):
@@ -203,8 +232,9 @@ async def _wait_for(predicate, timeout: float, what: str):
 
 async def test_ranks_nodes_from_real_prometheus_then_turns_neutral_when_it_stops(prometheus, pushgateway):
     prom_url, prom_proc = prometheus
-    settings = SchedulerSettings(prometheus_url=prom_url, refresh_interval=0.5, stale_after=2.0,
-                                 query_timeout=1.0, rate_window="5s")
+    settings = SchedulerSettings(
+        prometheus_url=prom_url, refresh_interval=0.5, stale_after=2.0, query_timeout=1.0, rate_window="5s"
+    )
     with Pusher(pushgateway) as pusher:
         client = TestClient(TestServer(create_app(settings)))
         await client.start_server()
@@ -214,8 +244,11 @@ async def test_ranks_nodes_from_real_prometheus_then_turns_neutral_when_it_stops
             def measured():
                 # rate() divides by the whole window, so wait until a full window of samples exists
                 snap = state.source.snapshot.nodes
-                return all(n in snap and abs(snap[n].cpu_util - NODE_SERIES[n][0]) < 0.05 for n in NODE_SERIES) \
-                    and GPU_NODE in snap and snap[GPU_NODE].gpus_requested == snap[GPU_NODE].gpus_requested
+                return (
+                    all(n in snap and abs(snap[n].cpu_util - NODE_SERIES[n][0]) < 0.05 for n in NODE_SERIES)
+                    and GPU_NODE in snap
+                    and snap[GPU_NODE].gpus_requested == snap[GPU_NODE].gpus_requested
+                )
 
             await _wait_for(measured, 40, "Prometheus to return rates for every node")
             assert pusher.error is None
@@ -250,9 +283,11 @@ async def test_ranks_nodes_from_real_prometheus_then_turns_neutral_when_it_stops
             prom_proc.terminate()
             prom_proc.wait(10)
             await _wait_for(lambda: state.fresh_snapshot() is None, 10, "the metrics to turn stale")
-            for path, args in (("/prioritize", full_args(make_pod(), NODES)),
-                               ("/filter", full_args(make_pod(gpus=2), NODES)),
-                               ("/prioritize", names_args(make_pod(), list(scores)))):
+            for path, args in (
+                ("/prioritize", full_args(make_pod(), NODES)),
+                ("/filter", full_args(make_pod(gpus=2), NODES)),
+                ("/prioritize", names_args(make_pod(), list(scores))),
+            ):
                 reply = await client.post(path, data=json.dumps(args))
                 assert reply.status == 200, await reply.text()
                 body = await reply.json()
@@ -262,8 +297,9 @@ async def test_ranks_nodes_from_real_prometheus_then_turns_neutral_when_it_stops
                     assert body["failedNodes"] == {} and len(body["nodes"]["items"]) == 4
             metrics = await (await client.get("/metrics")).text()
             assert "beamhub_scheduler_metrics_stale 1.0" in metrics
-            failed = next(line for line in metrics.splitlines()
-                          if line.startswith("beamhub_scheduler_metrics_refreshes_failed "))
+            failed = next(
+                line for line in metrics.splitlines() if line.startswith("beamhub_scheduler_metrics_refreshes_failed ")
+            )
             assert float(failed.split()[1]) >= 1
             assert (await (await client.get("/summary")).json())["stale"] is True
             assert (await client.get("/healthz")).status == 200

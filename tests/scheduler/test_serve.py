@@ -22,9 +22,14 @@ def test_config_file_then_options_win(tmp_path):
     assert settings.effective_stale_after == 90
 
 
-@pytest.mark.parametrize("text, words", [("promethus_url: http://x\n", "unknown scheduler setting(s) 'promethus_url'"),
-                                         ("- a\n", "must hold a mapping"),
-                                         ("hot_threshold: 3\n", "'hot_threshold': must be a fraction")])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("promethus_url: http://x\n", "unknown scheduler setting(s) 'promethus_url'"),
+        ("- a\n", "must hold a mapping"),
+        ("hot_threshold: 3\n", "'hot_threshold': must be a fraction"),
+    ],
+)
 def test_bad_config_names_the_problem(tmp_path, text, words):
     config = tmp_path / "scheduler.yaml"
     config.write_text(text)
@@ -33,11 +38,16 @@ def test_bad_config_names_the_problem(tmp_path, text, words):
 
 
 def test_cli_errors_are_one_line_without_traceback():
-    done = subprocess.run([sys.executable, "-m", "beamhub", "scheduler", "--prometheus", "prom:9090"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "beamhub", "scheduler", "--prometheus", "prom:9090"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("beamhub scheduler: error: scheduler setting 'prometheus_url'")
     assert "Traceback" not in done.stderr
-    shown = subprocess.run([sys.executable, "-m", "beamhub", "scheduler", "--help"], capture_output=True,
-                           text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "beamhub", "scheduler", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert shown.returncode == 0 and "nodeCacheCapable" in shown.stdout and "refresh_interval" in shown.stdout

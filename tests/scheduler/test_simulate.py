@@ -44,8 +44,11 @@ def test_requests_never_exceed_capacity_and_pods_are_accounted_for():
         for minute in range(0, 240, 7):
             on = started & (start <= minute) & (start + trace.duration > minute)
             for resource, cap in (("cpu", cores), ("memory", memory), ("gpus", gpus)):
-                used = np.bincount(run.node_of[on], weights=[getattr(demand[trace.kinds[k]], resource)
-                                                             for k in trace.kind[on]], minlength=cluster.size)
+                used = np.bincount(
+                    run.node_of[on],
+                    weights=[getattr(demand[trace.kinds[k]], resource) for k in trace.kind[on]],
+                    minlength=cluster.size,
+                )
                 assert np.all(used <= cap + 1e-6), (policy, minute, resource)
         # GPU sessions ran only on GPU nodes
         gpu_pods = started & np.array([trace.kinds[k].gpus > 0 for k in trace.kind])
@@ -61,9 +64,17 @@ def test_fragmentation_is_measured_against_a_known_layout():
     trace = make_trace(0, sessions=0, batch_jobs=0, hours=1.0)
     from dataclasses import replace
 
-    trace = replace(trace, kind=np.array([2] * 7), is_session=np.ones(7, bool), arrival=np.zeros(7),
-                    duration=np.full(7, 600.0), mean=np.full(7, 0.1), amplitude=np.zeros(7),
-                    period=np.full(7, 60.0), phase=np.zeros(7))
+    trace = replace(
+        trace,
+        kind=np.array([2] * 7),
+        is_session=np.ones(7, bool),
+        arrival=np.zeros(7),
+        duration=np.full(7, 600.0),
+        mean=np.full(7, 0.1),
+        amplitude=np.zeros(7),
+        period=np.full(7, 60.0),
+        phase=np.zeros(7),
+    )
     assert trace.kinds[2].gpus == 1
     run = simulate_policy(trace, cluster, "beamhub", seed=0, hours=1.0)
     assert np.all(run.free_gpus == 1) and np.all(run.stranded_4 == 1) and np.all(run.stranded_1 == 0)
@@ -72,8 +83,30 @@ def test_fragmentation_is_measured_against_a_known_layout():
 
 def test_cli_writes_tables_and_plots(tmp_path, capsys):
     out = tmp_path / "sim"
-    assert main(["cluster", "--quiet", "--hours", "2", "--sessions", "20", "--batch", "10", "--cpu-nodes", "3",
-                 "--gpu-nodes", "1", "--seed", "5", "--out", str(out)], "beamhub simulate") == 0
+    assert (
+        main(
+            [
+                "cluster",
+                "--quiet",
+                "--hours",
+                "2",
+                "--sessions",
+                "20",
+                "--batch",
+                "10",
+                "--cpu-nodes",
+                "3",
+                "--gpu-nodes",
+                "1",
+                "--seed",
+                "5",
+                "--out",
+                str(out),
+            ],
+            "beamhub simulate",
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "| kube-default |" in printed and "| beamhub |" in printed
     data = json.loads((out / "results.json").read_text())
@@ -84,9 +117,14 @@ def test_cli_writes_tables_and_plots(tmp_path, capsys):
     assert not list(out.glob(".*.tmp"))
 
 
-@pytest.mark.parametrize("argv, words", [(["--policies", "random"], "unknown policy"),
-                                         (["--cpu-nodes", "0", "--gpu-nodes", "0"], "at least one node"),
-                                         (["--hours", "0"], "--hours")])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--policies", "random"], "unknown policy"),
+        (["--cpu-nodes", "0", "--gpu-nodes", "0"], "at least one node"),
+        (["--hours", "0"], "--hours"),
+    ],
+)
 def test_cli_rejects_bad_input(argv, words):
     with pytest.raises(UsageError, match=words):
         main(["--quiet", *argv], "beamhub simulate cluster")
@@ -96,8 +134,9 @@ def test_environments_file(tmp_path):
     from beamhub.scheduler.simulate.workload import load_environments
 
     path = tmp_path / "envs.yaml"
-    path.write_text("- {slug: small, cpu: 1, memory_gib: 2, share: 2}\n"
-                    "- {slug: big, cpu: 4, gpus: 2, qos: Guaranteed}\n")
+    path.write_text(
+        "- {slug: small, cpu: 1, memory_gib: 2, share: 2}\n- {slug: big, cpu: 4, gpus: 2, qos: Guaranteed}\n"
+    )
     envs = load_environments(path)
     assert [e.slug for e in envs] == ["small", "big"] and envs[1].gpus == 2 and envs[0].cpu_limit == 1
     path.write_text("- {slug: x, cpu: 1, colour: red}\n")

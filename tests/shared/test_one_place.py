@@ -60,8 +60,11 @@ def test_no_second_dispatcher_reaches_into_another_package():
         if not any(isinstance(n, ast.Attribute) and n.attr == "import_module" for n in ast.walk(tree)):
             continue
         own = "beamhub" if rel.parts[0] == "beamhub" else f"beamhub.{rel.parts[0]}"
-        named = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
-                 and n.value.startswith("beamhub.")]
+        named = [
+            n.value
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith("beamhub.")
+        ]
         assert all(name.startswith(own) for name in named), (rel, named)
 
 
@@ -78,8 +81,25 @@ def _source(module: str) -> str:
 
 
 def test_simulate_cluster_is_routed_to_the_scheduler(tmp_path, capsys):
-    status = cli.main(["simulate", "cluster", "--quiet", "--hours", "1", "--sessions", "5", "--batch", "2",
-                       "--cpu-nodes", "2", "--gpu-nodes", "1", "--seed", "1"])
+    status = cli.main(
+        [
+            "simulate",
+            "cluster",
+            "--quiet",
+            "--hours",
+            "1",
+            "--sessions",
+            "5",
+            "--batch",
+            "2",
+            "--cpu-nodes",
+            "2",
+            "--gpu-nodes",
+            "1",
+            "--seed",
+            "1",
+        ]
+    )
     assert status == 0 and "| beamhub |" in capsys.readouterr().out
     assert cli.main(["simulate", "fluid"]) == 2
     assert "unknown kind 'fluid'; choose one of: spi, tomo, cluster" in capsys.readouterr().err
@@ -90,12 +110,35 @@ def test_the_cluster_simulator_replays_the_real_catalog(tmp_path, capsys):
     menu = catalog_environments(catalog)
     assert [e.slug for e in menu] == [e.slug for e in catalog]
     for env, entry in zip(menu, catalog):
-        assert (env.cpu, env.cpu_limit, env.memory, env.gpus) == \
-            (entry.cpu.guarantee, entry.cpu.limit, entry.memory.guarantee, entry.gpus)
+        assert (env.cpu, env.cpu_limit, env.memory, env.gpus) == (
+            entry.cpu.guarantee,
+            entry.cpu.limit,
+            entry.memory.guarantee,
+            entry.gpus,
+        )
         assert env.qos == qos.from_catalog(entry.qos)
     out = tmp_path / "sim"
-    assert simulate_cluster(["--quiet", "--hours", "1", "--sessions", "8", "--batch", "2", "--cpu-nodes", "2",
-                             "--gpu-nodes", "1", "--out", str(out)], "beamhub simulate cluster") == 0
+    assert (
+        simulate_cluster(
+            [
+                "--quiet",
+                "--hours",
+                "1",
+                "--sessions",
+                "8",
+                "--batch",
+                "2",
+                "--cpu-nodes",
+                "2",
+                "--gpu-nodes",
+                "1",
+                "--out",
+                str(out),
+            ],
+            "beamhub simulate cluster",
+        )
+        == 0
+    )
     assert json.loads((out / "results.json").read_text())["meta"]["environments"] == [e.slug for e in catalog]
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary files left
 
