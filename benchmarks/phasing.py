@@ -89,8 +89,9 @@ def cohere_run(python: Path, amplitude: np.ndarray, support_fraction: float, seq
         script = Path(tmp) / "driver.py"
         script.write_text(COHERE_DRIVER)
         env = {**os.environ, "OMP_NUM_THREADS": str(backend.cpu_workers())}
-        proc = subprocess.run([python, script, data_file, str(support_fraction), sequence, out],
-                              capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [python, script, data_file, str(support_fraction), sequence, out], capture_output=True, text=True, env=env
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"cohere-core failed:\n{proc.stderr[-2000:]}")
         seconds = json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
@@ -114,8 +115,9 @@ def box_support(shape, fraction: float) -> np.ndarray:
     return support
 
 
-def ours_timed(intensity, support, iterations: int, backend_name: str | None = None,
-               dtype=np.complex64, real_fft: bool = True) -> tuple[float, float]:
+def ours_timed(
+    intensity, support, iterations: int, backend_name: str | None = None, dtype=np.complex64, real_fft: bool = True
+) -> tuple[float, float]:
     """(seconds per HIO iteration of phase()'s loop averaged over ``iterations``, setup seconds).
 
     ``real_fft`` True is the default path for a real, positive object
@@ -123,13 +125,21 @@ def ours_timed(intensity, support, iterations: int, backend_name: str | None = N
     The setup (starting spectrum, first inverse FFT, final support projection)
     is paid once per start and reported apart.
     """
-    res = phase(intensity, support=support, algorithms=[Step("hio", iterations, 0.9)], seed=0,
-                backend_name=backend_name, dtype=dtype, real_fft=real_fft)
+    res = phase(
+        intensity,
+        support=support,
+        algorithms=[Step("hio", iterations, 0.9)],
+        seed=0,
+        backend_name=backend_name,
+        dtype=dtype,
+        real_fft=real_fft,
+    )
     return res.info["seconds_per_iteration"], res.info["setup_seconds_per_start"]
 
 
-def ours_per_iteration(intensity, support, iterations: int, backend_name: str | None = None,
-                       dtype=np.complex64, real_fft: bool = True) -> float:
+def ours_per_iteration(
+    intensity, support, iterations: int, backend_name: str | None = None, dtype=np.complex64, real_fft: bool = True
+) -> float:
     """Seconds per HIO iteration of phase()'s loop (see :func:`ours_timed`)."""
     return ours_timed(intensity, support, iterations, backend_name, dtype, real_fft)[0]
 
@@ -189,8 +199,7 @@ def speed(n: int, iterations: int, cohere_python: Path | None) -> dict:
     data = make_pattern(n)
     amplitude = np.sqrt(np.maximum(data.intensity, 0))
     support = box_support(data.intensity.shape, 0.35)
-    row = {"n": n, "iterations": iterations, "workers": backend.cpu_workers(),
-           "load_before": load_average()}
+    row = {"n": n, "iterations": iterations, "workers": backend.cpu_workers(), "load_before": load_average()}
     # This machine may be shared and its load changes within seconds: ours and
     # the FFT floors are timed alternately, ROUNDS times, each an average over
     # `iterations`, the order of the two real pairs swapped every round.  The
@@ -198,8 +207,7 @@ def speed(n: int, iterations: int, cohere_python: Path | None) -> dict:
     # ratio within a round (figures seconds apart), with its range.
     ours_per_iteration(data.intensity, support, 2)  # warm-up: numba cache, FFT plans
     ours_per_iteration(data.intensity, support, 2, real_fft=False)
-    figures = {key: [] for key in ("real_pair", "loop_pair", "ours", "setup", "fft_pair",
-                                   "ours_complex")}
+    figures = {key: [] for key in ("real_pair", "loop_pair", "ours", "setup", "fft_pair", "ours_complex")}
     pairs = {"real_pair": real_pair, "loop_pair": loop_pair}
     for round_ in range(ROUNDS):
         first, second = sorted(pairs, reverse=bool(round_ % 2))
@@ -209,8 +217,7 @@ def speed(n: int, iterations: int, cohere_python: Path | None) -> dict:
         figures["setup"].append(setup)
         figures[second].append(pairs[second](n, iterations))
         figures["fft_pair"].append(fft_pair(n, iterations))
-        figures["ours_complex"].append(ours_per_iteration(data.intensity, support, iterations,
-                                                          real_fft=False))
+        figures["ours_complex"].append(ours_per_iteration(data.intensity, support, iterations, real_fft=False))
     row.update({key: min(values) for key, values in figures.items()})
     for key in ("real_pair", "loop_pair", "fft_pair"):
         ours_key = "ours_complex" if key == "fft_pair" else "ours"
@@ -219,11 +226,13 @@ def speed(n: int, iterations: int, cohere_python: Path | None) -> dict:
     row["load_after"] = load_average()
     if backend.gpu_available():
         ours_per_iteration(data.intensity, support, 2, backend_name="cupy")
-        row["cupy"] = min(ours_per_iteration(data.intensity, support, 10 * iterations,
-                                             backend_name="cupy") for _ in range(ROUNDS))
+        row["cupy"] = min(
+            ours_per_iteration(data.intensity, support, 10 * iterations, backend_name="cupy") for _ in range(ROUNDS)
+        )
     if cohere_python:
-        row["cohere"] = min(cohere_run(cohere_python, amplitude, 0.35, f"{iterations}*HIO")[0]
-                            for _ in range(2)) / iterations
+        row["cohere"] = (
+            min(cohere_run(cohere_python, amplitude, 0.35, f"{iterations}*HIO")[0] for _ in range(2)) / iterations
+        )
     return row
 
 
@@ -262,8 +271,7 @@ def breakdown(n: int, repeats: int) -> dict:
         "forward (RealFFT)": lambda: pair.forward(x),
         "modulus projection": lambda: ops.fourier(pair._half.reshape(-1), amp, known),
         "inverse (RealFFT)": lambda: pair.inverse(pair._half),
-        "update": lambda: ops.update_real(x_flat, pair._real.reshape(-1), support, a, b, t,
-                                          True),
+        "update": lambda: ops.update_real(x_flat, pair._real.reshape(-1), support, a, b, t, True),
         "bare RealFFT pair": lambda: pair.inverse(pair.forward(x)),
         "scipy rfftn + irfftn pair": scipy_pair,
     }
@@ -285,9 +293,13 @@ def quality(n: int, hio: int, er: int, runs: int, cohere_python: Path | None) ->
     steps = [Step("hio", hio, 0.9), Step("er", er)]
     out = {"n": n, "budget": f"{hio} HIO + {er} ER", "runs": runs}
     for constraint in ("positive", "none"):
-        errs = [aligned_error(phase(data.intensity, support=support, algorithms=steps, seed=s,
-                                    constraint=constraint).images[0], data.object)
-                for s in range(runs)]
+        errs = [
+            aligned_error(
+                phase(data.intensity, support=support, algorithms=steps, seed=s, constraint=constraint).images[0],
+                data.object,
+            )
+            for s in range(runs)
+        ]
         out[f"ours_{constraint}"] = errs
     if cohere_python:
         errs = []
@@ -301,10 +313,12 @@ def quality(n: int, hio: int, er: int, runs: int, cohere_python: Path | None) ->
 FLOOR_HEADER = (
     "| n^3 | ours s/it (real object, default) | rfftn + irfftn pair s | **ours / pair** "
     "| bare pair of the transforms our loop calls s | ours / that pair | setup s/start "
-    "| load average before; after |\n|---|---|---|---|---|---|---|---|")
+    "| load average before; after |\n|---|---|---|---|---|---|---|---|"
+)
 OTHER_HEADER = (
     "| n^3 | ours complex s/it | complex64 FFT pair s | ours complex / pair | cohere-core s/it "
-    "| ours / cohere (real / complex) | cupy s/it |\n|---|---|---|---|---|---|---|")
+    "| ours / cohere (real / complex) | cupy s/it |\n|---|---|---|---|---|---|---|"
+)
 
 
 def format_ratio(ratio) -> str:
@@ -315,10 +329,12 @@ def format_ratio(ratio) -> str:
 
 def format_floor_row(row: dict) -> str:
     """One markdown row: the real path against its FFT floors (:data:`FLOOR_HEADER`)."""
-    return (f"| {row['n']}^3 | {row['ours']:.4f} | {row['real_pair']:.4f} | "
-            f"**{format_ratio(row['ratio_real_pair'])}** | {row['loop_pair']:.4f} | "
-            f"{format_ratio(row['ratio_loop_pair'])} | {row['setup']:.3f} | "
-            f"{row['load_before']}; {row['load_after']} |")
+    return (
+        f"| {row['n']}^3 | {row['ours']:.4f} | {row['real_pair']:.4f} | "
+        f"**{format_ratio(row['ratio_real_pair'])}** | {row['loop_pair']:.4f} | "
+        f"{format_ratio(row['ratio_loop_pair'])} | {row['setup']:.3f} | "
+        f"{row['load_before']}; {row['load_after']} |"
+    )
 
 
 def format_other_row(row: dict) -> str:
@@ -328,28 +344,38 @@ def format_other_row(row: dict) -> str:
     cohere_s = "n/a" if cohere is None else f"{cohere:.4f}"
     ratio_s = "n/a" if cohere is None else f"{ours / cohere:.3f} / {ours_c / cohere:.3f}"
     cupy_s = "n/a" if cupy is None else f"{cupy:.5f} ({ours / cupy:.0f}x faster)"
-    return (f"| {row['n']}^3 | {ours_c:.4f} | {pair:.4f} | {format_ratio(row['ratio_fft_pair'])} "
-            f"| {cohere_s} | {ratio_s} | {cupy_s} |")
+    return (
+        f"| {row['n']}^3 | {ours_c:.4f} | {pair:.4f} | {format_ratio(row['ratio_fft_pair'])} "
+        f"| {cohere_s} | {ratio_s} | {cupy_s} |"
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
-    parser.add_argument("--iterations", type=int, nargs="+", default=None,
-                        help="HIO iterations timed per size (default 20 at <=128, 10 above)")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        nargs="+",
+        default=None,
+        help="HIO iterations timed per size (default 20 at <=128, 10 above)",
+    )
     parser.add_argument("--no-cohere", action="store_true", help="skip the reference")
     parser.add_argument("--no-quality", action="store_true", help="skip the quality check")
     parser.add_argument("--quality-size", type=int, default=64)
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--breakdown", action="store_true",
-                        help="only time the steps of a real-path iteration call by call")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="only time the steps of a real-path iteration call by call"
+    )
     args = parser.parse_args(argv)
 
     if args.breakdown:
         for n in args.sizes:
             repeats = 100 if n <= 128 else 15
-            print(f"\n{n}^3, {repeats} interleaved calls each, load average {load_average()}:"
-                  "\n\n| step | min ms | median ms |\n|---|---|---|")
+            print(
+                f"\n{n}^3, {repeats} interleaved calls each, load average {load_average()}:"
+                "\n\n| step | min ms | median ms |\n|---|---|---|"
+            )
             for key, (low, median) in breakdown(n, repeats).items():
                 print(f"| {key} | {low * 1e3:.2f} | {median * 1e3:.2f} |")
             print(f"\nload average after: {load_average()}")
@@ -357,20 +383,26 @@ def main(argv=None) -> int:
 
     cohere_python = None if args.no_cohere else ensure_cohere()
     iterations = args.iterations or [20 if n <= 128 else 10 for n in args.sizes]
-    print(f"machine: {os.cpu_count()} CPUs, {backend.cpu_workers()} FFT workers; "
-          f"GPU: {'yes' if backend.gpu_available() else 'none'}; load average {load_average()}",
-          flush=True)
+    print(
+        f"machine: {os.cpu_count()} CPUs, {backend.cpu_workers()} FFT workers; "
+        f"GPU: {'yes' if backend.gpu_available() else 'none'}; load average {load_average()}",
+        flush=True,
+    )
     rows = []
     for n, its in zip(args.sizes, iterations):
         row = speed(n, its, cohere_python)
         rows.append(row)
-        print(f"{n}^3: ours {row['ours']:.4f} s/it, rfftn + irfftn pair {row['real_pair']:.4f} s; "
-              f"ours / pair {format_ratio(row['ratio_real_pair'])}; load {row['load_after']}",
-              flush=True)
-    print("\nours = real object, real-to-complex FFTs (the default for constraint positive/real)."
-          f"\n{ROUNDS} alternating rounds, each averaged over the iterations; seconds: the best"
-          " round; ratios: median (range) of the ratios within a round;"
-          f" {backend.cpu_workers()} FFT threads everywhere\n")
+        print(
+            f"{n}^3: ours {row['ours']:.4f} s/it, rfftn + irfftn pair {row['real_pair']:.4f} s; "
+            f"ours / pair {format_ratio(row['ratio_real_pair'])}; load {row['load_after']}",
+            flush=True,
+        )
+    print(
+        "\nours = real object, real-to-complex FFTs (the default for constraint positive/real)."
+        f"\n{ROUNDS} alternating rounds, each averaged over the iterations; seconds: the best"
+        " round; ratios: median (range) of the ratios within a round;"
+        f" {backend.cpu_workers()} FFT threads everywhere\n"
+    )
     print(FLOOR_HEADER)
     for row in rows:
         print(format_floor_row(row))
@@ -382,8 +414,10 @@ def main(argv=None) -> int:
     if not args.no_quality:
         q = quality(args.quality_size, 300, 50, 3, cohere_python)
         result["quality"] = q
-        print(f"\nquality at {q['n']}^3, {q['budget']}, {q['runs']} runs each, aligned error "
-              "(lower is better; min / median):")
+        print(
+            f"\nquality at {q['n']}^3, {q['budget']}, {q['runs']} runs each, aligned error "
+            "(lower is better; min / median):"
+        )
         for key in ("ours_positive", "ours_none", "cohere"):
             if key in q:
                 e = np.array(q[key])

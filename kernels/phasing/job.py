@@ -76,8 +76,12 @@ class PhaseJob:
             "support_algo": "shrinkwrap" if self.shrinkwrap else "static",
             "support_size": self.support_size,
             "algo": [
-                {"name": s.name, "number_of_iterations": s.iterations, "beta_init": s.beta_init,
-                 "beta_final": s.beta_init if s.beta_final is None else s.beta_final}
+                {
+                    "name": s.name,
+                    "number_of_iterations": s.iterations,
+                    "beta_init": s.beta_init,
+                    "beta_final": s.beta_init if s.beta_final is None else s.beta_final,
+                }
                 for s in self.steps
             ],
             "out_file": str(self.out_file),
@@ -98,8 +102,7 @@ def _is_int(value) -> bool:
 
 
 def _is_number(value) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _int(job: dict, key: str, default, minimum: int) -> int:
@@ -109,8 +112,7 @@ def _int(job: dict, key: str, default, minimum: int) -> int:
     return value
 
 
-def _number(job: dict, key: str, default, low: float, high: float | None = None,
-            label: str | None = None) -> float:
+def _number(job: dict, key: str, default, low: float, high: float | None = None, label: str | None = None) -> float:
     value = job.get(key, default)
     label = label or repr(key)
     if not _is_number(value) or value <= low or (high is not None and value > high):
@@ -141,8 +143,9 @@ def _steps(value) -> tuple[Step, ...]:
     for i, entry in enumerate(value):
         where = f"algo[{i}]"
         if not isinstance(entry, dict):
-            raise JobError(f"{where} must be an object like "
-                           f'{{"name": "hio", "number_of_iterations": 100}}, got {entry!r}')
+            raise JobError(
+                f'{where} must be an object like {{"name": "hio", "number_of_iterations": 100}}, got {entry!r}'
+            )
         unknown = sorted(set(entry) - set(ALGO_KEYS))
         if unknown:
             raise JobError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(ALGO_KEYS)}")
@@ -193,13 +196,15 @@ def parse_job(job: Any, base: str | os.PathLike = ".") -> PhaseJob:
     n_starts = _int(job, "number_of_outputs_scores", 1, 1)
     n_images = _int(job, "number_of_outputs_images", 1, 1)
     if n_images > n_starts:
-        raise JobError(f"'number_of_outputs_images' ({n_images}) must not exceed "
-                       f"'number_of_outputs_scores' ({n_starts}), the number of starts")
+        raise JobError(
+            f"'number_of_outputs_images' ({n_images}) must not exceed "
+            f"'number_of_outputs_scores' ({n_starts}), the number of starts"
+        )
     support_algo = _choice(job, "support_algo", "static", ("static", "shrinkwrap"))
     support_size = _number(job, "support_size", None, 0.0)
     sw_keys = [k for k in job if k.startswith("shrinkwrap_")]
     if support_algo == "static" and sw_keys:
-        raise JobError(f"{sw_keys[0]!r} applies only with \"support_algo\": \"shrinkwrap\"")
+        raise JobError(f'{sw_keys[0]!r} applies only with "support_algo": "shrinkwrap"')
     shrinkwrap = None
     if support_algo == "shrinkwrap":
         threshold = _number(job, "shrinkwrap_threshold", 0.2, 0.0, 1.0)

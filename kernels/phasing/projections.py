@@ -193,14 +193,16 @@ class FusedOps:
     xp = np
 
     def __init__(self):
-        (self._fourier, self._update, self._update_real, self._spectrum,
-         self._constrain_real) = _compiled()
+        (self._fourier, self._update, self._update_real, self._spectrum, self._constrain_real) = _compiled()
 
     def spectrum(self, amp, phases, dtype):  # noqa: D102 - see ArrayOps.spectrum
         out = np.empty(amp.shape, dtype)
         with _LAUNCH:
-            self._spectrum(out.reshape(-1), np.ascontiguousarray(amp).reshape(-1),
-                           np.ascontiguousarray(phases, dtype=amp.dtype).reshape(-1))
+            self._spectrum(
+                out.reshape(-1),
+                np.ascontiguousarray(amp).reshape(-1),
+                np.ascontiguousarray(phases, dtype=amp.dtype).reshape(-1),
+            )
         return out
 
     def fourier(self, f, amp, known):  # noqa: D102 - see ArrayOps.fourier
@@ -364,8 +366,7 @@ def irfftn(h, shape):
     if xp is np:
         workers = backend.cpu_workers()
         if h.ndim > 1:
-            h = scipy.fft.ifftn(h, axes=tuple(range(h.ndim - 1)), workers=workers,
-                                overwrite_x=True)
+            h = scipy.fft.ifftn(h, axes=tuple(range(h.ndim - 1)), workers=workers, overwrite_x=True)
         return scipy.fft.irfft(h, n=shape[-1], axis=-1, workers=workers)
     return xp.fft.irfftn(h, s=shape)
 
@@ -408,8 +409,7 @@ class RealFFT:
         if self._kernels is None:
             return rfftn(x)
         axes = tuple(range(x.ndim))
-        return self._kernels.r2c(x, axes=axes, forward=True, inorm=0, out=self._half,
-                                 nthreads=self._workers)
+        return self._kernels.r2c(x, axes=axes, forward=True, inorm=0, out=self._half, nthreads=self._workers)
 
     def inverse(self, h):
         """Real array of ``shape`` whose :meth:`forward` is ``h`` (divided by N); ``h`` is overwritten."""
@@ -417,10 +417,10 @@ class RealFFT:
             return irfftn(h, self.shape)
         workers, last = self._workers, h.ndim - 1
         if last:
-            h = self._kernels.c2c(h, axes=tuple(range(last)), forward=False, inorm=2, out=h,
-                                  nthreads=workers)
-        return self._kernels.c2r(h, axes=(last,), lastsize=self.shape[-1], forward=False,
-                                 inorm=2, out=self._real, nthreads=workers)
+            h = self._kernels.c2c(h, axes=tuple(range(last)), forward=False, inorm=2, out=h, nthreads=workers)
+        return self._kernels.c2r(
+            h, axes=(last,), lastsize=self.shape[-1], forward=False, inorm=2, out=self._real, nthreads=workers
+        )
 
 
 @functools.lru_cache(maxsize=1)

@@ -5,15 +5,19 @@ from __future__ import annotations
 import heapq
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from beamhub.kernels import backend
 from beamhub.kernels.phasing.align import center, register
 from beamhub.kernels.phasing.projections import (
-    MODES, RealFFT, ops_for, update_coefficients,
+    MODES,
+    RealFFT,
+    ops_for,
+    update_coefficients,
 )
 from beamhub.kernels.phasing.prtf import prtf as compute_prtf
 from beamhub.kernels.phasing.support import ShrinkWrap, centered_ball, shrinkwrap_support
@@ -63,8 +67,9 @@ class Step:
         return np.linspace(self.beta_init, final, self.iterations)
 
     @classmethod
-    def coerce(cls, spec) -> "Step":
-        """A Step from a Step, a mapping ``{name, number_of_iterations|iterations, beta_init, beta_final}`` or a tuple."""
+    def coerce(cls, spec) -> Step:
+        """A Step from a Step, a tuple, or a mapping
+        ``{name, number_of_iterations|iterations, beta_init, beta_final}``."""
         if isinstance(spec, Step):
             return spec
         if isinstance(spec, Mapping):
@@ -221,8 +226,7 @@ def phase(
     if real_fft is None:
         real_fft = mode != 0
     elif real_fft and mode == 0:
-        raise ValueError('real_fft needs constraint "real" or "positive": a complex object '
-                         "has no Friedel symmetry")
+        raise ValueError('real_fft needs constraint "real" or "positive": a complex object has no Friedel symmetry')
     dtype = np.dtype(dtype)
     if dtype not in (np.complex64, np.complex128):
         raise ValueError(f"dtype must be complex64 or complex128, got {dtype}")
@@ -269,8 +273,20 @@ def phase(
             tic = time.perf_counter()
             hook = None if callback is None else _Hook(callback, callback_every, start, total, it_norm)
             image, supp, errs, seconds = run_start(
-                xp, ops, it_amp, it_known, support0, phases, schedule, shrinkwrap, mode, dtype,
-                it_norm, bar, shape, hook,
+                xp,
+                ops,
+                it_amp,
+                it_known,
+                support0,
+                phases,
+                schedule,
+                shrinkwrap,
+                mode,
+                dtype,
+                it_norm,
+                bar,
+                shape,
+                hook,
             )
             start_seconds += time.perf_counter() - tic  # errs are on the host: work is done
             loop_seconds += seconds
@@ -300,10 +316,16 @@ def phase(
         errors=errors[order],
         prtf=prtf_values,
         prtf_radius=radius,
-        info={"backend": xp.__name__, "ops": type(ops).__name__, "dtype": dtype.name,
-              "constraint": constraint, "iterations": total, "real_fft": bool(real_fft),
-              "seconds_per_iteration": loop_seconds / (n_starts * total),
-              "setup_seconds_per_start": (start_seconds - loop_seconds) / n_starts},
+        info={
+            "backend": xp.__name__,
+            "ops": type(ops).__name__,
+            "dtype": dtype.name,
+            "constraint": constraint,
+            "iterations": total,
+            "real_fft": bool(real_fft),
+            "seconds_per_iteration": loop_seconds / (n_starts * total),
+            "setup_seconds_per_start": (start_seconds - loop_seconds) / n_starts,
+        },
     )
 
 
@@ -354,8 +376,9 @@ def _align_best(best):
     return np.stack(images), np.stack(supports)
 
 
-def _run_start(xp, ops, amp_x, known_x, support0, phases, schedule, shrinkwrap, mode, dtype,
-               norm, bar, shape, hook=None):
+def _run_start(
+    xp, ops, amp_x, known_x, support0, phases, schedule, shrinkwrap, mode, dtype, norm, bar, shape, hook=None
+):
     """One random start on a complex iterate.
 
     Returns (final constrained image, final support, (T,) errors, seconds spent
@@ -377,8 +400,7 @@ def _run_start(xp, ops, amp_x, known_x, support0, phases, schedule, shrinkwrap, 
         if shrinkwrap is not None and it > 0 and it % shrinkwrap.every == 0:
             estimate = x.copy()
             ops.constrain(estimate, support, mode)
-            support = shrinkwrap_support(estimate, shrinkwrap.sigma_at(it, total),
-                                         shrinkwrap.threshold)
+            support = shrinkwrap_support(estimate, shrinkwrap.sigma_at(it, total), shrinkwrap.threshold)
         a, b, t = update_coefficients(name, float(beta))
         buf = backend.fftn(buf, overwrite_x=True)
         misfit = ops.fourier(buf.reshape(-1), amp_flat, known_flat)
@@ -409,8 +431,9 @@ def _friedel_half(amp: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(sym[..., : amp.shape[-1] // 2 + 1])
 
 
-def _run_start_real(xp, ops, amp_half, known_half, support0, phases, schedule, shrinkwrap, mode,
-                    dtype, norm, bar, shape, hook=None):
+def _run_start_real(
+    xp, ops, amp_half, known_half, support0, phases, schedule, shrinkwrap, mode, dtype, norm, bar, shape, hook=None
+):
     """One random start on a real iterate with real-to-complex FFTs; same returns as _run_start.
 
     Per iteration: the forward real FFT into the pair's half-spectrum buffer,
@@ -433,8 +456,7 @@ def _run_start_real(xp, ops, amp_half, known_half, support0, phases, schedule, s
         if shrinkwrap is not None and it > 0 and it % shrinkwrap.every == 0:
             estimate = x.copy()
             ops.constrain(estimate, support, mode)
-            support = shrinkwrap_support(estimate, shrinkwrap.sigma_at(it, total),
-                                         shrinkwrap.threshold)
+            support = shrinkwrap_support(estimate, shrinkwrap.sigma_at(it, total), shrinkwrap.threshold)
         a, b, t = update_coefficients(name, float(beta))
         half = pair.forward(x)
         errs.append(ops.fourier(half.reshape(-1), amp_flat, known_half.reshape(-1)))
@@ -473,8 +495,12 @@ class _Hook:
     def __call__(self, it: int, x, misfit, name: str, beta) -> None:
         if (it + 1) % self.every and it != self.total - 1:
             return
-        figures = {"start": self.start, "fourier_error": float(np.sqrt(float(misfit) / self.norm)),
-                   "algorithm": name, "beta": float(beta)}
+        figures = {
+            "start": self.start,
+            "fourier_error": float(np.sqrt(float(misfit) / self.norm)),
+            "algorithm": name,
+            "beta": float(beta),
+        }
         self.callback(self.start * self.total + it, backend.to_numpy(x), figures)
 
 
@@ -489,7 +515,5 @@ class _NoBar:
 def _progress(enabled: bool, total: int):
     if not enabled:
         return _NoBar()
-    from tqdm import tqdm  # noqa: PLC0415
 
-    return tqdm(total=total, desc="phasing", unit="it", file=sys.stderr, smoothing=0.1,
-                mininterval=0.5)
+    return tqdm(total=total, desc="phasing", unit="it", file=sys.stderr, smoothing=0.1, mininterval=0.5)

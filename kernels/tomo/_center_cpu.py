@@ -47,8 +47,7 @@ def compiled():
     return masked_histogram
 
 
-def masked_histogram(image: np.ndarray, index: np.ndarray, lo: float, hi: float,
-                     bins: int) -> np.ndarray:
+def masked_histogram(image: np.ndarray, index: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
     """Histogram counts (int64, ``bins``) of the flat ``image`` at ``index``; numba or numpy."""
     flat = np.ascontiguousarray(image).reshape(-1)
     if not hi > lo:  # np.histogram would widen an empty range by +-0.5; count nothing instead

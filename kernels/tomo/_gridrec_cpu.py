@@ -50,8 +50,7 @@ def compiled():
     u64 = numba.uint64
 
     @jit
-    def spread(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, table, per_cell, width,
-               origin, grid, stride, taps):
+    def spread(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, table, per_cell, width, origin, grid, stride, taps):
         """Add the pair's polar samples into the padded complex grid (flat, rows x stride).
 
         spec_a, spec_b : (angles, half) complex64, rfft of the two rows' projections
@@ -110,8 +109,7 @@ def compiled():
                             grid[b + u64(j)] += v * wx[j]
                     if k > 0:
                         # The mirror point -g: cells -(fx + j) carry the same weights reversed.
-                        base = (u64(origin - int(fy) - (width - 1)) * st
-                                + u64(origin - int(fx) - (width - 1)))
+                        base = u64(origin - int(fy) - (width - 1)) * st + u64(origin - int(fx) - (width - 1))
                         zm = complex(mr, mi)
                         for jy in range(width):
                             v = np.complex64(zm * wy[width - 1 - jy])

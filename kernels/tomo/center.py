@@ -14,6 +14,7 @@ import scipy.ndimage
 from beamhub.kernels import backend
 from beamhub.kernels.tomo._center_cpu import masked_histogram
 from beamhub.kernels.tomo.geometry import default_center
+from beamhub.kernels.tomo.gridrec import gridrec
 
 
 def _sinogram(tomo, ind, sinogram_order: bool) -> np.ndarray:
@@ -45,9 +46,9 @@ def _vo_mask(nrow: int, ncol: int, radius: float, drop: int) -> np.ndarray:
     for i in range(nrow):
         pos = int(np.ceil(((i - cen_row) * dv / radius) / du))
         pos1, pos2 = np.clip(np.sort((-pos + cen_col, pos + cen_col)), 0, ncol - 1)
-        mask[i, pos1:pos2 + 1] = 1.0
-    mask[cen_row - drop:cen_row + drop + 1, :] = 0.0
-    mask[:, cen_col - 1:cen_col + 2] = 0.0
+        mask[i, pos1 : pos2 + 1] = 1.0
+    mask[cen_row - drop : cen_row + drop + 1, :] = 0.0
+    mask[:, cen_col - 1 : cen_col + 2] = 0.0
     return mask
 
 
@@ -98,9 +99,19 @@ def _rough_center(sino: np.ndarray, theta: np.ndarray) -> float:
     return (c + 0.5) * b - 0.5  # binned column c covers original columns c*b .. c*b + b - 1
 
 
-def find_center_vo(tomo, theta=None, ind=None, smin: float = -50, smax: float = 50,
-                   srad: float = 6, step: float = 0.25, ratio: float = 0.5, drop: int = 20,
-                   sinogram_order: bool = False, ncore=None) -> float:
+def find_center_vo(
+    tomo,
+    theta=None,
+    ind=None,
+    smin: float = -50,
+    smax: float = 50,
+    srad: float = 6,
+    step: float = 0.25,
+    ratio: float = 0.5,
+    drop: int = 20,
+    sinogram_order: bool = False,
+    ncore=None,
+) -> float:
     """Rotation axis by Vo's Fourier method (Vo, Atwood & Drakopoulos, Opt. Express 2014).
 
     A 180-degree sinogram and its mirror image, stacked, make a 360-degree
@@ -147,7 +158,7 @@ def find_center_vo(tomo, theta=None, ind=None, smin: float = -50, smax: float = 
     best = int(np.argmin(metrics))
     # A parabola through the minimum and its neighbours gives the sub-step position.
     if 0 < best < len(fine) - 1:
-        y0, y1, y2 = metrics[best - 1:best + 2]
+        y0, y1, y2 = metrics[best - 1 : best + 2]
         denom = y0 - 2 * y1 + y2
         if denom > 0:
             return float(fine[best] + 0.5 * step * (y0 - y2) / denom)
@@ -161,8 +172,17 @@ def _entropy(image: np.ndarray, index: np.ndarray, lo: float, hi: float) -> floa
     return float(-np.sum(p * np.log2(p)))
 
 
-def find_center(tomo, theta, ind=None, init=None, tol: float = 0.5, mask: bool = True,
-                ratio: float = 1.0, sinogram_order: bool = False, search: float = 8.0) -> float:
+def find_center(
+    tomo,
+    theta,
+    ind=None,
+    init=None,
+    tol: float = 0.5,
+    mask: bool = True,
+    ratio: float = 1.0,
+    sinogram_order: bool = False,
+    search: float = 8.0,
+) -> float:
     """Rotation axis that minimises the entropy of the reconstructed slice (as tomopy).
 
     A wrong axis smears each edge into arcs and widens the histogram of the
@@ -199,7 +219,6 @@ def find_center(tomo, theta, ind=None, init=None, tol: float = 0.5, mask: bool =
     float
         Axis column in pixels.
     """
-    from beamhub.kernels.tomo.gridrec import gridrec  # noqa: PLC0415 - avoid a cycle
 
     sino = _sinogram(tomo, ind, sinogram_order)
     theta = np.asarray(backend.to_numpy(theta), dtype=np.float64)
@@ -216,7 +235,7 @@ def find_center(tomo, theta, ind=None, init=None, tol: float = 0.5, mask: bool =
 
     def slices(centers: np.ndarray):
         for i in range(0, centers.size, batch):
-            part = centers[i:i + batch]
+            part = centers[i : i + batch]
             recs = gridrec(np.broadcast_to(sino, (part.size, *sino.shape)), theta, part, "shepp")
             yield from recs
 

@@ -77,9 +77,11 @@ def backproject(sino, theta, center: float):
         a1 = min(n_angles, a0 + block)
         # Detector position (column units, +1 for the pad) of every pixel at every angle.
         # x runs along the columns, y = -coords up the rows (geometry module).
-        u = (cos[a0:a1, None, None] * coords[None, None, :]
-             - sin[a0:a1, None, None] * coords[None, :, None]
-             + (center + 1.0)).reshape(a1 - a0, n * n)
+        u = (
+            cos[a0:a1, None, None] * coords[None, None, :]
+            - sin[a0:a1, None, None] * coords[None, :, None]
+            + (center + 1.0)
+        ).reshape(a1 - a0, n * n)
         u = xp.clip(u, 0.0, n + 0.999)
         i0 = xp.floor(u)
         w = (u - i0).astype(xp.float32)

@@ -64,9 +64,7 @@ def window(filter_name: str, freq: np.ndarray) -> np.ndarray:
     if name == "parzen":
         u = np.clip(f / 0.5, 0.0, 1.0)
         return np.where(u <= 0.5, 1.0 - 6.0 * u**2 + 6.0 * u**3, 2.0 * (1.0 - u) ** 3)
-    raise ValueError(
-        f"unknown filter_name {filter_name!r}; choose one of {', '.join(FILTER_NAMES)}"
-    )
+    raise ValueError(f"unknown filter_name {filter_name!r}; choose one of {', '.join(FILTER_NAMES)}")
 
 
 def fourier_filter(filter_name: str, n_padded: int) -> np.ndarray:

@@ -92,8 +92,9 @@ def skimage_to_tomopy(sinogram, theta_degrees):
     sino = np.asarray(sinogram, dtype=np.float32)
     theta = np.deg2rad(np.asarray(theta_degrees, dtype=np.float64).ravel())
     if sino.ndim != 2 or sino.shape[1] != theta.size:
-        raise ValueError(f"sinogram of shape {sino.shape} does not match {theta.size} angles; "
-                         "expected radon's (columns, angles)")
+        raise ValueError(
+            f"sinogram of shape {sino.shape} does not match {theta.size} angles; expected radon's (columns, angles)"
+        )
     return np.ascontiguousarray(sino.T[:, None, :]), theta, float(sino.shape[0] // 2)
 
 

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.fft
+import scipy.sparse
 import scipy.special
 
 from beamhub.kernels import backend
@@ -124,10 +125,8 @@ def _deapodisation(n: int, m: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- sparse path (GPU, no numba)
 @functools.lru_cache(maxsize=2)
-def _gridding_matrix_cpu(theta_key: bytes, n_angles: int, length: int, m: int, width: int,
-                         beta: float):
+def _gridding_matrix_cpu(theta_key: bytes, n_angles: int, length: int, m: int, width: int, beta: float):
     """CSR matrix (m*m, n_angles*length) float32 spreading polar samples onto the grid."""
-    import scipy.sparse  # noqa: PLC0415
 
     theta = np.frombuffer(theta_key, dtype=np.float64)
     k = np.fft.fftfreq(length, 1.0 / length)  # signed frequency index
@@ -140,7 +139,7 @@ def _gridding_matrix_cpu(theta_key: bytes, n_angles: int, length: int, m: int, w
     data = np.empty((n_angles, length, width, width), dtype=np.float32)
     step = max(1, 2_000_000 // length)
     for a0 in range(0, n_angles, step):
-        th = theta[a0:a0 + step]
+        th = theta[a0 : a0 + step]
         # The sample at frequency k of angle theta lies at (kx, ky) = k (cos, sin)
         # (Fourier-slice theorem).  Grid axis 1 is kx; axis 0 counts image rows,
         # which run down while y runs up, so it holds -ky.
@@ -153,13 +152,11 @@ def _gridding_matrix_cpu(theta_key: bytes, n_angles: int, length: int, m: int, w
             w = _kb_profile((cells - g[..., None]) * (2.0 / width), beta)
             per_axis.append(((cells * sign[None, :, None]) % m, w))
         (cx, wx), (cy, wy) = per_axis
-        indices[a0:a0 + step] = cy[..., :, None] * m + cx[..., None, :]
-        data[a0:a0 + step] = wy[..., :, None] * wx[..., None, :]
+        indices[a0 : a0 + step] = cy[..., :, None] * m + cx[..., None, :]
+        data[a0 : a0 + step] = wy[..., :, None] * wx[..., None, :]
     n_points = n_angles * length
     indptr = np.arange(0, n_points * width * width + 1, width * width, dtype=np.int64)
-    csc = scipy.sparse.csc_matrix(
-        (data.ravel(), indices.ravel(), indptr), shape=(m * m, n_points)
-    )
+    csc = scipy.sparse.csc_matrix((data.ravel(), indices.ravel(), indptr), shape=(m * m, n_points))
     del indices, data
     # CSR gathers into each grid cell: scipy's CSR product releases the GIL.
     return csc.tocsr()
@@ -168,8 +165,7 @@ def _gridding_matrix_cpu(theta_key: bytes, n_angles: int, length: int, m: int, w
 def _gridding_matrix(theta: np.ndarray, n: int, xp):
     theta = np.ascontiguousarray(theta, dtype=np.float64)
     m = grid_size(n)
-    g = _gridding_matrix_cpu(theta.tobytes(), theta.size, padded_size(n), m, KERNEL_WIDTH,
-                             _beta(n, m))
+    g = _gridding_matrix_cpu(theta.tobytes(), theta.size, padded_size(n), m, KERNEL_WIDTH, _beta(n, m))
     if xp is np:
         return g
     return _gridding_matrix_gpu(hashlib.sha1(theta.tobytes()).hexdigest() + f"/{n}", g)
@@ -180,7 +176,7 @@ _GPU_CACHE: dict = {}
 
 def _gridding_matrix_gpu(key: str, g_cpu):
     if key not in _GPU_CACHE:
-        import cupyx.scipy.sparse as cusparse  # noqa: PLC0415
+        import cupyx.scipy.sparse as cusparse  # noqa: PLC0415 - optional dependency: cupy (GPU)
 
         _GPU_CACHE.clear()
         _GPU_CACHE[key] = cusparse.csr_matrix(g_cpu)
@@ -249,8 +245,7 @@ def _cpu_plan(n: int) -> dict:
     signed = np.arange(-(n // 2), n - n // 2)
     # The grid is stored centred (cell 0 at m//2), so the image carries (-1)^(x) per axis.
     scale = (_deapodisation(n, m) * np.where(signed % 2, -1.0, 1.0)).astype(np.float32)
-    return dict(length=length, m=m, table=table, origin=origin, rows=rows, stride=stride,
-                scale=scale)
+    return dict(length=length, m=m, table=table, origin=origin, rows=rows, stride=stride, scale=scale)
 
 
 def _gridrec_pair(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan, n, out_a, out_b):
@@ -258,8 +253,22 @@ def _gridrec_pair(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan, n, 
     spread, fold, finish = _gridrec_cpu.compiled()
     rows, stride, m = plan["rows"], plan["stride"], plan["m"]
     padded = np.zeros(rows * stride, dtype=np.complex64)
-    spread(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan["table"], _TABLE_PER_CELL,
-           KERNEL_WIDTH, plan["origin"], padded, stride, _gridrec_cpu.ROW_BLOCK)
+    spread(
+        spec_a,
+        spec_b,
+        phase,
+        row_a,
+        row_b,
+        step_x,
+        step_y,
+        plan["table"],
+        _TABLE_PER_CELL,
+        KERNEL_WIDTH,
+        plan["origin"],
+        padded,
+        stride,
+        _gridrec_cpu.ROW_BLOCK,
+    )
     # Rows a few cells longer than m: at m = 2560 a row of m cells is a multiple of
     # 4 KiB, which puts a column's cells on one cache set and slows the y FFT ~1.5x.
     grid = np.empty((m, m + 8), dtype=np.complex64)[:, :m]
@@ -269,13 +278,12 @@ def _gridrec_pair(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan, n, 
     # (two contiguous blocks in FFT order) along x.
     grid = scipy.fft.ifft(grid, axis=0, overwrite_x=True, workers=1)
     h = n // 2
-    upper = scipy.fft.ifft(grid[:n - h], axis=1, overwrite_x=True, workers=1)
-    lower = scipy.fft.ifft(grid[m - h:], axis=1, overwrite_x=True, workers=1)
+    upper = scipy.fft.ifft(grid[: n - h], axis=1, overwrite_x=True, workers=1)
+    lower = scipy.fft.ifft(grid[m - h :], axis=1, overwrite_x=True, workers=1)
     finish(upper, lower, plan["scale"], out_a, out_b)
 
 
-def _gridrec_cpu_rows(sino: np.ndarray, theta_np: np.ndarray, centers: np.ndarray,
-                      filter_name: str) -> np.ndarray:
+def _gridrec_cpu_rows(sino: np.ndarray, theta_np: np.ndarray, centers: np.ndarray, filter_name: str) -> np.ndarray:
     """Pairs of rows on ``cpu_workers()`` threads, each pair on one core."""
     n_rows, n_angles, n = sino.shape
     plan = _cpu_plan(n)
@@ -290,13 +298,12 @@ def _gridrec_cpu_rows(sino: np.ndarray, theta_np: np.ndarray, centers: np.ndarra
 
     def run(p: int) -> None:
         r = 2 * p
-        pair = sino[r:r + 2]
+        pair = sino[r : r + 2]
         spec = scipy.fft.rfft(pair, n=length, axis=-1, workers=1)
         if spec.shape[0] == 1:  # an odd row count: the last row pairs with zeros
             spec = np.concatenate([spec, np.zeros_like(spec)])
         rb = row_phase[min(r + 1, n_rows - 1)]
-        _gridrec_pair(spec[0], spec[1], phase, row_phase[r], rb, step_x, step_y, plan, n,
-                      out[r], out[r + 1])
+        _gridrec_pair(spec[0], spec[1], phase, row_phase[r], rb, step_x, step_y, plan, n, out[r], out[r + 1])
 
     n_pairs = (n_rows + 1) // 2
     threads = min(n_pairs, backend.cpu_workers())

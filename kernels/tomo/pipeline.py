@@ -16,6 +16,7 @@ import sys
 from typing import Any, Protocol
 
 import numpy as np
+from tqdm import tqdm
 
 from beamhub.kernels import backend
 
@@ -57,7 +58,7 @@ def line_integrals(tomo, flat, dark, stripe: str = "none"):
     -------
     array of the input's module, shape (angles, rows, N), float32
     """
-    from beamhub.kernels import tomo as bt  # noqa: PLC0415
+    from beamhub.kernels import tomo as bt  # noqa: PLC0415 - the package imports this module (a cycle)
 
     proj = bt.minus_log(bt.normalize(tomo, flat, dark))
     if stripe != "none":
@@ -70,10 +71,22 @@ def slab_starts(start: int, stop: int, slab_rows: int) -> list[int]:
     return list(range(start, stop, slab_rows))
 
 
-def reconstruct_slabs(scan: ScanSource, center, *, out=None, rows: tuple[int, int] | None = None,
-                      slab_rows: int = 16, stripe: str = "none", algorithm: str = "gridrec",
-                      filter_name: str = "shepp", num_iter: int = 50, circ_mask: bool = False,
-                      progress: bool = True, comm=None, xp=None):
+def reconstruct_slabs(
+    scan: ScanSource,
+    center,
+    *,
+    out=None,
+    rows: tuple[int, int] | None = None,
+    slab_rows: int = 16,
+    stripe: str = "none",
+    algorithm: str = "gridrec",
+    filter_name: str = "shepp",
+    num_iter: int = 50,
+    circ_mask: bool = False,
+    progress: bool = True,
+    comm=None,
+    xp=None,
+):
     """Reconstruct rows of a scan slab by slab, optionally over MPI ranks.
 
     Parameters
@@ -124,8 +137,11 @@ def reconstruct_slabs(scan: ScanSource, center, *, out=None, rows: tuple[int, in
     if slab_rows < 1:
         raise ValueError(f"slab_rows={slab_rows}: must be at least 1")
     rank, size = (0, 1) if comm is None else (comm.rank, comm.size)
-    centers = np.broadcast_to(np.asarray(center, dtype=np.float64), (stop - start,)) \
-        if np.ndim(center) == 0 else np.asarray(center, dtype=np.float64)
+    centers = (
+        np.broadcast_to(np.asarray(center, dtype=np.float64), (stop - start,))
+        if np.ndim(center) == 0
+        else np.asarray(center, dtype=np.float64)
+    )
     if centers.shape != (stop - start,):
         raise ValueError(f"center has {centers.size} values for {stop - start} rows")
     xp = xp or backend.get_xp()
@@ -134,17 +150,22 @@ def reconstruct_slabs(scan: ScanSource, center, *, out=None, rows: tuple[int, in
 
     def sink(offset: int, slab: np.ndarray) -> None:
         if isinstance(out, np.ndarray):
-            out[offset:offset + slab.shape[0]] = slab
+            out[offset : offset + slab.shape[0]] = slab
         else:
             out.write(offset, slab)
 
     def compute(r0: int) -> np.ndarray:
         r1 = min(stop, r0 + slab_rows)
         tomo, flat, dark = scan.read_rows(r0, r1)
-        proj = line_integrals(backend.asarray(tomo, xp), backend.asarray(flat, xp),
-                              backend.asarray(dark, xp), stripe)
-        rec = bt.recon(proj, scan.theta, center=centers[r0 - start:r1 - start],
-                       algorithm=algorithm, filter_name=filter_name, num_iter=num_iter)
+        proj = line_integrals(backend.asarray(tomo, xp), backend.asarray(flat, xp), backend.asarray(dark, xp), stripe)
+        rec = bt.recon(
+            proj,
+            scan.theta,
+            center=centers[r0 - start : r1 - start],
+            algorithm=algorithm,
+            filter_name=filter_name,
+            num_iter=num_iter,
+        )
         if circ_mask:
             rec = bt.circ_mask(rec, axis=0)
         return np.ascontiguousarray(backend.to_numpy(rec), dtype=np.float32)
@@ -152,8 +173,6 @@ def reconstruct_slabs(scan: ScanSource, center, *, out=None, rows: tuple[int, in
     starts = slab_starts(start, stop, slab_rows)
     bar = None
     if rank == 0 and progress:
-        from tqdm import tqdm  # noqa: PLC0415
-
         bar = tqdm(total=stop - start, unit="slice", file=sys.stderr, desc="reconstructing")
     try:
         for i, r0 in enumerate(starts):

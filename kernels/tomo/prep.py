@@ -9,15 +9,16 @@ from __future__ import annotations
 import numpy as np
 
 from beamhub.kernels import backend
+from beamhub.kernels.tomo.wavelet import daubechies, wavedec2, waverec2
 
 STRIPE_METHODS = ("sorting", "fw")
 
 
 def _ndimage(xp):
     if xp is np:
-        import scipy.ndimage as nd  # noqa: PLC0415
+        import scipy.ndimage as nd  # noqa: PLC0415 - the array's backend picks the ndimage module
     else:  # pragma: no cover - GPU only
-        import cupyx.scipy.ndimage as nd  # noqa: PLC0415
+        import cupyx.scipy.ndimage as nd  # noqa: PLC0415 - optional dependency: cupy (GPU)
     return nd
 
 
@@ -131,8 +132,9 @@ def default_fw_level(n_columns: int) -> int:
     return int(np.clip(int(np.log2(max(n_columns, 2))) - 6, 1, 4))
 
 
-def remove_stripe_fw(tomo, level: int | None = None, wname: str = "db5", sigma: float = 1.0,
-                     pad: bool = True, ncore=None, nchunk=None):
+def remove_stripe_fw(
+    tomo, level: int | None = None, wname: str = "db5", sigma: float = 1.0, pad: bool = True, ncore=None, nchunk=None
+):
     """Fourier-wavelet ring removal (Münch, Trtik, Marone & Stampanoni, Opt. Express 2009).
 
     Each sinogram is split by a 2-D wavelet transform; stripes (constant along
@@ -172,12 +174,10 @@ def remove_stripe_fw(tomo, level: int | None = None, wname: str = "db5", sigma: 
     -------
     array of the input's module, shape (angles, rows, N), float32
     """
-    from beamhub.kernels.tomo.wavelet import daubechies, waverec2, wavedec2  # noqa: PLC0415
 
     xp = backend.array_module(tomo)
     if tomo.ndim != 3:
-        raise ValueError("remove_stripe_fw expects (angles, rows, columns), got shape "
-                         f"{tuple(tomo.shape)}")
+        raise ValueError(f"remove_stripe_fw expects (angles, rows, columns), got shape {tuple(tomo.shape)}")
     name = str(wname).lower()
     if not (name.startswith("db") and name[2:].isdigit()):
         raise ValueError(f"wname={wname!r}: choose a Daubechies wavelet 'db1' .. 'db20'")
@@ -187,8 +187,9 @@ def remove_stripe_fw(tomo, level: int | None = None, wname: str = "db5", sigma: 
     n_angles, _, n = tomo.shape
     level = default_fw_level(n) if level is None else int(level)
     if not 1 <= level <= int(np.log2(min(n_angles, n))):
-        raise ValueError(f"level={level}: choose 1 to {int(np.log2(min(n_angles, n)))} "
-                         f"for {n_angles} angles x {n} columns")
+        raise ValueError(
+            f"level={level}: choose 1 to {int(np.log2(min(n_angles, n)))} for {n_angles} angles x {n} columns"
+        )
     step = 2**level
     sino = xp.moveaxis(xp.asarray(tomo, dtype=xp.float32), 0, 1)  # (rows, angles, N)
     side = n // 8 if pad else 0
@@ -205,7 +206,7 @@ def remove_stripe_fw(tomo, level: int | None = None, wname: str = "db5", sigma: 
         spec = xp.fft.fft(lh, axis=-2)
         lh = xp.real(xp.fft.ifft(spec * damp[:, None], axis=-2)).astype(xp.float32)
         damped.append((hl, lh, hh))
-    out = waverec2(approx, damped, h)[:, :n_angles, left:left + n]
+    out = waverec2(approx, damped, h)[:, :n_angles, left : left + n]
     return xp.ascontiguousarray(xp.moveaxis(out, 1, 0))
 
 

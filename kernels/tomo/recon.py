@@ -25,15 +25,15 @@ ALGORITHMS = ("gridrec", "fbp", "sirt")
 def _rows_per_chunk(algorithm: str, n_columns: int, n_angles: int) -> int:
     if algorithm == "sirt":
         return 16  # the projector is shared, so more rows per product is cheaper
-    # gridrec holds a (2N)^2 complex grid per pair of rows; keep a chunk near 0.5 GB.
-    per_row = 4.0 * (2 * n_columns) ** 2 + 24.0 * n_angles * n_columns
+    # gridrec holds a (1.25N)^2 complex64 grid per pair of rows (4 bytes a row per cell) beside the
+    # row's filtered projections; keep a chunk near 0.5 GB.
+    per_row = 4.0 * (1.25 * n_columns) ** 2 + 24.0 * n_angles * n_columns
     return int(max(2, min(16, (5e8 // per_row) // 2 * 2)))
 
 
-def _delegate_to_tomopy(tomo, theta, center, sinogram_order, algorithm, init_recon, ncore,
-                        nchunk, kwargs):
+def _delegate_to_tomopy(tomo, theta, center, sinogram_order, algorithm, init_recon, ncore, nchunk, kwargs):
     try:
-        import tomopy  # noqa: PLC0415
+        import tomopy  # noqa: PLC0415 - optional dependency: the tomopy backend
     except ImportError as exc:
         raise _backend.BackendError(
             "recon(..., backend='tomopy') needs tomopy, which does not import here "
@@ -41,9 +41,15 @@ def _delegate_to_tomopy(tomo, theta, center, sinogram_order, algorithm, init_rec
             "has it) or use the built-in reconstruction with backend='beamhub'"
         ) from exc
     return tomopy.recon(
-        _backend.to_numpy(tomo), _backend.to_numpy(theta), center=center,
-        sinogram_order=sinogram_order, algorithm=algorithm, init_recon=init_recon,
-        ncore=ncore, nchunk=nchunk, **kwargs,
+        _backend.to_numpy(tomo),
+        _backend.to_numpy(theta),
+        center=center,
+        sinogram_order=sinogram_order,
+        algorithm=algorithm,
+        init_recon=init_recon,
+        ncore=ncore,
+        nchunk=nchunk,
+        **kwargs,
     )
 
 
@@ -112,9 +118,17 @@ def recon(
     (2, 64, 64)
     """
     if backend == "tomopy":
-        return _delegate_to_tomopy(tomo, theta, center, sinogram_order, algorithm, init_recon,
-                                   ncore, nchunk, dict(kwargs, filter_name=filter_name,
-                                                       **({"num_iter": num_iter} if num_iter else {})))
+        return _delegate_to_tomopy(
+            tomo,
+            theta,
+            center,
+            sinogram_order,
+            algorithm,
+            init_recon,
+            ncore,
+            nchunk,
+            dict(kwargs, filter_name=filter_name, **({"num_iter": num_iter} if num_iter else {})),
+        )
     if backend != "beamhub":
         raise ValueError(f"backend={backend!r}: choose 'beamhub' or 'tomopy'")
     if kwargs:

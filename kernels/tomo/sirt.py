@@ -68,7 +68,7 @@ def projection_matrix(theta, n: int, center: float):
 def _on_device(matrix, xp):
     if xp is np:
         return matrix
-    import cupyx.scipy.sparse as cusparse  # noqa: PLC0415
+    import cupyx.scipy.sparse as cusparse  # noqa: PLC0415 - optional dependency: cupy (GPU)
 
     return cusparse.csr_matrix(matrix)
 

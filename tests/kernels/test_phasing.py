@@ -7,9 +7,16 @@ import pytest
 
 from beamhub.kernels import backend
 from beamhub.kernels.phasing import (
-    ShrinkWrap, Step, aligned_error, center, centered_ball, phase, prtf, register,
+    ShrinkWrap,
+    Step,
+    aligned_error,
+    center,
+    centered_ball,
+    phase,
+    projections,
+    prtf,
+    register,
 )
-from beamhub.kernels.phasing import projections
 from beamhub.kernels.phasing.align import circular_center, twin
 from beamhub.kernels.sim import random_object, simulate_cdi
 
@@ -23,22 +30,20 @@ def pattern_2d():
 
 @pytest.fixture(scope="module")
 def noisy_2d():
-    return simulate_cdi(random_object((16, 16), seed=3), oversampling=3, photons=1e9,
-                        beamstop=1.5, seed=4)
+    return simulate_cdi(random_object((16, 16), seed=3), oversampling=3, photons=1e9, beamstop=1.5, seed=4)
 
 
 @pytest.fixture(scope="module")
 def pattern_3d():
-    return simulate_cdi(random_object((8, 8, 8), seed=5), oversampling=3, photons=1e10,
-                        beamstop=1.0, seed=6)
+    return simulate_cdi(random_object((8, 8, 8), seed=5), oversampling=3, photons=1e10, beamstop=1.0, seed=6)
 
 
 # --- recovery of known objects -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("real_fft", [True, False])
 def test_hio_er_recovers_2d_object(pattern_2d, real_fft):
-    res = phase(pattern_2d.intensity, support=18, algorithms=HIO_ER, n_starts=3, seed=0,
-                real_fft=real_fft)
+    res = phase(pattern_2d.intensity, support=18, algorithms=HIO_ER, n_starts=3, seed=0, real_fft=real_fft)
     assert res.info["real_fft"] is real_fft
     assert res.scores[0] < 1e-3
     assert aligned_error(res.images[0], pattern_2d.object) < 0.01
@@ -46,30 +51,33 @@ def test_hio_er_recovers_2d_object(pattern_2d, real_fft):
 
 @pytest.mark.parametrize("real_fft", [True, False])
 def test_raar_recovers_2d_object(pattern_2d, real_fft):
-    res = phase(pattern_2d.intensity, support=18, algorithms=[Step("raar", 200, 0.9), Step("er", 50)],
-                n_starts=3, seed=0, real_fft=real_fft)
+    res = phase(
+        pattern_2d.intensity,
+        support=18,
+        algorithms=[Step("raar", 200, 0.9), Step("er", 50)],
+        n_starts=3,
+        seed=0,
+        real_fft=real_fft,
+    )
     assert aligned_error(res.images[0], pattern_2d.object) < 0.05
 
 
 @pytest.mark.parametrize("real_fft", [True, False])
 def test_noisy_pattern_with_beamstop_is_recovered(noisy_2d, real_fft):
     assert (noisy_2d.intensity < 0).sum() == noisy_2d.mask.sum() > 0
-    res = phase(noisy_2d.intensity, support=18, algorithms=HIO_ER, n_starts=4, seed=1,
-                real_fft=real_fft)
+    res = phase(noisy_2d.intensity, support=18, algorithms=HIO_ER, n_starts=4, seed=1, real_fft=real_fft)
     assert aligned_error(res.images[0], noisy_2d.object) < 0.05
 
 
 @pytest.mark.parametrize("real_fft", [True, False])
 def test_hio_er_recovers_3d_object(pattern_3d, real_fft):
-    res = phase(pattern_3d.intensity, support=10, algorithms=HIO_ER, n_starts=2, n_best=2, seed=0,
-                real_fft=real_fft)
+    res = phase(pattern_3d.intensity, support=10, algorithms=HIO_ER, n_starts=2, n_best=2, seed=0, real_fft=real_fft)
     assert res.images.shape == (2, 24, 24, 24)
     assert aligned_error(res.images[0], pattern_3d.object) < 0.05
 
 
 def test_double_precision_recovers_too(pattern_2d):
-    res = phase(pattern_2d.intensity, support=18, algorithms=HIO_ER, n_starts=2, seed=0,
-                dtype=np.complex128)
+    res = phase(pattern_2d.intensity, support=18, algorithms=HIO_ER, n_starts=2, seed=0, dtype=np.complex128)
     assert res.images.dtype == np.complex128
     assert aligned_error(res.images[0], pattern_2d.object) < 0.01
 
@@ -77,9 +85,14 @@ def test_double_precision_recovers_too(pattern_2d):
 def test_shrinkwrap_converges_on_the_object():
     data = simulate_cdi(random_object((16, 16), seed=7), oversampling=3, seed=8)
     truth = data.support
-    res = phase(data.intensity, support=30, algorithms=[Step("hio", 400, 0.9), Step("er", 100)],
-                shrinkwrap=ShrinkWrap(threshold=0.1, sigma=2.0, sigma_final=0.7, every=20),
-                n_starts=3, seed=0)
+    res = phase(
+        data.intensity,
+        support=30,
+        algorithms=[Step("hio", 400, 0.9), Step("er", 100)],
+        shrinkwrap=ShrinkWrap(threshold=0.1, sigma=2.0, sigma_final=0.7, every=20),
+        n_starts=3,
+        seed=0,
+    )
     final = res.supports[0]
     aligned_truth, _, _ = register(res.images[0], data.object.astype(complex))
     covered = np.abs(aligned_truth)[final].sum() / np.abs(aligned_truth).sum()
@@ -133,15 +146,18 @@ def test_positivity_gives_real_nonnegative_images(pattern_2d):
     assert np.all(res.images.imag == 0) and np.all(res.images.real >= 0)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"algorithms": []}, "algorithms is empty"),
-    ({"constraint": "nonneg"}, "constraint"),
-    ({"n_best": 3, "n_starts": 2}, "n_best"),
-    ({"support": -1}, "diameter"),
-    ({"support": np.zeros((4, 4), bool)}, "support shape"),
-    ({"dtype": np.float32}, "dtype"),
-    ({"constraint": "none", "real_fft": True}, "real_fft needs"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"algorithms": []}, "algorithms is empty"),
+        ({"constraint": "nonneg"}, "constraint"),
+        ({"n_best": 3, "n_starts": 2}, "n_best"),
+        ({"support": -1}, "diameter"),
+        ({"support": np.zeros((4, 4), bool)}, "support shape"),
+        ({"dtype": np.float32}, "dtype"),
+        ({"constraint": "none", "real_fft": True}, "real_fft needs"),
+    ],
+)
 def test_bad_arguments_raise(pattern_2d, kwargs, message):
     args = {"support": 18, "algorithms": [Step("er", 2)], **kwargs}
     with pytest.raises(ValueError, match=message):
@@ -158,14 +174,18 @@ def test_all_unknown_or_empty_intensity_is_rejected():
 def test_fft_order_input_equals_centred_input(noisy_2d):
     steps = [Step("hio", 20, 0.9)]
     a = phase(noisy_2d.intensity, support=18, algorithms=steps, seed=2)
-    b = phase(np.fft.ifftshift(noisy_2d.intensity), support=18, algorithms=steps, seed=2,
-              centered=False)
+    b = phase(np.fft.ifftshift(noisy_2d.intensity), support=18, algorithms=steps, seed=2, centered=False)
     np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
 
 
-@pytest.mark.parametrize("spec, message", [
-    (("dm", 10), "unknown algorithm"), (("hio", 0), "iterations"), (("hio", 10, 1.5), "beta_init"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (("dm", 10), "unknown algorithm"),
+        (("hio", 0), "iterations"),
+        (("hio", 10, 1.5), "beta_init"),
+    ],
+)
 def test_bad_steps_raise(spec, message):
     with pytest.raises(ValueError, match=message):
         Step(*spec)
@@ -177,6 +197,7 @@ def test_step_ramps_beta_linearly():
 
 
 # --- the fused operators agree with the whole-array ones ----------------------------------
+
 
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
 @pytest.mark.parametrize("mode", [0, 1, 2])
@@ -268,8 +289,7 @@ def test_real_fft_pair_inverts_and_equals_scipy_irfftn(shape, dtype):
 
 @pytest.mark.parametrize("private_kernels", [True, False])
 @pytest.mark.parametrize("shape", [(8, 6), (6, 5, 7)])
-def test_real_fft_pair_object_matches_the_functions_and_reuses_its_buffers(shape,
-                                                                         private_kernels):
+def test_real_fft_pair_object_matches_the_functions_and_reuses_its_buffers(shape, private_kernels):
     rng = np.random.default_rng(4)
     pair = projections.RealFFT(shape, np.float32)
     if not private_kernels:  # the fallback a scipy without pypocketfft's out= would take
@@ -302,10 +322,8 @@ def test_friedel_half_averages_mates_and_keeps_one_sided_pixels():
 
 @pytest.mark.parametrize("real_fft", [True, False])
 def test_array_operators_recover_the_object(pattern_2d, monkeypatch, real_fft):
-    monkeypatch.setattr("beamhub.kernels.phasing.retrieval.ops_for",
-                        lambda xp: projections.ArrayOps(xp))
-    res = phase(pattern_2d.intensity, support=18, algorithms=HIO_ER, n_starts=2, seed=0,
-                real_fft=real_fft)
+    monkeypatch.setattr("beamhub.kernels.phasing.retrieval.ops_for", lambda xp: projections.ArrayOps(xp))
+    res = phase(pattern_2d.intensity, support=18, algorithms=HIO_ER, n_starts=2, seed=0, real_fft=real_fft)
     assert res.info["ops"] == "ArrayOps"
     assert aligned_error(res.images[0], pattern_2d.object) < 0.01
 
@@ -325,6 +343,7 @@ def test_modulus_projection_sets_measured_amplitudes():
 
 
 # --- alignment and PRTF ----------------------------------------------------------------------
+
 
 def test_register_undoes_shift_twin_and_phase():
     obj = random_object((12, 12), seed=9).astype(complex)
@@ -358,14 +377,13 @@ def test_prtf_is_one_for_identical_and_low_for_random_phases():
 
 # --- GPU -------------------------------------------------------------------------------------
 
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not backend.gpu_available(), reason="needs cupy and a GPU")
 def test_cupy_matches_numpy(pattern_2d):
     steps = [Step("hio", 40, 0.9), Step("er", 10)]
-    cpu = phase(pattern_2d.intensity, support=18, algorithms=steps, n_starts=2, seed=4,
-                backend_name="numpy")
-    gpu = phase(pattern_2d.intensity, support=18, algorithms=steps, n_starts=2, seed=4,
-                backend_name="cupy")
+    cpu = phase(pattern_2d.intensity, support=18, algorithms=steps, n_starts=2, seed=4, backend_name="numpy")
+    gpu = phase(pattern_2d.intensity, support=18, algorithms=steps, n_starts=2, seed=4, backend_name="cupy")
     assert gpu.info["backend"] == "cupy"
     np.testing.assert_allclose(gpu.scores, cpu.scores, rtol=1e-2)
     assert aligned_error(gpu.images[0], cpu.images[0]) < 1e-2
@@ -374,8 +392,7 @@ def test_cupy_matches_numpy(pattern_2d):
 @pytest.mark.gpu
 @pytest.mark.skipif(not backend.gpu_available(), reason="needs cupy and a GPU")
 def test_cupy_recovers_3d_object(pattern_3d):
-    res = phase(pattern_3d.intensity, support=10, algorithms=HIO_ER, n_starts=2, seed=0,
-                backend_name="cupy")
+    res = phase(pattern_3d.intensity, support=10, algorithms=HIO_ER, n_starts=2, seed=0, backend_name="cupy")
     assert isinstance(res.images, np.ndarray)
     assert aligned_error(res.images[0], pattern_3d.object) < 0.05
 
@@ -386,8 +403,15 @@ def test_callback_watches_the_run_live():
 
     data = simulate_cdi(random_object((12, 12), seed=1), oversampling=4, seed=2)
     seen = []
-    phase(data.intensity, support=16, algorithms=[Step("hio", 30), Step("er", 10)], n_starts=2, seed=0,
-          callback=lambda it, image, figures: seen.append((it, image.shape, figures)), callback_every=10)
+    phase(
+        data.intensity,
+        support=16,
+        algorithms=[Step("hio", 30), Step("er", 10)],
+        n_starts=2,
+        seed=0,
+        callback=lambda it, image, figures: seen.append((it, image.shape, figures)),
+        callback_every=10,
+    )
     assert [it for it, _, _ in seen] == [9, 19, 29, 39, 49, 59, 69, 79]
     assert all(shape == data.intensity.shape for _, shape, _ in seen)
     assert [f["start"] for _, _, f in seen] == [0] * 4 + [1] * 4

@@ -17,8 +17,7 @@ from beamhub.kernels.sim import random_object, simulate_cdi
 
 @pytest.fixture(scope="module")
 def pattern():
-    return simulate_cdi(random_object((8, 8, 8), seed=1), oversampling=3, photons=1e10,
-                        beamstop=1.0, seed=2)
+    return simulate_cdi(random_object((8, 8, 8), seed=1), oversampling=3, photons=1e10, beamstop=1.0, seed=2)
 
 
 @pytest.fixture
@@ -59,8 +58,7 @@ def test_seed_job_runs_end_to_end(tmp_path, job, pattern, capsys):
     assert recorded["srand"] == 1 and recorded["algo"][1]["name"] == "er"
     assert recorded["data"] == str(tmp_path / "intens_010.bin")
     assert aligned_error(images[0], pattern.object) < 0.05
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["intens_010.bin", "job.json",
-                                                          "phased_output.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["intens_010.bin", "job.json", "phased_output.h5"]
 
 
 def test_shrinkwrap_2d_job_with_npy_and_h5_mask(tmp_path, capsys):
@@ -68,11 +66,22 @@ def test_shrinkwrap_2d_job_with_npy_and_h5_mask(tmp_path, capsys):
     np.save(tmp_path / "pattern.npy", np.where(data.mask, 0, data.intensity))
     with h5py.File(tmp_path / "mask.h5", "w") as f:
         f["mask"] = data.mask.astype(np.uint8)
-    job = {"data": "pattern.npy", "data_dim": "2d", "support_size": 20, "support_algo": "shrinkwrap",
-           "shrinkwrap_every": 10, "mask": "mask.h5:/mask", "constraint": "real", "srand": 0,
-           "algo": [{"name": "raar", "number_of_iterations": 100, "beta_init": 0.9},
-                    {"name": "er", "number_of_iterations": 20}],
-           "out_file": "out.h5", "precision": "double"}
+    job = {
+        "data": "pattern.npy",
+        "data_dim": "2d",
+        "support_size": 20,
+        "support_algo": "shrinkwrap",
+        "shrinkwrap_every": 10,
+        "mask": "mask.h5:/mask",
+        "constraint": "real",
+        "srand": 0,
+        "algo": [
+            {"name": "raar", "number_of_iterations": 100, "beta_init": 0.9},
+            {"name": "er", "number_of_iterations": 20},
+        ],
+        "out_file": "out.h5",
+        "precision": "double",
+    }
     assert run(tmp_path, job, "--quiet") == 0
     assert capsys.readouterr().out == ""
     with h5py.File(tmp_path / "out.h5") as f:
@@ -97,18 +106,21 @@ def test_check_validates_without_writing(tmp_path, job, capsys):
 def _set(key, value):
     def change(job):
         job[key] = value
+
     return change
 
 
 def _drop(key):
     def change(job):
         del job[key]
+
     return change
 
 
 def _algo(i, key, value):
     def change(job):
         job["algo"][i][key] = value
+
     return change
 
 
@@ -153,8 +165,9 @@ CONFIG_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("change, message", CONFIG_ERRORS,
-                         ids=[m.split()[0].strip("'") + str(i) for i, (_, m) in enumerate(CONFIG_ERRORS)])
+@pytest.mark.parametrize(
+    "change, message", CONFIG_ERRORS, ids=[m.split()[0].strip("'") + str(i) for i, (_, m) in enumerate(CONFIG_ERRORS)]
+)
 def test_every_config_error_is_one_message_naming_it(tmp_path, job, capsys, change, message):
     change(job)
     assert run(tmp_path, job) == 2
@@ -165,9 +178,13 @@ def test_every_config_error_is_one_message_naming_it(tmp_path, job, capsys, chan
     assert not (tmp_path / "phased_output.h5").exists()
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "not valid JSON"), ("[1, 2]", "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+    ],
+)
 def test_malformed_job_file(tmp_path, capsys, content, message):
     (tmp_path / "job.json").write_text(content)
     assert cli.main(["phase", str(tmp_path / "job.json")]) == 2
@@ -190,8 +207,7 @@ def test_failed_run_leaves_previous_output_untouched(tmp_path, job, monkeypatch)
     monkeypatch.setattr("beamhub.kernels.commands.phase.phase", fail, raising=False)
     assert run(tmp_path, job, "-q") == 130
     assert (tmp_path / "phased_output.h5").read_bytes() == b"previous result"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["intens_010.bin", "job.json",
-                                                          "phased_output.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["intens_010.bin", "job.json", "phased_output.h5"]
 
 
 def test_interrupted_write_leaves_no_partial_file(tmp_path, job, monkeypatch):

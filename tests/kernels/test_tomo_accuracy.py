@@ -30,8 +30,9 @@ def rel_error(rec: np.ndarray, truth: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def scan():
-    return sim.simulate_scan(n=N, rows=2, n_angles=240, center_offset=OFFSET, photons=4000,
-                             stripe_columns=5, stripe_strength=0.03, seed=7)
+    return sim.simulate_scan(
+        n=N, rows=2, n_angles=240, center_offset=OFFSET, photons=4000, stripe_columns=5, stripe_strength=0.03, seed=7
+    )
 
 
 def test_default_pipeline_is_no_worse_than_scikit_image_fbp(scan):
@@ -47,9 +48,8 @@ def test_default_pipeline_is_no_worse_than_scikit_image_fbp(scan):
     theirs = np.empty_like(ours)
     for r in range(proj.shape[1]):
         sino = np.zeros((len(scan.theta), N), np.float32)
-        sino[:, :N - OFFSET] = proj[:, r, OFFSET:]
-        theirs[r] = iradon(sino.T, theta=np.rad2deg(scan.theta), filter_name="shepp-logan",
-                           circle=True)
+        sino[:, : N - OFFSET] = proj[:, r, OFFSET:]
+        theirs[r] = iradon(sino.T, theta=np.rad2deg(scan.theta), filter_name="shepp-logan", circle=True)
 
     e_ours, e_theirs = rel_error(ours, scan.phantom), rel_error(theirs, scan.phantom)
     print(f"relative RMS error: ours {e_ours:.4f}, scikit-image iradon {e_theirs:.4f}")

@@ -8,10 +8,10 @@ import h5py
 import numpy as np
 import pytest
 
+from beamhub.errors import UsageError
 from beamhub.kernels import sim
 from beamhub.kernels.commands.tomo import main
 from beamhub.kernels.io.dxchange import write_dx
-from beamhub.errors import UsageError
 
 N = 64
 
@@ -33,8 +33,7 @@ def _err(rec, truth):
 def test_round_trip_with_auto_center(tmp_path, scan_file):
     path, scan = scan_file
     out = tmp_path / "rec.h5"
-    assert main([str(path), "--out", str(out), "--rows", "1:4", "--chunk-rows", "2", "-q"],
-                "beamhub tomo") == 0
+    assert main([str(path), "--out", str(out), "--rows", "1:4", "--chunk-rows", "2", "-q"], "beamhub tomo") == 0
     with h5py.File(out) as f:
         rec = f["/exchange/data"][()]
         attrs = dict(f["/process/tomo"].attrs)
@@ -48,9 +47,23 @@ def test_round_trip_with_auto_center(tmp_path, scan_file):
 def test_other_algorithms_and_options(tmp_path, scan_file, algorithm):
     path, scan = scan_file
     out = tmp_path / "rec.h5"
-    argv = [str(path), "--out", str(out), "--rows", "2:3", "--algorithm", algorithm,
-            "--center", str(scan.center), "--stripe", "sorting", "--circ-mask", "-q",
-            "--num-iter", "60"]
+    argv = [
+        str(path),
+        "--out",
+        str(out),
+        "--rows",
+        "2:3",
+        "--algorithm",
+        algorithm,
+        "--center",
+        str(scan.center),
+        "--stripe",
+        "sorting",
+        "--circ-mask",
+        "-q",
+        "--num-iter",
+        "60",
+    ]
     assert main(argv, "beamhub tomo") == 0
     with h5py.File(out) as f:
         rec = f["/exchange/data"][()]
@@ -86,7 +99,8 @@ def test_bad_input_exits_2_with_one_line_from_the_shell(tmp_path, scan_file):
     write_dx(deg, scan.tomo, scan.flat, scan.dark, np.rad2deg(scan.theta), theta_units="")
     proc = subprocess.run(
         [sys.executable, "-m", "beamhub.cli", "tomo", str(deg), "--out", str(tmp_path / "o.h5")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("beamhub tomo: error:") and "looks like degrees" in proc.stderr

@@ -27,12 +27,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 # value, a, b, c, x0, y0, z0, phi (degrees) in half field-of-view units, y up:
 # a body, a bright blob up-left, a dark tilted bar down-right, a dot near the bottom.
-ASYMMETRIC = np.array([
-    [1.0, 0.62, 0.78, 1.0, 0.00, 0.00, 0.0, 0.0],
-    [0.8, 0.16, 0.10, 1.0, -0.30, 0.42, 0.0, 0.0],
-    [-0.6, 0.28, 0.07, 1.0, 0.25, -0.30, 0.0, 30.0],
-    [0.9, 0.05, 0.05, 1.0, 0.12, -0.60, 0.0, 0.0],
-])
+ASYMMETRIC = np.array(
+    [
+        [1.0, 0.62, 0.78, 1.0, 0.00, 0.00, 0.0, 0.0],
+        [0.8, 0.16, 0.10, 1.0, -0.30, 0.42, 0.0, 0.0],
+        [-0.6, 0.28, 0.07, 1.0, 0.25, -0.30, 0.0, 30.0],
+        [0.9, 0.05, 0.05, 1.0, 0.12, -0.60, 0.0, 0.0],
+    ]
+)
 
 
 def phantom(n: int, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
@@ -57,8 +59,7 @@ def rel_error(rec: np.ndarray, truth: np.ndarray) -> float:
 def shift_of(rec: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """The (rows, columns) shift that moves ``rec`` onto ``truth``, to 0.01 px."""
     m = inside(truth.shape[-1])
-    shift, _, _ = phase_cross_correlation(truth * m, rec * m, upsample_factor=100,
-                                          normalization=None)
+    shift, _, _ = phase_cross_correlation(truth * m, rec * m, upsample_factor=100, normalization=None)
     return np.asarray(shift)
 
 
@@ -78,8 +79,9 @@ def test_our_projector_follows_tomopy_at_0_and_90_degrees():
     """At 0 rays run down the columns; at 90 degrees column k sees row N-1-k (tomopy's project.c)."""
     n = 64
     img = phantom(n)
-    proj = sim.project_phantom(np.array([0.0, np.pi / 2]), n, 1, (n - 1) / 2,
-                               z_range=(0.0, 0.0), scale=0.9, table=ASYMMETRIC)[:, 0]
+    proj = sim.project_phantom(
+        np.array([0.0, np.pi / 2]), n, 1, (n - 1) / 2, z_range=(0.0, 0.0), scale=0.9, table=ASYMMETRIC
+    )[:, 0]
     scale = np.abs(img.sum(axis=0)).max()
     assert np.abs(proj[0] - img.sum(axis=0)).max() < 0.02 * scale
     assert np.abs(proj[1] - img.sum(axis=1)[::-1]).max() < 0.02 * scale
@@ -115,8 +117,7 @@ def test_our_projector_round_trip_on_the_asymmetric_phantom():
     img = phantom(n)
     theta = np.linspace(0.0, np.pi, 240, endpoint=False)
     center = (n - 1) / 2 + 3.3
-    proj = sim.project_phantom(theta, n, 1, center, z_range=(0.0, 0.0), scale=0.9,
-                               table=ASYMMETRIC)
+    proj = sim.project_phantom(theta, n, 1, center, z_range=(0.0, 0.0), scale=0.9, table=ASYMMETRIC)
     for algorithm in ("gridrec", "fbp"):
         rec = bt.recon(proj.astype(np.float32), theta, center=center, algorithm=algorithm)[0]
         assert_as_returned(rec, img, 0.12)
@@ -125,8 +126,10 @@ def test_our_projector_round_trip_on_the_asymmetric_phantom():
 def _python_with_astra() -> str | None:
     candidates = [sys.executable, str(REPO / "benchmarks" / ".envs" / "tomo" / "bin" / "python")]
     for python in candidates:
-        if Path(python).exists() and subprocess.run(
-                [python, "-c", "import astra"], capture_output=True).returncode == 0:
+        if (
+            Path(python).exists()
+            and subprocess.run([python, "-c", "import astra"], capture_output=True).returncode == 0
+        ):
             return python
     return None
 
@@ -146,23 +149,30 @@ np.save(sys.argv[3], sino)
 def test_astra_parallel_projection_comes_back_as_given(tmp_path, n):
     """ASTRA places volume and detector centres exactly, so its axis is (N-1)/2 at any N."""
     python = _python_with_astra() or pytest.skip(
-        "astra-toolbox is not installed here nor in benchmarks/.envs/tomo "
-        "(benchmarks/tomo.py creates that)")
+        "astra-toolbox is not installed here nor in benchmarks/.envs/tomo (benchmarks/tomo.py creates that)"
+    )
     img = phantom(n)
     theta = np.linspace(0.0, np.pi, 240, endpoint=False)
     np.save(tmp_path / "img.npy", img)
     np.save(tmp_path / "theta.npy", theta)
-    subprocess.run([python, "-c", ASTRA_PROJECT, str(tmp_path / "img.npy"),
-                    str(tmp_path / "theta.npy"), str(tmp_path / "sino.npy")], check=True,
-                   timeout=300)
+    subprocess.run(
+        [
+            python,
+            "-c",
+            ASTRA_PROJECT,
+            str(tmp_path / "img.npy"),
+            str(tmp_path / "theta.npy"),
+            str(tmp_path / "sino.npy"),
+        ],
+        check=True,
+        timeout=300,
+    )
     sino = np.load(tmp_path / "sino.npy")  # (angles, columns)
     for algorithm in ("gridrec", "fbp"):
-        rec = bt.recon(sino[:, None, :].astype(np.float32), theta, center=(n - 1) / 2,
-                       algorithm=algorithm)[0]
+        rec = bt.recon(sino[:, None, :].astype(np.float32), theta, center=(n - 1) / 2, algorithm=algorithm)[0]
         assert_as_returned(rec, img, 0.12)
 
 
 def test_skimage_transform_rejects_a_mismatched_sinogram():
     with pytest.raises(ValueError, match="does not match 5 angles"):
         skimage_to_tomopy(np.zeros((16, 4)), np.arange(5))
-

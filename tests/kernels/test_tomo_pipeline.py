@@ -24,14 +24,12 @@ N = 64
 
 @pytest.fixture(scope="module")
 def scan():
-    return sim.simulate_scan(n=N, rows=10, n_angles=90, center_offset=1.5, stripe_columns=2,
-                             seed=5)
+    return sim.simulate_scan(n=N, rows=10, n_angles=90, center_offset=1.5, stripe_columns=2, seed=5)
 
 
 def test_slabs_match_one_recon_of_everything(scan):
     src = bt.ArrayScan(scan.tomo, scan.flat, scan.dark, scan.theta)
-    rec = bt.reconstruct_slabs(src, scan.center, rows=(1, 9), slab_rows=3, stripe="sorting",
-                               progress=False)
+    rec = bt.reconstruct_slabs(src, scan.center, rows=(1, 9), slab_rows=3, stripe="sorting", progress=False)
     proj = bt.remove_stripe(bt.minus_log(bt.normalize(scan.tomo, scan.flat, scan.dark)))
     whole = bt.recon(proj[:, 1:9], scan.theta, center=scan.center)
     assert rec.shape == (8, N, N) and rec.dtype == np.float32
@@ -71,8 +69,7 @@ def test_streams_a_file_larger_than_the_memory_it_uses(tmp_path):
     write_dx(tmp_path / "scan.h5", tomo, flat, dark, theta)
     whole = 4 * (angles * rows * n + rows * n * n)
     gridding_setup(theta, n)  # the per-geometry cache is not per-scan memory
-    with DataExchangeScan(tmp_path / "scan.h5") as src, \
-            ReconWriter(tmp_path / "rec.h5", (rows, n, n), {}) as out:
+    with DataExchangeScan(tmp_path / "scan.h5") as src, ReconWriter(tmp_path / "rec.h5", (rows, n, n), {}) as out:
         tracemalloc.start()
         bt.reconstruct_slabs(src, (n - 1) / 2, out=out, slab_rows=4, progress=False)
         _, peak = tracemalloc.get_traced_memory()
@@ -85,13 +82,31 @@ def test_streams_a_file_larger_than_the_memory_it_uses(tmp_path):
 @pytest.mark.skipif(shutil.which("mpiexec") is None, reason="mpiexec (openmpi-bin) not installed")
 def test_two_mpi_ranks_write_what_one_writes(scan, tmp_path):
     write_dx(tmp_path / "scan.h5", scan.tomo, scan.flat, scan.dark, scan.theta)
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1", BEAMHUB_BACKEND="numpy")
+    env = dict(
+        os.environ,
+        OMPI_ALLOW_RUN_AS_ROOT="1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+        OMPI_MCA_rmaps_base_oversubscribe="1",
+        BEAMHUB_BACKEND="numpy",
+    )
     common = ["tomo", str(tmp_path / "scan.h5"), "--chunk-rows", "3", "--stripe", "sorting", "-q"]
-    subprocess.run([BEAMHUB, *common, "--out", str(tmp_path / "one.h5")], check=True, env=env,
-                   timeout=120)
-    subprocess.run(["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", "2", BEAMHUB,
-                    *common, "--out", str(tmp_path / "two.h5")], check=True, env=env, timeout=120)
+    subprocess.run([BEAMHUB, *common, "--out", str(tmp_path / "one.h5")], check=True, env=env, timeout=120)
+    subprocess.run(
+        [
+            "mpiexec",
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "-n",
+            "2",
+            BEAMHUB,
+            *common,
+            "--out",
+            str(tmp_path / "two.h5"),
+        ],
+        check=True,
+        env=env,
+        timeout=120,
+    )
     with h5py.File(tmp_path / "one.h5") as a, h5py.File(tmp_path / "two.h5") as b:
         one, two = a["/exchange/data"][()], b["/exchange/data"][()]
         assert b["/process/tomo"].attrs["ranks"] == 2 and a["/process/tomo"].attrs["ranks"] == 1

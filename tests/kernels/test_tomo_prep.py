@@ -121,8 +121,7 @@ def test_find_center_vo_within_half_a_pixel(offset):
 
 
 def test_find_center_vo_uses_the_first_half_of_a_full_turn():
-    scan = sim.simulate_scan(n=96, rows=1, n_angles=240, angle_range=2 * np.pi,
-                             center_offset=3.4, seed=6)
+    scan = sim.simulate_scan(n=96, rows=1, n_angles=240, angle_range=2 * np.pi, center_offset=3.4, seed=6)
     proj = bt.minus_log(bt.normalize(scan.tomo, scan.flat, scan.dark))
     assert abs(bt.find_center_vo(proj, theta=scan.theta) - scan.center) < 0.5
 
@@ -138,8 +137,7 @@ def test_find_center_entropy_within_half_a_pixel(offset):
 
 def test_find_center_starts_from_a_binned_vo_estimate_on_wide_detectors():
     """Above 1024 columns the starting guess comes from 2x-binned columns, still within 2 px."""
-    scan = sim.simulate_scan(n=1100, rows=1, n_angles=90, center_offset=-9.4, noise=False,
-                             seed=2)
+    scan = sim.simulate_scan(n=1100, rows=1, n_angles=90, center_offset=-9.4, noise=False, seed=2)
     sino = scan.line_integrals[:, 0]
     assert abs(center_module._rough_center(sino, scan.theta) - scan.center) < 2.0
     assert abs(bt.find_center(scan.line_integrals, scan.theta) - scan.center) < 0.15

@@ -6,8 +6,8 @@ import scipy.ndimage
 
 from beamhub.kernels import backend, sim
 from beamhub.kernels import tomo as bt
-from beamhub.kernels.tomo.filters import fourier_filter
 from beamhub.kernels.tomo import gridrec as gridrec_module
+from beamhub.kernels.tomo.filters import fourier_filter
 from beamhub.kernels.tomo.gridrec import gridrec, padded_size
 
 N = 96
@@ -114,8 +114,7 @@ def test_gridrec_and_fbp_agree(scan):
 
 
 def test_full_turn_scan():
-    scan = sim.simulate_scan(n=64, rows=1, n_angles=180, angle_range=2 * np.pi, noise=False,
-                             seed=0)
+    scan = sim.simulate_scan(n=64, rows=1, n_angles=180, angle_range=2 * np.pi, noise=False, seed=0)
     rec = bt.recon(scan.line_integrals, scan.theta, center=scan.center)
     assert rel_error(rec, scan.phantom) < 0.2
 
@@ -123,8 +122,7 @@ def test_full_turn_scan():
 def test_chunks_threads_and_sinogram_order_give_the_same_result(scan, proj):
     one = bt.recon(proj, scan.theta, center=scan.center, nchunk=3, ncore=1)
     many = bt.recon(proj, scan.theta, center=scan.center, nchunk=1, ncore=2)
-    sino = bt.recon(np.ascontiguousarray(np.moveaxis(proj, 1, 0)), scan.theta,
-                    center=scan.center, sinogram_order=True)
+    sino = bt.recon(np.ascontiguousarray(np.moveaxis(proj, 1, 0)), scan.theta, center=scan.center, sinogram_order=True)
     np.testing.assert_allclose(one, many, atol=1e-5)
     np.testing.assert_allclose(one, sino, atol=1e-5)
 
@@ -174,7 +172,6 @@ def test_cupy_matches_numpy(scan, proj):  # pragma: no cover - GPU only
 
     for algorithm in ("gridrec", "fbp", "sirt"):
         cpu = bt.recon(proj, scan.theta, center=scan.center, algorithm=algorithm, num_iter=10)
-        gpu = bt.recon(cupy.asarray(proj), scan.theta, center=scan.center, algorithm=algorithm,
-                       num_iter=10)
+        gpu = bt.recon(cupy.asarray(proj), scan.theta, center=scan.center, algorithm=algorithm, num_iter=10)
         assert isinstance(gpu, cupy.ndarray)
         np.testing.assert_allclose(cupy.asnumpy(gpu), cpu, atol=2e-4 * float(np.abs(cpu).max()))
