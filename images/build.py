@@ -7,11 +7,16 @@
    registry reachable), the base is made locally once: a Debian trixie root filesystem from
    ``debootstrap`` with Python 3 and venv, turned into an image by ``docker import``
    (``beamhub/debian-python:trixie``). Only a fallback: sites build on the public tag.
-3. The images ``hub``, ``base``, ``gpu``, ``tomo``, ``spi`` from the repository, with BuildKit:
-   the host network, a pip cache shared between builds, and — where this machine trusts its
-   network through extra CA certificates — those certificates handed to the build as a build
-   secret (never written into an image). The tomo image uses conda-forge for tomopy where it is
-   reachable and is built without tomopy (labelled so) where it is not.
+3. The shared stages (``images/common/Dockerfile``), built first on that base as four local
+   images: ``beamhub/build-base``, ``beamhub/project``, ``beamhub/runtime-base`` and
+   ``beamhub/session-base`` (tag ``0.1.0``), so a stanza the images share is written once.
+4. The images ``hub``, ``base``, ``gpu``, ``tomo``, ``spi`` from the repository, on those shared
+   images (each Dockerfile's build arguments ``BUILD_BASE``, ``PROJECT``, ``RUNTIME_BASE``,
+   ``SESSION_BASE``, whose defaults are the tags above), with BuildKit: the host network, a pip
+   cache shared between builds, and — where this machine trusts its network through extra CA
+   certificates — those certificates handed to the build as a build secret (never written into
+   an image). The tomo image uses conda-forge for tomopy where it is reachable and is built
+   without tomopy (labelled so) where it is not.
 
 Builds are cached by Docker, so a second run takes seconds. One line per image; on a failure
 the tail of its log and a non-zero exit.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +44,14 @@ TAG = "0.1.0"
 REGISTRY = "ghcr.io/beamhub"
 PINNED_BASE = "python:3.12.8-slim-bookworm"
 LOCAL_BASE = "beamhub/debian-python:trixie"
+#: the shared stages of images/common/Dockerfile, in build order: target -> (build argument that
+#: names it in the images' Dockerfiles, local tag). Built first, on the same BASE as everything.
+COMMON = {
+    "build-base": ("BUILD_BASE", f"beamhub/build-base:{TAG}"),
+    "project": ("PROJECT", f"beamhub/project:{TAG}"),
+    "runtime-base": ("RUNTIME_BASE", f"beamhub/runtime-base:{TAG}"),
+    "session-base": ("SESSION_BASE", f"beamhub/session-base:{TAG}"),
+}
 CA_BUNDLE = Path(os.environ.get("BEAMHUB_BUILD_CA", "/etc/ssl/certs/ca-certificates.crt"))
 CONDA_FORGE = "https://conda.anaconda.org/conda-forge/noarch/repodata.json"
 LOG_DIR = REPO / "state" / "images"
@@ -186,15 +200,31 @@ def conda_forge_reachable() -> bool:
         return False
 
 
-def build(engine: Engine, name: str, base: str, extra_args: dict[str, str], no_cache: bool) -> float:
-    """Build one image; returns seconds taken (raises BuildError with the log's tail)."""
+def declared_args(folder: str) -> set[str]:
+    """The build arguments ``images/<folder>/Dockerfile`` declares (``ARG NAME`` or ``ARG NAME=default``)."""
+    return set(re.findall(r"^ARG (\w+)", (REPO / "images" / folder / "Dockerfile").read_text(), re.M))
+
+
+def build_args(folder: str, base: str, extra: dict[str, str]) -> dict[str, str]:
+    """What a Dockerfile is handed: the base, the shared images and ``extra``, those it declares."""
+    offered = {"BASE": base, **{arg: ref for arg, ref in COMMON.values()}, **extra}
+    return {key: value for key, value in offered.items() if key in declared_args(folder)}
+
+
+def build(engine: Engine, name: str, base: str, extra_args: dict[str, str], no_cache: bool,
+          target: str | None = None) -> float:
+    """Build one image (or, with ``target``, one shared stage of images/common); returns seconds
+    taken (raises BuildError with the log's tail)."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    folder = "common" if target else name
     log = LOG_DIR / f"{name}.log"
     log.write_text("")
-    args = [engine.docker, "build", "--progress=plain", "--network=host", "--build-arg", f"BASE={base}",
-            "--label", PROJECT_LABEL,
-            "-f", f"images/{name}/Dockerfile", "-t", f"{REGISTRY}/{name}:{TAG}"]
-    for key, value in extra_args.items():
+    ref = COMMON[target][1] if target else f"{REGISTRY}/{name}:{TAG}"
+    args = [engine.docker, "build", "--progress=plain", "--network=host", "--label", PROJECT_LABEL,
+            "-f", f"images/{folder}/Dockerfile", "-t", ref]
+    if target:
+        args += ["--target", target]
+    for key, value in build_args(folder, base, extra_args).items():
         args += ["--build-arg", f"{key}={value}"]
     if CA_BUNDLE.is_file():  # the machine's trust store, for pip behind its network's CA; a secret, never a layer
         args += ["--secret", f"id=ca,src={CA_BUNDLE}"]
@@ -235,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         if "tomo" in names and tomopy == "none":
             say("conda-forge cannot be reached: the tomo image is built without tomopy (label org.beamhub.tomopy=absent)")
         summary = {}
+        # the shared stages first: every image starts from them (cached: a second or two each)
+        for target, (_, ref) in COMMON.items():
+            seconds = build(engine, f"common-{target}", base, {}, args.no_cache, target=target)
+            size = image_size(engine, ref)
+            summary[f"common/{target}"] = {"seconds": round(seconds, 1), "bytes": size, "base": base}
+            say(f"[shared] {ref}: {size / 1e9:.2f} GB, {seconds:.0f} s")
         for number, name in enumerate(names, 1):
             say(f"[{number}/{len(names)}] building {REGISTRY}/{name}:{TAG} on {base} ...")
             seconds = build(engine, name, base, {"TOMOPY": tomopy} if name == "tomo" else {}, args.no_cache)

