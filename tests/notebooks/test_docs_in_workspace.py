@@ -115,15 +115,20 @@ def test_a_workspace_from_before_the_docs_gets_them_on_its_next_start(workspace,
 
 @pytest.mark.parametrize("image", ["base", "gpu", "spi", "tomo"])
 def test_session_images_copy_the_same_docs_beside_their_notebooks(image):
-    """Each session image puts KERNEL_DOCS under /opt/beamhub-notebooks/docs/ and lets them into
-    its build context (Dockerfile.dockerignore)."""
+    """Each session image's runtime is the shared ``session-base`` stage of images/common, which puts
+    KERNEL_DOCS under /opt/beamhub-notebooks/docs/ and lets them into its build context
+    (Dockerfile.dockerignore)."""
     dockerfile = (REPO / "images" / image / "Dockerfile").read_text()
+    assert "ARG SESSION_BASE=beamhub/session-base:" in dockerfile
+    assert re.search(r"^FROM \$\{SESSION_BASE\}", dockerfile, re.M), f"{image} is not built on session-base"
+    common = (REPO / "images" / "common" / "Dockerfile").read_text()
+    session_stage = common[common.index(" AS session-base") :]
     copied = set()
-    for sources, dest in re.findall(r"^COPY ((?:docs/\S+ )+)(/opt/beamhub-notebooks/docs/\S*)$", dockerfile, re.M):
+    for sources, dest in re.findall(r"^COPY ((?:docs/\S+ )+)(/opt/beamhub-notebooks/docs/\S*)$", session_stage, re.M):
         for source in sources.split():
             relative = source.removeprefix("docs/")
             assert dest.rstrip("/").endswith(("docs", f"docs/{Path(relative).parent}")), (source, dest)
             copied.add(relative)
     assert copied == set(KERNEL_DOCS)
-    ignore = (REPO / "images" / image / "Dockerfile.dockerignore").read_text().split()
+    ignore = (REPO / "images" / "common" / "Dockerfile.dockerignore").read_text().split()
     assert "!docs/*.md" in ignore and "!docs/figures/*.png" in ignore
