@@ -78,12 +78,24 @@ def docker_cli() -> str:
     raise BuildError("no docker client: install Debian's docker.io (apt-get install docker.io)")
 
 
-def run(args: list[str], *, log: Path | None = None, timeout: float | None = None, env: dict | None = None,
-        input: bytes | None = None) -> subprocess.CompletedProcess:
+def run(
+    args: list[str],
+    *,
+    log: Path | None = None,
+    timeout: float | None = None,
+    env: dict | None = None,
+    input: bytes | None = None,
+) -> subprocess.CompletedProcess:
     if log is not None:
         with open(log, "ab") as out:
-            return subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, timeout=timeout,
-                                  env={**os.environ, **(env or {})}, input=input)
+            return subprocess.run(
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                env={**os.environ, **(env or {})},
+                input=input,
+            )
     return subprocess.run(args, capture_output=True, timeout=timeout, env={**os.environ, **(env or {})}, input=input)
 
 
@@ -105,15 +117,19 @@ class Engine:
             return
         dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
         if not os.access(dockerd, os.X_OK):
-            raise BuildError("no Docker engine is running and dockerd is not installed "
-                             "(apt-get install docker.io)")
+            raise BuildError("no Docker engine is running and dockerd is not installed (apt-get install docker.io)")
         if os.geteuid() != 0:
-            raise BuildError("no Docker engine is running; start one (sudo systemctl start docker) "
-                             "or run make images as root")
+            raise BuildError(
+                "no Docker engine is running; start one (sudo systemctl start docker) or run make images as root"
+            )
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         log = open(LOG_DIR / "dockerd.log", "ab")
-        self.proc = subprocess.Popen([dockerd, "--iptables=false", "--ip-masq=false", "--bridge=none"],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [dockerd, "--iptables=false", "--ip-masq=false", "--bridge=none"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -172,14 +188,26 @@ def local_base(engine: Engine) -> str:
     log = LOG_DIR / "debootstrap.log"
     with tempfile.TemporaryDirectory(prefix="beamhub-rootfs-") as tmp:
         root = Path(tmp) / "trixie"
-        done = run([debootstrap, "--variant=minbase", "--include=python3,python3-venv,python-is-python3,ca-certificates",
-                    "trixie", str(root), mirror], log=log)
+        done = run(
+            [
+                debootstrap,
+                "--variant=minbase",
+                "--include=python3,python3-venv,python-is-python3,ca-certificates",
+                "trixie",
+                str(root),
+                mirror,
+            ],
+            log=log,
+        )
         if done.returncode != 0:
             raise BuildError(f"debootstrap failed; see {log}")
         shutil.rmtree(root / "var" / "cache" / "apt" / "archives", ignore_errors=True)
         tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run([engine.docker, "import", "--change", 'CMD ["/bin/bash"]', "-", LOCAL_BASE],
-                                  stdin=tar.stdout, capture_output=True)
+        imported = subprocess.run(
+            [engine.docker, "import", "--change", 'CMD ["/bin/bash"]', "-", LOCAL_BASE],
+            stdin=tar.stdout,
+            capture_output=True,
+        )
         tar.wait()
         if imported.returncode != 0:
             raise BuildError(f"docker import failed: {imported.stderr.decode().strip()}")
@@ -211,8 +239,9 @@ def build_args(folder: str, base: str, extra: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in offered.items() if key in declared_args(folder)}
 
 
-def build(engine: Engine, name: str, base: str, extra_args: dict[str, str], no_cache: bool,
-          target: str | None = None) -> float:
+def build(
+    engine: Engine, name: str, base: str, extra_args: dict[str, str], no_cache: bool, target: str | None = None
+) -> float:
     """Build one image (or, with ``target``, one shared stage of images/common); returns seconds
     taken (raises BuildError with the log's tail)."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -220,8 +249,18 @@ def build(engine: Engine, name: str, base: str, extra_args: dict[str, str], no_c
     log = LOG_DIR / f"{name}.log"
     log.write_text("")
     ref = COMMON[target][1] if target else f"{REGISTRY}/{name}:{TAG}"
-    args = [engine.docker, "build", "--progress=plain", "--network=host", "--label", PROJECT_LABEL,
-            "-f", f"images/{folder}/Dockerfile", "-t", ref]
+    args = [
+        engine.docker,
+        "build",
+        "--progress=plain",
+        "--network=host",
+        "--label",
+        PROJECT_LABEL,
+        "-f",
+        f"images/{folder}/Dockerfile",
+        "-t",
+        ref,
+    ]
     if target:
         args += ["--target", target]
     for key, value in build_args(folder, base, extra_args).items():
@@ -231,8 +270,13 @@ def build(engine: Engine, name: str, base: str, extra_args: dict[str, str], no_c
     if no_cache:
         args.append("--no-cache")
     start = time.monotonic()
-    done = subprocess.run(args + ["."], cwd=REPO, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
-                          env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    done = subprocess.run(
+        args + ["."],
+        cwd=REPO,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "DOCKER_BUILDKIT": "1"},
+    )
     if done.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise BuildError(f"building {name} failed (full log: {log}):\n{tail}")
@@ -246,8 +290,7 @@ def image_size(engine: Engine, ref: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help=f"images to build (default: all of {', '.join(IMAGES)})")
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"images to build (default: all of {', '.join(IMAGES)})")
     p.add_argument("--no-cache", action="store_true", help="rebuild every layer")
     p.add_argument("--summary", type=Path, help="write {name: {seconds, bytes}} as JSON here")
     args = p.parse_args(argv)
@@ -263,7 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         base = choose_base(engine)
         tomopy = "conda" if conda_forge_reachable() and engine.pull("mambaorg/micromamba:2.0.5") else "none"
         if "tomo" in names and tomopy == "none":
-            say("conda-forge cannot be reached: the tomo image is built without tomopy (label org.beamhub.tomopy=absent)")
+            say(
+                "conda-forge cannot be reached: the tomo image is built without tomopy "
+                "(label org.beamhub.tomopy=absent)"
+            )
         summary = {}
         # the shared stages first: every image starts from them (cached: a second or two each)
         for target, (_, ref) in COMMON.items():

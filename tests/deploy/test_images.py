@@ -40,8 +40,12 @@ def hadolint() -> str:
 
 
 def lint(dockerfile: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([hadolint(), "--no-color", "--config", str(IMAGES / ".hadolint.yaml"), str(dockerfile)],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [hadolint(), "--no-color", "--config", str(IMAGES / ".hadolint.yaml"), str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
@@ -110,8 +114,11 @@ def catalog_images() -> set[str]:
 def chart_images() -> set[str]:
     """Images our own values name (the hub, the extender and the sessions' fallback)."""
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    refs = [values["scheduler"]["extender"]["image"], values["jupyterhub"]["hub"]["image"],
-            values["jupyterhub"]["singleuser"]["image"]]
+    refs = [
+        values["scheduler"]["extender"]["image"],
+        values["jupyterhub"]["hub"]["image"],
+        values["jupyterhub"]["singleuser"]["image"],
+    ]
     return {f"{r['name']}:{r['tag']}" for r in refs}
 
 
@@ -134,11 +141,11 @@ def test_hadolint_configuration_still_catches_mistakes(tmp_path):
 def test_every_catalog_and_chart_image_is_built_from_a_folder_here():
     for image in sorted(catalog_images() | chart_images()):
         assert image.startswith(REGISTRY), f"{image} is not a BeamHub image"
-        name, _, tag = image[len(REGISTRY):].partition(":")
+        name, _, tag = image[len(REGISTRY) :].partition(":")
         assert (IMAGES / name / "Dockerfile").is_file(), f"{image}: no images/{name}/Dockerfile"
         assert tag == VERSION, f"{image}: tag {tag} is not the project version {VERSION}"
     # and nothing here is orphaned
-    used = {i[len(REGISTRY):].partition(":")[0] for i in catalog_images() | chart_images()}
+    used = {i[len(REGISTRY) :].partition(":")[0] for i in catalog_images() | chart_images()}
     assert used == set(NAMES)
     assert {p.parent.name for p in IMAGES.glob("*/Dockerfile")} == set(NAMES) | {"common"}
 
@@ -154,8 +161,9 @@ def test_image_folder_has_readme_and_requirements(name):
         folder = IMAGES / re.search(r"COPY images/(\w+)/requirements\.txt", dockerfile).group(1)
         frozen = (folder / "requirements.txt").read_text().splitlines()
         pins = [line.split("#")[0].strip() for line in frozen if line.split("#")[0].strip()]
-        assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+==[\w.+!\-]+", p) for p in pins), \
-            [p for p in pins if "==" not in p]
+        assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+==[\w.+!\-]+", p) for p in pins), [
+            p for p in pins if "==" not in p
+        ]
         pinned = {re.split(r"[=\[]", p)[0].lower().replace("_", "-") for p in pins}
         for requirement in requirement_names(folder / "requirements.in"):
             assert requirement in pinned, f"{name}: {requirement} is in requirements.in but not frozen"
@@ -180,9 +188,14 @@ def test_session_images_carry_beamhub_requirements_and_the_hub_jupyterhub(name):
     wanted = {re.split(r"[<>=!~\[ ;]", d)[0].lower() for d in project}
     have = requirement_names(IMAGES / name / "requirements.in")
     if name == "tomo":  # conda-forge names
-        have = {"matplotlib" if n == "matplotlib-base" else n for n in
-                (re.split(r"[<>=!~ ]", line)[0] for line in (IMAGES / "tomo" / "requirements.in").read_text().splitlines()
-                 if line.strip() and not line.startswith("#"))}
+        have = {
+            "matplotlib" if n == "matplotlib-base" else n
+            for n in (
+                re.split(r"[<>=!~ ]", line)[0]
+                for line in (IMAGES / "tomo" / "requirements.in").read_text().splitlines()
+                if line.strip() and not line.startswith("#")
+            )
+        }
     assert wanted <= have, wanted - have
     hub_jupyterhub = re.search(r"^jupyterhub==(\S+)", (IMAGES / "hub" / "requirements.txt").read_text(), re.M).group(1)
     text = (IMAGES / name / ("requirements.in" if name == "tomo" else "requirements.txt")).read_text()
@@ -223,8 +236,9 @@ def test_dockerfile_shape(name):
     # the project itself, installed last from the wheel the shared stages build from the checkout
     assert f"ARG PROJECT=beamhub/project:{VERSION}" in dockerfile.read_text()
     assert any(word == "FROM" and args == "${PROJECT} AS project" for word, args in all_stages[0])
-    assert "--mount=type=bind,from=project,target=/mnt /mnt/install" in \
-        " ".join(args for word, args in final if word == "RUN")
+    assert "--mount=type=bind,from=project,target=/mnt /mnt/install" in " ".join(
+        args for word, args in final if word == "RUN"
+    )
 
 
 def test_shared_stages_build_the_project_from_the_checkout_and_install_it_without_deps():
@@ -246,10 +260,21 @@ def test_shared_stages_build_the_project_from_the_checkout_and_install_it_withou
 @pytest.mark.parametrize("name", NAMES)
 def test_shared_stanzas_are_written_only_in_the_shared_stages(name):
     """What every image does the same way lives in images/common once, not again per image."""
-    text = "\n".join(line for line in (IMAGES / name / "Dockerfile").read_text().splitlines()
-                      if not line.lstrip().startswith("#"))
-    for stanza in ("useradd", "tini ca-certificates", "chmod 1777", "notebooks/", "docs/", "pyproject.toml",
-                   "PIP_CERT", "python -m venv", "pip install --no-deps", "pip check"):
+    text = "\n".join(
+        line for line in (IMAGES / name / "Dockerfile").read_text().splitlines() if not line.lstrip().startswith("#")
+    )
+    for stanza in (
+        "useradd",
+        "tini ca-certificates",
+        "chmod 1777",
+        "notebooks/",
+        "docs/",
+        "pyproject.toml",
+        "PIP_CERT",
+        "python -m venv",
+        "pip install --no-deps",
+        "pip check",
+    ):
         assert stanza not in text, f"images/{name}/Dockerfile repeats {stanza!r} (images/common has it)"
 
 
@@ -266,8 +291,10 @@ def test_build_py_builds_the_shared_images_the_dockerfiles_name():
     # each Dockerfile is handed only the build arguments it declares, and the base only by common
     assert build.build_args("common", "my/base:1.0", {}) == {"BASE": "my/base:1.0"}
     assert build.build_args("hub", "my/base:1.0", {}) == {
-        "BUILD_BASE": "beamhub/build-base:0.1.0", "PROJECT": "beamhub/project:0.1.0",
-        "RUNTIME_BASE": "beamhub/runtime-base:0.1.0"}
+        "BUILD_BASE": "beamhub/build-base:0.1.0",
+        "PROJECT": "beamhub/project:0.1.0",
+        "RUNTIME_BASE": "beamhub/runtime-base:0.1.0",
+    }
     assert build.build_args("tomo", "my/base:1.0", {"TOMOPY": "none"})["TOMOPY"] == "none"
 
 
@@ -283,8 +310,9 @@ def test_build_context_is_the_repository_root(name):
         if word != "COPY" or "--from" in args:
             continue
         for source in [a for a in args.split() if not a.startswith("--")][:-1]:
-            assert (REPO / source).exists() or any(REPO.glob(source)), \
+            assert (REPO / source).exists() or any(REPO.glob(source)), (
                 f"{name}: COPY {source} does not exist in the repository"
+            )
             top = source.rstrip("/").split("/")[0]
             assert top in allowed, f"{name}: {source} is excluded by Dockerfile.dockerignore"
 

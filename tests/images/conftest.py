@@ -34,8 +34,9 @@ def engine():
     except build.BuildError as exc:
         pytest.fail(f"no Docker engine: {exc}")
     try:
-        done = subprocess.run([sys.executable, str(REPO / "images" / "build.py")],
-                              capture_output=True, text=True, cwd=REPO)
+        done = subprocess.run(
+            [sys.executable, str(REPO / "images" / "build.py")], capture_output=True, text=True, cwd=REPO
+        )
         assert done.returncode == 0, f"make images failed:\n{done.stdout}\n{done.stderr}"
         docker.build_output = done.stdout
         yield docker

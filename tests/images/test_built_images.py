@@ -24,8 +24,19 @@ REPO = Path(__file__).resolve().parents[2]
 REGISTRY, TAG = "ghcr.io/beamhub", "0.1.0"
 NAMES = ["hub", "base", "gpu", "tomo", "spi"]
 SESSION_IMAGES = ["base", "gpu", "tomo", "spi"]
-AS_ALICE = ["--network", "host", "--user", "2001:2001", "--group-add", "3001", "--read-only",
-            "--tmpfs", "/tmp:exec", "--tmpfs", "/home/jovyan:mode=1777,exec"]
+AS_ALICE = [
+    "--network",
+    "host",
+    "--user",
+    "2001:2001",
+    "--group-add",
+    "3001",
+    "--read-only",
+    "--tmpfs",
+    "/tmp:exec",
+    "--tmpfs",
+    "/home/jovyan:mode=1777,exec",
+]
 
 
 def image(name: str) -> str:
@@ -40,8 +51,21 @@ def docker(engine, *args: str, timeout: float = 600, check: bool = True) -> subp
 
 
 def run_as_alice(engine, name: str, script: str, timeout: float = 600, check: bool = True):
-    return docker(engine, "run", "--rm", *AS_ALICE, "-w", "/tmp", "--entrypoint", "sh", image(name), "-c", script,
-                  timeout=timeout, check=check)
+    return docker(
+        engine,
+        "run",
+        "--rm",
+        *AS_ALICE,
+        "-w",
+        "/tmp",
+        "--entrypoint",
+        "sh",
+        image(name),
+        "-c",
+        script,
+        timeout=timeout,
+        check=check,
+    )
 
 
 def test_every_catalog_image_is_built_here(engine):
@@ -63,13 +87,20 @@ def test_no_image_runs_as_root(engine, name):
 def test_session_image_serves_as_the_user_and_imports_the_kernels(engine, platform, name):
     port = free_port()
     hub_api = f"http://127.0.0.1:{platform.config.hub_port}/hub/api"
-    env = {"JUPYTERHUB_API_TOKEN": "smoke-test", "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-alice",
-           "JUPYTERHUB_API_URL": hub_api, "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/", "JUPYTERHUB_USER": "alice",
-           "JUPYTERHUB_BASE_URL": "/", "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}/user/alice/",
-           "JUPYTERHUB_OAUTH_CALLBACK_URL": "/user/alice/oauth_callback"}
+    env = {
+        "JUPYTERHUB_API_TOKEN": "smoke-test",
+        "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-alice",
+        "JUPYTERHUB_API_URL": hub_api,
+        "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/",
+        "JUPYTERHUB_USER": "alice",
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}/user/alice/",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": "/user/alice/oauth_callback",
+    }
     flags = [item for key, value in env.items() for item in ("-e", f"{key}={value}")]
-    container = docker(engine, "run", "-d", *AS_ALICE, *flags, image(name),
-                       "jupyterhub-singleuser", "--ip=127.0.0.1", f"--port={port}").stdout.strip()
+    container = docker(
+        engine, "run", "-d", *AS_ALICE, *flags, image(name), "jupyterhub-singleuser", "--ip=127.0.0.1", f"--port={port}"
+    ).stdout.strip()
     try:
         answer, deadline = None, time.monotonic() + 120
         while time.monotonic() < deadline and answer is None:
@@ -80,8 +111,14 @@ def test_session_image_serves_as_the_user_and_imports_the_kernels(engine, platfo
                 time.sleep(1)
         logs = docker(engine, "logs", container).stderr
         assert answer and "version" in answer, f"{name}: jupyterhub-singleuser did not answer /api:\n{logs[-3000:]}"
-        who = docker(engine, "exec", container, "sh", "-c",
-                     "id -u; id -G; python -c 'import beamhub.kernels, h5py, numpy; print(\"kernels ok\")'").stdout
+        who = docker(
+            engine,
+            "exec",
+            container,
+            "sh",
+            "-c",
+            "id -u; id -G; python -c 'import beamhub.kernels, h5py, numpy; print(\"kernels ok\")'",
+        ).stdout
         uid, groups, kernels = who.split("\n")[:3]
         assert uid == "2001" and "3001" in groups.split() and kernels == "kernels ok"
         if name == "gpu":  # no GPU here: the image says so in one line at start, and runs on numpy
