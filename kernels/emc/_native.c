@@ -82,6 +82,47 @@ static inline double trilinear(const double *model, int64_t s, const double *m, 
          + fx * (gy * (gz * p[sx] + fz * p[sx + 1]) + fy * (gz * p[sx + sy] + fz * p[sx + sy + 1]));
 }
 
+#ifdef __AVX512F__
+/* The rotation M (row-major 3x3) and center broadcast for locate8. */
+typedef struct {
+    __m512d m[9], c, hi, sd;
+} frame8_t;
+
+static inline frame8_t frame8(const double *m, double center, int64_t s) {
+    frame8_t f;
+    for (int i = 0; i < 9; ++i) f.m[i] = _mm512_set1_pd(m[i]);
+    f.c = _mm512_set1_pd(center);
+    f.hi = _mm512_set1_pd((double)(s - 2));
+    f.sd = _mm512_set1_pd((double)s);
+    return f;
+}
+
+/* locate() for the eight pixels t..t+7 at once: returns the mask of those inside, their
+ * lower-corner flat indices (0 outside) and fractions.  The vector loops' one locate step. */
+static inline __mmask8 locate8(const frame8_t *f, const double *qx, const double *qy,
+                               const double *qz, int64_t t, __m256i *base, __m512d *fx,
+                               __m512d *fy, __m512d *fz) {
+    const __m512d zero = _mm512_setzero_pd();
+    __m512d q0 = _mm512_loadu_pd(qx + t), q1 = _mm512_loadu_pd(qy + t), q2 = _mm512_loadu_pd(qz + t);
+    __m512d x = _mm512_add_pd(_mm512_fmadd_pd(f->m[2], q2, _mm512_fmadd_pd(f->m[1], q1, _mm512_mul_pd(f->m[0], q0))), f->c);
+    __m512d y = _mm512_add_pd(_mm512_fmadd_pd(f->m[5], q2, _mm512_fmadd_pd(f->m[4], q1, _mm512_mul_pd(f->m[3], q0))), f->c);
+    __m512d z = _mm512_add_pd(_mm512_fmadd_pd(f->m[8], q2, _mm512_fmadd_pd(f->m[7], q1, _mm512_mul_pd(f->m[6], q0))), f->c);
+    __m512d fx0 = _mm512_roundscale_pd(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    __m512d fy0 = _mm512_roundscale_pd(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    __m512d fz0 = _mm512_roundscale_pd(z, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    __mmask8 in = _mm512_cmp_pd_mask(fx0, zero, _CMP_GE_OQ) & _mm512_cmp_pd_mask(fy0, zero, _CMP_GE_OQ)
+                & _mm512_cmp_pd_mask(fz0, zero, _CMP_GE_OQ) & _mm512_cmp_pd_mask(fx0, f->hi, _CMP_LE_OQ)
+                & _mm512_cmp_pd_mask(fy0, f->hi, _CMP_LE_OQ) & _mm512_cmp_pd_mask(fz0, f->hi, _CMP_LE_OQ);
+    /* flat index of the lower corner, exact in double, 0 outside */
+    __m512d based = _mm512_maskz_mov_pd(in, _mm512_fmadd_pd(_mm512_fmadd_pd(fx0, f->sd, fy0), f->sd, fz0));
+    *base = _mm512_cvttpd_epi32(based);
+    *fx = _mm512_sub_pd(x, fx0);
+    *fy = _mm512_sub_pd(y, fy0);
+    *fz = _mm512_sub_pd(z, fz0);
+    return in;
+}
+#endif
+
 /* One slice over n pixels (q given as three arrays qx, qy, qz of length n): out[t] = trilinear
  * model value at M q_t + center (0 outside), returns their sum.  With AVX-512, eight pixels
  * at a time with gathers of the eight corners; the same arithmetic as locate() +
@@ -92,28 +133,15 @@ static double slice_row(const double *restrict model, int64_t s, const double *m
     double acc = 0.0;
     int64_t t = 0;
 #ifdef __AVX512F__
-    const __m512d m0 = _mm512_set1_pd(m[0]), m1 = _mm512_set1_pd(m[1]), m2 = _mm512_set1_pd(m[2]),
-                  m3 = _mm512_set1_pd(m[3]), m4 = _mm512_set1_pd(m[4]), m5 = _mm512_set1_pd(m[5]),
-                  m6 = _mm512_set1_pd(m[6]), m7 = _mm512_set1_pd(m[7]), m8 = _mm512_set1_pd(m[8]);
-    const __m512d c = _mm512_set1_pd(center), zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
-    const __m512d hi = _mm512_set1_pd((double)(s - 2)), sd = _mm512_set1_pd((double)s);
+    const frame8_t f = frame8(m, center, s);
+    const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
     const __m256i oy = _mm256_set1_epi32((int)s), ox = _mm256_set1_epi32((int)(s * s)),
                   oz = _mm256_set1_epi32(1);
     __m512d accv = zero;
     for (; t + 8 <= n; t += 8) {
-        __m512d q0 = _mm512_loadu_pd(qx + t), q1 = _mm512_loadu_pd(qy + t), q2 = _mm512_loadu_pd(qz + t);
-        __m512d x = _mm512_add_pd(_mm512_fmadd_pd(m2, q2, _mm512_fmadd_pd(m1, q1, _mm512_mul_pd(m0, q0))), c);
-        __m512d y = _mm512_add_pd(_mm512_fmadd_pd(m5, q2, _mm512_fmadd_pd(m4, q1, _mm512_mul_pd(m3, q0))), c);
-        __m512d z = _mm512_add_pd(_mm512_fmadd_pd(m8, q2, _mm512_fmadd_pd(m7, q1, _mm512_mul_pd(m6, q0))), c);
-        __m512d fx0 = _mm512_roundscale_pd(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-        __m512d fy0 = _mm512_roundscale_pd(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-        __m512d fz0 = _mm512_roundscale_pd(z, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-        __mmask8 in = _mm512_cmp_pd_mask(fx0, zero, _CMP_GE_OQ) & _mm512_cmp_pd_mask(fy0, zero, _CMP_GE_OQ)
-                    & _mm512_cmp_pd_mask(fz0, zero, _CMP_GE_OQ) & _mm512_cmp_pd_mask(fx0, hi, _CMP_LE_OQ)
-                    & _mm512_cmp_pd_mask(fy0, hi, _CMP_LE_OQ) & _mm512_cmp_pd_mask(fz0, hi, _CMP_LE_OQ);
-        /* flat index of the lower corner, exact in double, 0 outside */
-        __m512d based = _mm512_maskz_mov_pd(in, _mm512_fmadd_pd(_mm512_fmadd_pd(fx0, sd, fy0), sd, fz0));
-        __m256i b0 = _mm512_cvttpd_epi32(based);
+        __m256i b0;
+        __m512d fx, fy, fz;
+        __mmask8 in = locate8(&f, qx, qy, qz, t, &b0, &fx, &fy, &fz);
         __m256i b1 = _mm256_add_epi32(b0, oy), b2 = _mm256_add_epi32(b0, ox), b3 = _mm256_add_epi32(b2, oy);
         __m512d p000 = _mm512_mask_i32gather_pd(zero, in, b0, model, 8);
         __m512d p001 = _mm512_mask_i32gather_pd(zero, in, _mm256_add_epi32(b0, oz), model, 8);
@@ -123,7 +151,6 @@ static double slice_row(const double *restrict model, int64_t s, const double *m
         __m512d p101 = _mm512_mask_i32gather_pd(zero, in, _mm256_add_epi32(b2, oz), model, 8);
         __m512d p110 = _mm512_mask_i32gather_pd(zero, in, b3, model, 8);
         __m512d p111 = _mm512_mask_i32gather_pd(zero, in, _mm256_add_epi32(b3, oz), model, 8);
-        __m512d fx = _mm512_sub_pd(x, fx0), fy = _mm512_sub_pd(y, fy0), fz = _mm512_sub_pd(z, fz0);
         __m512d gy = _mm512_sub_pd(one, fy), gz = _mm512_sub_pd(one, fz);
         __m512d lo = _mm512_add_pd(_mm512_mul_pd(gy, _mm512_fmadd_pd(gz, p000, _mm512_mul_pd(fz, p001))),
                                    _mm512_mul_pd(fy, _mm512_fmadd_pd(gz, p010, _mm512_mul_pd(fz, p011))));
@@ -156,12 +183,8 @@ static void splat_row(double *restrict a, int64_t s, const double *m, int64_t n,
     const int64_t sy = s, sx = s * s;
     int64_t t = 0;
 #ifdef __AVX512F__
-    const __m512d m0 = _mm512_set1_pd(m[0]), m1 = _mm512_set1_pd(m[1]), m2 = _mm512_set1_pd(m[2]),
-                  m3 = _mm512_set1_pd(m[3]), m4 = _mm512_set1_pd(m[4]), m5 = _mm512_set1_pd(m[5]),
-                  m6 = _mm512_set1_pd(m[6]), m7 = _mm512_set1_pd(m[7]), m8 = _mm512_set1_pd(m[8]);
-    const __m512d c = _mm512_set1_pd(center), zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
-    const __m512d hi = _mm512_set1_pd((double)(s - 2)), sd = _mm512_set1_pd((double)s);
-    const __m512d sc = _mm512_set1_pd(scale);
+    const frame8_t f = frame8(m, center, s);
+    const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0), sc = _mm512_set1_pd(scale);
     int32_t base[8];
     double w[8][8];
     for (; t + 8 <= n; t += 8) {
@@ -175,20 +198,11 @@ static void splat_row(double *restrict a, int64_t s, const double *m, int64_t n,
             if (!live) continue;
             v = _mm512_mul_pd(_mm512_mul_pd(v, sc), _mm512_loadu_pd(wt + t));
         }
-        __m512d q0 = _mm512_loadu_pd(qx + t), q1 = _mm512_loadu_pd(qy + t), q2 = _mm512_loadu_pd(qz + t);
-        __m512d x = _mm512_add_pd(_mm512_fmadd_pd(m2, q2, _mm512_fmadd_pd(m1, q1, _mm512_mul_pd(m0, q0))), c);
-        __m512d y = _mm512_add_pd(_mm512_fmadd_pd(m5, q2, _mm512_fmadd_pd(m4, q1, _mm512_mul_pd(m3, q0))), c);
-        __m512d z = _mm512_add_pd(_mm512_fmadd_pd(m8, q2, _mm512_fmadd_pd(m7, q1, _mm512_mul_pd(m6, q0))), c);
-        __m512d fx0 = _mm512_roundscale_pd(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-        __m512d fy0 = _mm512_roundscale_pd(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-        __m512d fz0 = _mm512_roundscale_pd(z, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-        __mmask8 in = live & _mm512_cmp_pd_mask(fx0, zero, _CMP_GE_OQ) & _mm512_cmp_pd_mask(fy0, zero, _CMP_GE_OQ)
-                    & _mm512_cmp_pd_mask(fz0, zero, _CMP_GE_OQ) & _mm512_cmp_pd_mask(fx0, hi, _CMP_LE_OQ)
-                    & _mm512_cmp_pd_mask(fy0, hi, _CMP_LE_OQ) & _mm512_cmp_pd_mask(fz0, hi, _CMP_LE_OQ);
+        __m256i b0;
+        __m512d fx, fy, fz;
+        __mmask8 in = live & locate8(&f, qx, qy, qz, t, &b0, &fx, &fy, &fz);
         if (!in) continue;
-        __m512d based = _mm512_maskz_mov_pd(in, _mm512_fmadd_pd(_mm512_fmadd_pd(fx0, sd, fy0), sd, fz0));
-        _mm256_storeu_si256((__m256i *)base, _mm512_cvttpd_epi32(based));
-        __m512d fx = _mm512_sub_pd(x, fx0), fy = _mm512_sub_pd(y, fy0), fz = _mm512_sub_pd(z, fz0);
+        _mm256_storeu_si256((__m256i *)base, b0);
         __m512d gx = _mm512_sub_pd(one, fx), gy = _mm512_sub_pd(one, fy), gz = _mm512_sub_pd(one, fz);
         __m512d gxv = _mm512_mul_pd(gx, v), fxv = _mm512_mul_pd(fx, v);
         __m512d gg = _mm512_mul_pd(gxv, gy), gf = _mm512_mul_pd(gxv, fy);
