@@ -45,12 +45,14 @@ venv_note() { echo "still creating $(VENV) (ensurepip installs pip into it)"; };
 node_count() { echo "$$(ls node_modules 2>/dev/null | wc -l) of about 125 Node packages in node_modules"; }; \
 apt_count() { echo "$$(ls /var/cache/apt/archives/*.deb 2>/dev/null | wc -l) Debian packages downloaded"; }
 
-.PHONY: up down test install system-deps cluster cluster-build images clean help
+
+.PHONY: up down test lint install system-deps cluster cluster-build images clean help
 
 help:
 	@echo "make up    - start BeamHub at http://127.0.0.1:8000 (installs into .venv and node_modules first)"
 	@echo "make down  - stop BeamHub, every session and every batch job it started"
 	@echo "make test  - install everything the tests need and run the whole test suite"
+	@echo "make lint  - ruff check and ruff format --check (the first step of make test)"
 	@echo "make cluster - a real Kubernetes control plane (KWOK nodes) with the chart and the BeamHub scheduler"
 	@echo "make images  - build the hub and session images with Docker (starts Debian's dockerd if needed)"
 
@@ -63,7 +65,13 @@ down:
 	@if [ -x $(VENV)/bin/beamhub ]; then $(VENV)/bin/beamhub down --state-dir $(STATE_DIR); \
 	else echo "make down: BeamHub is not installed here (no $(VENV)), so none of it is running"; fi
 
-test: install system-deps cluster-build
+# ruff's rules and version live in pyproject.toml; `make lint` alone, or as the first step of `make test`
+lint: install
+	@echo "make: ruff check and ruff format --check (rules in pyproject.toml [tool.ruff])"
+	@$(VENV)/bin/ruff check --quiet . && $(VENV)/bin/ruff format --check --quiet . \
+	  || { echo "make lint: fix the lines above ('$(VENV)/bin/ruff check --fix .; $(VENV)/bin/ruff format .')"; exit 1; }
+
+test: install system-deps cluster-build lint
 	@echo "make: installed; running the test suite (pytest $(PYTEST_ARGS))"
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -48,13 +48,13 @@ from kubernetes_asyncio import client, config
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy" / "cluster"))
 
-from beamhub_cluster import BeamHubCluster, session_pod  # noqa: E402
-from controlplane import ControlPlane, binaries  # noqa: E402
-from nodeload import LoadPusher, Monitoring, NodeLoad  # noqa: E402
+from beamhub_cluster import BeamHubCluster, session_pod  # noqa: E402 - after deploy/cluster is put on sys.path
+from controlplane import ControlPlane, binaries  # noqa: E402 - after deploy/cluster is put on sys.path
+from nodeload import LoadPusher, Monitoring, NodeLoad  # noqa: E402 - after deploy/cluster is put on sys.path
 
-from beamhub.hub.catalog import load_catalog  # noqa: E402
-from beamhub.hub.identity import Identity  # noqa: E402
-from beamhub.quantity import parse_quantity  # noqa: E402
+from beamhub.hub.catalog import load_catalog  # noqa: E402 - after deploy/cluster is put on sys.path
+from beamhub.hub.identity import Identity  # noqa: E402 - after deploy/cluster is put on sys.path
+from beamhub.quantity import parse_quantity  # noqa: E402 - after deploy/cluster is put on sys.path
 
 HOT = 0.85
 PRIORITY_ROW = "beamhub-scheduler, extender at CPU priority (nice -10)"

@@ -69,8 +69,9 @@ def prepare(scale: str) -> Path:
     det = spi_detector(detsize, detd, stoprad=3.0)
     diameter = model_size(det.q, det.mask) / 4.5
     t = time.perf_counter()
-    sim = simulate_spi(num_data=nd, detsize=detsize, detd=detd, stoprad=3.0, mean_count=300.0,
-                       diameter=diameter, rng=2026)
+    sim = simulate_spi(
+        num_data=nd, detsize=detsize, detd=detd, stoprad=3.0, mean_count=300.0, diameter=diameter, rng=2026
+    )
     if scale == "issue":  # Dragonfly's own defaults, as a Dragonfly user would run it
         write_spi(folder, sim, num_div=num_div, beta="auto", beta_schedule=(1.41421356, 10))
     else:  # a faster anneal, so a short run converges enough to compare with the truth
@@ -84,9 +85,17 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
-             backend: str = "numpy", kernels: str = "auto", dragonfly: str | None = None,
-             scaling: bool = True) -> dict:
+def run_case(
+    folder: Path,
+    name: str,
+    iterations: int,
+    ranks: int,
+    threads: int,
+    backend: str = "numpy",
+    kernels: str = "auto",
+    dragonfly: str | None = None,
+    scaling: bool = True,
+) -> dict:
     """Run ``beamhub emc`` (or Dragonfly's ``emc`` when ``dragonfly`` is its path) on a copy of
     ``folder``; seconds per iteration from its EMC.log, peak memory per rank from GNU time."""
     work = folder.parent / f"{folder.name}-run-{name}"
@@ -100,15 +109,32 @@ def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
     text = (folder / "config.ini").read_text().replace("[emc]\n", "[emc]\nfixed_seed = 1\n")
     text = text.replace("need_scaling = 0", f"need_scaling = {int(scaling)}")
     (work / "config.ini").write_text(text)
-    env = dict(os.environ, BEAMHUB_BACKEND=backend, NUMBA_NUM_THREADS=str(threads),
-               BEAMHUB_THREADS=str(threads), OMP_NUM_THREADS="1", BEAMHUB_EMC_KERNELS=kernels,
-               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env = dict(
+        os.environ,
+        BEAMHUB_BACKEND=backend,
+        NUMBA_NUM_THREADS=str(threads),
+        BEAMHUB_THREADS=str(threads),
+        OMP_NUM_THREADS="1",
+        BEAMHUB_EMC_KERNELS=kernels,
+        OMPI_ALLOW_RUN_AS_ROOT="1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+    )
     if dragonfly:
         # Dragonfly: OpenMP threads per rank, paths relative to the working folder; Open MPI
         # binds a 1- or 2-rank job to one core each unless told not to
         env["OMP_NUM_THREADS"] = str(threads)
-        cmd = ["mpirun", "--allow-run-as-root", "--bind-to", "none", "-n", str(ranks), dragonfly,
-               "-c", "config.ini", str(iterations)]
+        cmd = [
+            "mpirun",
+            "--allow-run-as-root",
+            "--bind-to",
+            "none",
+            "-n",
+            str(ranks),
+            dragonfly,
+            "-c",
+            "config.ini",
+            str(iterations),
+        ]
     else:
         cmd = [beamhub_exe(), "emc", str(work / "config.ini"), "-n", str(iterations), "-q"]
         if ranks > 1:
@@ -118,8 +144,9 @@ def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
         cmd = [GNU_TIME, "-f", "%M %U %S", "-o", str(rss_file)] + cmd
     load_before = loadavg()
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, cwd=work, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL if dragonfly else None)
+    subprocess.run(
+        cmd, check=True, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if dragonfly else None
+    )
     wall = time.perf_counter() - t
     rows = read_log_rows(work / "EMC.log")
     times = [float(r[1]) for r in rows]
@@ -128,10 +155,21 @@ def run_case(folder: Path, name: str, iterations: int, ranks: int, threads: int,
     if rss_file.exists():
         kb, user, system = rss_file.read_text().split()[-3:]
         rss, cpu = float(kb) / 1e6, float(user) + float(system)
-    return {"name": name, "ranks": ranks, "threads": threads, "backend": backend,
-            "s_per_iter": float(np.median(rest)), "mean": float(np.mean(rest)), "first": times[0],
-            "times": times, "wall": wall, "work": work, "rss_gb": rss, "cpu": cpu,
-            "load": f"{load_before} -> {loadavg()}"}
+    return {
+        "name": name,
+        "ranks": ranks,
+        "threads": threads,
+        "backend": backend,
+        "s_per_iter": float(np.median(rest)),
+        "mean": float(np.mean(rest)),
+        "first": times[0],
+        "times": times,
+        "wall": wall,
+        "work": work,
+        "rss_gb": rss,
+        "cpu": cpu,
+        "load": f"{load_before} -> {loadavg()}",
+    }
 
 
 def truth_figures(folder: Path, work: Path, iteration: int, frame_of=None) -> tuple[str, np.ndarray]:
@@ -142,8 +180,9 @@ def truth_figures(folder: Path, work: Path, iteration: int, frame_of=None) -> tu
     another order, so its model is compared in the frame of ours (the two models start
     from the same random model and agree to ~0.997, see RESULTS.md).  Returns the line and ``g``.
     """
-    num_div = int([ln for ln in (folder / "config.ini").read_text().splitlines()
-                   if ln.startswith("num_div")][0].split("=")[1])
+    num_div = int(
+        [ln for ln in (folder / "config.ini").read_text().splitlines() if ln.startswith("num_div")][0].split("=")[1]
+    )
     q, _ = quaternion_sampling(num_div)
     true_q = np.loadtxt(folder / "true_quaternions.dat")
     with h5py.File(work / "data" / f"output_{iteration:03d}.h5") as f:
@@ -156,8 +195,10 @@ def truth_figures(folder: Path, work: Path, iteration: int, frame_of=None) -> tu
     if frame_of is not None:
         return f"after {iteration} iterations (in the frame of our model): {shells}", g
     err = orientation_errors(q[best], true_q, g, twin=True)
-    return (f"after {iteration} iterations: median orientation error {np.median(err):.1f} deg "
-            f"(truth or Friedel twin); {shells}"), g
+    return (
+        f"after {iteration} iterations: median orientation error {np.median(err):.1f} deg "
+        f"(truth or Friedel twin); {shells}"
+    ), g
 
 
 def phases(folder: Path, iterations: int, scaling: bool) -> str:
@@ -170,8 +211,7 @@ def phases(folder: Path, iterations: int, scaling: bool) -> str:
     settings.fixed_seed = True
     ops = ops_for(np, "native")
     emc = EMC(det, frames, q, w, settings, model=model, scale=scale, ops=ops)
-    names = ["expand (slices + log)", "likelihood product", "merge photon sums", "merge splats",
-             "merge weights (once)"]
+    names = ["expand (slices + log)", "likelihood product", "merge photon sums", "merge splats", "merge weights (once)"]
     lines = []
     for _ in range(iterations):
         t0 = time.process_time()
@@ -180,8 +220,10 @@ def phases(folder: Path, iterations: int, scaling: bool) -> str:
         out = (ctypes.c_double * 8)()
         ops.lib.emc_phase_times(out)
         parts = ", ".join(f"{n} {out[i]:.2f}" for i, n in enumerate(names) if out[i])
-        lines.append(f"iteration {fig.iteration}: wall {fig.time:.2f} s, process CPU {cpu:.2f} s; "
-                     f"CPU s by phase: {parts}; load {loadavg()}")
+        lines.append(
+            f"iteration {fig.iteration}: wall {fig.time:.2f} s, process CPU {cpu:.2f} s; "
+            f"CPU s by phase: {parts}; load {loadavg()}"
+        )
     return "\n".join(lines)
 
 
@@ -190,22 +232,28 @@ def main() -> int:
     ap.add_argument("--scale", choices=sorted(PROBLEMS), default="issue")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--no-mpi", action="store_true", help="skip the 2-rank cases")
-    ap.add_argument("--no-reference", action="store_true",
-                    help="skip the numba-loops reference run (1 rank)")
+    ap.add_argument("--no-reference", action="store_true", help="skip the numba-loops reference run (1 rank)")
     ap.add_argument("--no-scaling", action="store_true", help="run without per-frame scale factors")
     ap.add_argument("--truth", action="store_true", help="also report correlation with the truth")
-    ap.add_argument("--phases", action="store_true",
-                    help="also report the CPU seconds of each C kernel phase (in-process, 1 rank)")
-    ap.add_argument("--dragonfly", default=os.environ.get("DRAGONFLY_EMC"), metavar="EMC",
-                    help="path to Dragonfly's emc executable: also time it on the same data, same "
-                         "rank/thread layouts (default $DRAGONFLY_EMC)")
+    ap.add_argument(
+        "--phases", action="store_true", help="also report the CPU seconds of each C kernel phase (in-process, 1 rank)"
+    )
+    ap.add_argument(
+        "--dragonfly",
+        default=os.environ.get("DRAGONFLY_EMC"),
+        metavar="EMC",
+        help="path to Dragonfly's emc executable: also time it on the same data, same "
+        "rank/thread layouts (default $DRAGONFLY_EMC)",
+    )
     args = ap.parse_args()
     scaling = not args.no_scaling
     folder = prepare(args.scale)
     nd, detsize, _, num_div = PROBLEMS[args.scale]
-    print(f"problem: {nd} frames, {detsize}x{detsize} pixels, num_div {num_div} "
-          f"({num_rotations(num_div)} orientations), ~300 photons/frame, scaling "
-          f"{'on' if scaling else 'off'}; load average {loadavg()}")
+    print(
+        f"problem: {nd} frames, {detsize}x{detsize} pixels, num_div {num_div} "
+        f"({num_rotations(num_div)} orientations), ~300 photons/frame, scaling "
+        f"{'on' if scaling else 'off'}; load average {loadavg()}"
+    )
     cores = cpu_workers()
     one = "1 rank x %d threads" % cores
     two = "2 ranks x 1 thread"
@@ -227,9 +275,12 @@ def main() -> int:
         r = run_case(folder, tag, args.iterations, ranks, threads, backend, kernels, dragonfly, scaling)
         results.append((name, r))
         times = ", ".join(f"{t:.2f}" for t in r["times"])
-        print(f"{name:34s} median {r['s_per_iter']:7.2f} s/iter, mean {r['mean']:7.2f}, first "
-              f"{r['first']:7.2f}   (iterations: {times}); peak RSS per rank {r['rss_gb']:.2f} GB; "
-              f"CPU {r['cpu']:.1f} s in all (setup included); load {r['load']}", flush=True)
+        print(
+            f"{name:34s} median {r['s_per_iter']:7.2f} s/iter, mean {r['mean']:7.2f}, first "
+            f"{r['first']:7.2f}   (iterations: {times}); peak RSS per rank {r['rss_gb']:.2f} GB; "
+            f"CPU {r['cpu']:.1f} s in all (setup included); load {r['load']}",
+            flush=True,
+        )
     found = dict(results)
     ref = found.get("numba loops (reference)")
     for name, r in results:
@@ -239,11 +290,13 @@ def main() -> int:
             print(f"{name:34s} vs numba loops in this run: {ref['s_per_iter'] / r['s_per_iter']:.2f}x faster")
         theirs = found.get("Dragonfly " + name)
         if theirs is not None:
-            print(f"{name:34s} vs Dragonfly in this run ({theirs['s_per_iter']:.2f} s/iter median, "
-                  f"{theirs['mean']:.2f} mean): ours takes {r['s_per_iter'] / theirs['s_per_iter']:.3f}x "
-                  f"(mean {r['mean'] / theirs['mean']:.3f}x) of its time per iteration, "
-                  f"{r['cpu'] / theirs['cpu']:.3f}x of its CPU seconds (whole runs, which a busy "
-                  f"machine inflates less than wall time)")
+            print(
+                f"{name:34s} vs Dragonfly in this run ({theirs['s_per_iter']:.2f} s/iter median, "
+                f"{theirs['mean']:.2f} mean): ours takes {r['s_per_iter'] / theirs['s_per_iter']:.3f}x "
+                f"(mean {r['mean'] / theirs['mean']:.3f}x) of its time per iteration, "
+                f"{r['cpu'] / theirs['cpu']:.3f}x of its CPU seconds (whole runs, which a busy "
+                f"machine inflates less than wall time)"
+            )
     if args.truth:
         ours = None
         for name, r in results:

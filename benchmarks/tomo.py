@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,7 +155,6 @@ def run_tomopy(folder: Path) -> dict:
 
 def build_tomopy_env() -> str | None:
     """Build tomopy from its source mirror into TOMOPY_ENV; None, or why it could not."""
-    import shutil  # noqa: PLC0415
 
     if not (TOMOPY_MIRROR / "HEAD").exists() and not (TOMOPY_MIRROR / ".git").exists():
         return f"no tomopy source at {TOMOPY_MIRROR} (set TOMOPY_SRC to a clone)"
@@ -247,9 +247,9 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from beamhub.kernels import backend, sim  # noqa: PLC0415
-    from beamhub.kernels import tomo as bt  # noqa: PLC0415
-    from beamhub.kernels.tomo.gridrec import gridding_setup  # noqa: PLC0415
+    from beamhub.kernels import backend, sim  # noqa: PLC0415 - after the tomopy venv's re-run of this script, which has no BeamHub
+    from beamhub.kernels import tomo as bt  # noqa: PLC0415 - after the tomopy venv's re-run of this script, which has no BeamHub
+    from beamhub.kernels.tomo.gridrec import gridding_setup  # noqa: PLC0415 - after the tomopy venv's re-run of this script, which has no BeamHub
 
     scale_div = 4 if args.quick else 1
     full = dict(n=2048 // scale_div, n_angles=1501 // scale_div, rows=16)

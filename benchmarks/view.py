@@ -28,10 +28,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402 - after matplotlib.use() above
+import numpy as np  # noqa: E402 - after matplotlib.use() above
 
-from beamhub.kernels.view import VolumeViewer  # noqa: E402
+from beamhub.kernels.view import VolumeViewer  # noqa: E402 - after matplotlib.use() above
 
 
 def phantom(n: int) -> np.ndarray:

@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+import scipy.fft
 
 _VALID = ("numpy", "cupy", "auto")
 
@@ -119,8 +120,6 @@ def cpu_workers() -> int:
 def _fft_module(x):
     xp = array_module(x)
     if xp is np:
-        import scipy.fft  # noqa: PLC0415
-
         return scipy.fft, {"workers": cpu_workers()}
     return xp.fft, {}
 

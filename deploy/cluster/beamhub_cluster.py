@@ -31,7 +31,7 @@ import yaml
 from beamhub.hub.pods import ClusterSettings, container_resources, environment_overrides
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from controlplane import ControlPlane, ControlPlaneError, free_port  # noqa: E402
+from controlplane import ControlPlane, ControlPlaneError, free_port  # noqa: E402 - after deploy/cluster is put on sys.path
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "beamhub"

@@ -15,10 +15,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402 - after matplotlib.use() above
+import numpy as np  # noqa: E402 - after matplotlib.use() above
 
-from beamhub.kernels import sim  # noqa: E402
+from beamhub.kernels import sim  # noqa: E402 - after matplotlib.use() above
 
 OUT = Path(__file__).with_suffix(".png")
 N = 128

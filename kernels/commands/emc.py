@@ -37,15 +37,15 @@ with --resume finishes it (Dragonfly's `emc -r N` instead adds N iterations)."""
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("config", metavar="CONFIG", help="Dragonfly-style config.ini with an [emc] section")
-    p.add_argument("--iterations", "-n", type=int, required=True, metavar="N",
-                   help="last iteration number to reach")
-    p.add_argument("--resume", "-r", action="store_true",
-                   help="continue from output_folder/emc_checkpoint.h5")
-    p.add_argument("--quiet", "-q", action="store_true",
-                   help="no per-iteration lines on stderr (EMC.log is written regardless)")
+    p.add_argument("--iterations", "-n", type=int, required=True, metavar="N", help="last iteration number to reach")
+    p.add_argument("--resume", "-r", action="store_true", help="continue from output_folder/emc_checkpoint.h5")
+    p.add_argument(
+        "--quiet", "-q", action="store_true", help="no per-iteration lines on stderr (EMC.log is written regardless)"
+    )
     return p
 
 
@@ -77,14 +77,21 @@ def main(argv: list[str], prog: str) -> int:
         cfg = EMCConfig.from_file(args.config)
         detector, frames, quats, weights, model, scale = load_problem(cfg)
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{args.config}: a file it reads is not UTF-8 text (byte {exc.start}); "
-                         "save it as UTF-8") from None
+        raise UsageError(
+            f"{args.config}: a file it reads is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     except InputFormatError as exc:
         raise UsageError(str(exc)) from None
     emc = EMC(detector, frames, quats, weights, cfg.settings(), comm=comm, model=model, scale=scale)
     try:
-        run(emc, args.iterations, output_folder=cfg.output_folder, log_file=cfg.log_file,
-            resume=args.resume, progress=not args.quiet and comm.rank == 0 and sys.stderr.isatty())
+        run(
+            emc,
+            args.iterations,
+            output_folder=cfg.output_folder,
+            log_file=cfg.log_file,
+            resume=args.resume,
+            progress=not args.quiet and comm.rank == 0 and sys.stderr.isatty(),
+        )
     except InputFormatError as exc:
         raise UsageError(str(exc)) from None
     return 0

@@ -15,5 +15,16 @@ from beamhub.kernels.emc.loop import run
 from beamhub.kernels.emc.photons import Frames
 from beamhub.kernels.emc.quaternions import num_rotations, quaternion_sampling, rotation_matrices
 
-__all__ = ["EMC", "EMCConfig", "EMCSettings", "Detector", "Frames", "IterationFigures",
-           "load_problem", "num_rotations", "quaternion_sampling", "rotation_matrices", "run"]
+__all__ = [
+    "EMC",
+    "EMCConfig",
+    "EMCSettings",
+    "Detector",
+    "Frames",
+    "IterationFigures",
+    "load_problem",
+    "num_rotations",
+    "quaternion_sampling",
+    "rotation_matrices",
+    "run",
+]

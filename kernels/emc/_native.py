@@ -85,8 +85,7 @@ def build(cc: str, dest_dir: Path) -> Path:
     os.close(fd)
     obj = tmp[:-3] + ".o"
     try:
-        for cmd in ([cc, *FLAGS, "-c", str(SOURCE), "-o", obj],
-                    [cc, *LINK_FLAGS, obj, "-o", tmp, "-lm"]):
+        for cmd in ([cc, *FLAGS, "-c", str(SOURCE), "-o", obj], [cc, *LINK_FLAGS, obj, "-o", tmp, "-lm"]):
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             if res.returncode != 0:
                 raise RuntimeError(f"{cc} could not build {SOURCE.name}: {res.stderr.strip()[:2000]}")
@@ -106,8 +105,7 @@ _SIGNATURES = {
     "emc_phase_times": ([_P], None),
     "emc_slice": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _P, _P], None),
     "emc_merge_weights": ([ctypes.c_int, _I, _P, _I, _P, _D, _I, _P], None),
-    "emc_likelihood": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P],
-                       None),
+    "emc_likelihood": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P], None),
     "emc_prob_shift": ([ctypes.c_int, _P, _I, _I, _I, _P, _P, _P, _P], None),
     "emc_prob_exp": ([ctypes.c_int, _P, _I, _I, _P, _P, _D, _P, _P], None),
     "emc_prob_norm": ([ctypes.c_int, _P, _I, _I, _P, _P, _P, _P, _D, _D, _P, _P, _P], None),
@@ -218,8 +216,19 @@ class NativeOps:
         good = np.ones(npix, np.uint8) if good is None else _c(good, np.uint8)
         out, sums = np.empty((nr, npix)), np.empty(nr)
         with LAUNCH:
-            self.lib.emc_slice(self.threads, _ptr(model), model.shape[0], nr, _ptr(rot), npix, _ptr(q),
-                               float(center), _ptr(good), _ptr(out), _ptr(sums))
+            self.lib.emc_slice(
+                self.threads,
+                _ptr(model),
+                model.shape[0],
+                nr,
+                _ptr(rot),
+                npix,
+                _ptr(q),
+                float(center),
+                _ptr(good),
+                _ptr(out),
+                _ptr(sums),
+            )
         return out, sums
 
     def likelihood(self, model, prep: Prepared, out=None):
@@ -237,9 +246,23 @@ class NativeOps:
         L = out if out is not None and out.shape == shape else np.empty(shape, dtype=np.float32)
         sums = np.empty(nchunk * cw)
         with LAUNCH:
-            self.lib.emc_likelihood(self.threads, _ptr(model), model.shape[0], nchunk, _ptr(prep.rot),
-                                    len(prep.q), _ptr(prep.q), float(prep.center), _ptr(prep.good_pos),
-                                    ngood, nd, *photons, _ptr(prep.bias), _ptr(L), _ptr(sums))
+            self.lib.emc_likelihood(
+                self.threads,
+                _ptr(model),
+                model.shape[0],
+                nchunk,
+                _ptr(prep.rot),
+                len(prep.q),
+                _ptr(prep.q),
+                float(prep.center),
+                _ptr(prep.good_pos),
+                ngood,
+                nd,
+                *photons,
+                _ptr(prep.bias),
+                _ptr(L),
+                _ptr(sums),
+            )
         return L, sums
 
     def prob_shift(self, L, num_valid: int, phi, sums):
@@ -248,8 +271,9 @@ class NativeOps:
         phi, sums = _c(phi), _c(sums)
         top, arg = np.empty(nd), np.empty(nd, dtype=np.int64)
         with LAUNCH:
-            self.lib.emc_prob_shift(self.threads, _ptr(L), nchunk, nd, int(num_valid), _ptr(phi), _ptr(sums),
-                                    _ptr(top), _ptr(arg))
+            self.lib.emc_prob_shift(
+                self.threads, _ptr(L), nchunk, nd, int(num_valid), _ptr(phi), _ptr(sums), _ptr(top), _ptr(arg)
+            )
         return top, arg
 
     def prob_exp(self, L, top, beta):
@@ -258,8 +282,9 @@ class NativeOps:
         top, beta = _c(top), _c(beta)
         tot, sum_ev = np.empty(nd), np.empty(nd)
         with LAUNCH:
-            self.lib.emc_prob_exp(self.threads, _ptr(L), nchunk, nd, _ptr(top), _ptr(beta), CUTOFF,
-                                  _ptr(tot), _ptr(sum_ev))
+            self.lib.emc_prob_exp(
+                self.threads, _ptr(L), nchunk, nd, _ptr(top), _ptr(beta), CUTOFF, _ptr(tot), _ptr(sum_ev)
+            )
         return tot, sum_ev
 
     def prob_norm(self, L, tot, logw, sums, frame_scale):
@@ -270,8 +295,21 @@ class NativeOps:
         info, expected = np.empty(nd), np.empty(nd)
         den = np.zeros((self.threads, nchunk * cw))
         with LAUNCH:
-            self.lib.emc_prob_norm(self.threads, _ptr(L), nchunk, nd, _ptr(tot), _ptr(logw), _ptr(sums),
-                                   _ptr(fscale), CUTOFF, PROB_FLOOR, _ptr(info), _ptr(expected), _ptr(den))
+            self.lib.emc_prob_norm(
+                self.threads,
+                _ptr(L),
+                nchunk,
+                nd,
+                _ptr(tot),
+                _ptr(logw),
+                _ptr(sums),
+                _ptr(fscale),
+                CUTOFF,
+                PROB_FLOOR,
+                _ptr(info),
+                _ptr(expected),
+                _ptr(den),
+            )
         return info, expected, den.sum(axis=0)
 
     # ---------------------------------------------------------------- compress
@@ -287,9 +325,22 @@ class NativeOps:
         photons = [_ptr(a) for a in prep.extra["counts"]]
         den = _c(den)
         with LAUNCH:
-            self.lib.emc_merge(self.threads, _ptr(P), nchunk, nd, prep.count, *photons,
-                               prep.counts.shape[1], _ptr(den), _ptr(prep.extra["corr"]),
-                               _ptr(prep.rot), _ptr(prep.q), float(prep.center), size, _ptr(acc))
+            self.lib.emc_merge(
+                self.threads,
+                _ptr(P),
+                nchunk,
+                nd,
+                prep.count,
+                *photons,
+                prep.counts.shape[1],
+                _ptr(den),
+                _ptr(prep.extra["corr"]),
+                _ptr(prep.rot),
+                _ptr(prep.q),
+                float(prep.center),
+                size,
+                _ptr(acc),
+            )
         return acc.sum(axis=0)
 
     def merge_weights(self, rot, q, center: int, size: int):
@@ -297,6 +348,7 @@ class NativeOps:
         rot, q = _c(rot), _c(q)
         acc = np.zeros((self.threads, size, size, size))
         with LAUNCH:
-            self.lib.emc_merge_weights(self.threads, len(rot), _ptr(rot), len(q), _ptr(q), float(center),
-                                       size, _ptr(acc))
+            self.lib.emc_merge_weights(
+                self.threads, len(rot), _ptr(rot), len(q), _ptr(q), float(center), size, _ptr(acc)
+            )
         return acc.sum(axis=0)

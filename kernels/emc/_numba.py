@@ -60,10 +60,13 @@ def compiled():
         gx = 1.0 - fx
         gy = 1.0 - fy
         gz = 1.0 - fz
-        return (gx * (gy * (gz * model[ix, iy, iz] + fz * model[ix, iy, iz + 1])
-                      + fy * (gz * model[ix, iy + 1, iz] + fz * model[ix, iy + 1, iz + 1]))
-                + fx * (gy * (gz * model[ix + 1, iy, iz] + fz * model[ix + 1, iy, iz + 1])
-                        + fy * (gz * model[ix + 1, iy + 1, iz] + fz * model[ix + 1, iy + 1, iz + 1])))
+        return gx * (
+            gy * (gz * model[ix, iy, iz] + fz * model[ix, iy, iz + 1])
+            + fy * (gz * model[ix, iy + 1, iz] + fz * model[ix, iy + 1, iz + 1])
+        ) + fx * (
+            gy * (gz * model[ix + 1, iy, iz] + fz * model[ix + 1, iy, iz + 1])
+            + fy * (gz * model[ix + 1, iy + 1, iz] + fz * model[ix + 1, iy + 1, iz + 1])
+        )
 
     @njit(inline="always", fastmath=True, cache=True)
     def splat(a, ix, iy, iz, fx, fy, fz, v):
@@ -114,7 +117,7 @@ def compiled():
         # out[d, col0:col0+n] = bias + Σ_j data[j] · dense[indices[j], :]  (photons x log-model)
         ncol = dense.shape[1]
         for d in prange(out.shape[0]):
-            row = out[d, col0:col0 + ncol]
+            row = out[d, col0 : col0 + ncol]
             for c in range(ncol):
                 row[c] = bias[c]
             for j in range(indptr[d], indptr[d + 1]):
@@ -262,8 +265,19 @@ def compiled():
         pass
 
     ns = NS()
-    for fn in (slice_model, expand_log, csr_times_dense, prob_shift, prob_exp, prob_norm, copy_block,
-               weighted_photons, frame_photon_sums, merge_values, merge_weights):
+    for fn in (
+        slice_model,
+        expand_log,
+        csr_times_dense,
+        prob_shift,
+        prob_exp,
+        prob_norm,
+        copy_block,
+        weighted_photons,
+        frame_photon_sums,
+        merge_values,
+        merge_weights,
+    ):
         setattr(ns, fn.__name__, fn)
     ns.num_threads = numba.get_num_threads
     return ns
@@ -332,8 +346,7 @@ class NumbaOps:
             b = min(n, a + self.chunk)
             logw = np.empty((ngood, b - a), dtype=np.float32)
             with LAUNCH:
-                self.fns.expand_log(model, _c(prep.rot[a:b]), prep.q, float(prep.center), good_pos, logw,
-                                    sums[a:b])
+                self.fns.expand_log(model, _c(prep.rot[a:b]), prep.q, float(prep.center), good_pos, logw, sums[a:b])
                 self.fns.csr_times_dense(lik.indptr, lik.indices, lik.data, logw, prep.bias[a:b], L, a)
         return L, sums
 
@@ -359,8 +372,18 @@ class NumbaOps:
         info, expected = np.empty(nd), np.empty(nd)
         den = np.zeros((self.threads, L.shape[1]))
         with LAUNCH:
-            self.fns.prob_norm(L, _c(tot), _c(logw, np.float32), _c(sums, np.float32), _c(frame_scale),
-                               CUTOFF, PROB_FLOOR, info, expected, den)
+            self.fns.prob_norm(
+                L,
+                _c(tot),
+                _c(logw, np.float32),
+                _c(sums, np.float32),
+                _c(frame_scale),
+                CUTOFF,
+                PROB_FLOOR,
+                info,
+                expected,
+                den,
+            )
         return info, expected, den.sum(axis=0)
 
     def merge(self, P, prep: Prepared, den):
@@ -385,8 +408,7 @@ class NumbaOps:
             else:
                 parts = np.empty((self.threads, counts.shape[1], b - a), dtype=np.float32)
                 with LAUNCH:
-                    self.fns.frame_photon_sums(counts.indptr, counts.indices, counts.data, block, active,
-                                               parts)
+                    self.fns.frame_photon_sums(counts.indptr, counts.indices, counts.data, block, active, parts)
                 num = parts.sum(axis=0)
             with LAUNCH:
                 self.fns.merge_values(acc, num, dens, corr, _c(prep.rot[a:b]), prep.q, float(prep.center))

@@ -9,12 +9,10 @@ written here as whole arrays (the numba and C operator sets have their own);
 
 from __future__ import annotations
 
-
 from beamhub.kernels.backend import array_module
 from beamhub.kernels.emc.expand import corner_weights, locate, voxel_positions
 
-__all__ = ["photon_sums", "merge_slices", "merge_values", "merge_weights", "finish_model",
-           "friedel_symmetrize"]
+__all__ = ["photon_sums", "merge_slices", "merge_values", "merge_weights", "finish_model", "friedel_symmetrize"]
 
 
 def photon_sums(counts_t, prob):
@@ -58,7 +56,7 @@ def merge_slices(acc, wacc, slices, active, rot, q, center: int):
         return
     slices, rot = slices[keep], rot[keep]
     base, frac, inside = locate(voxel_positions(rot, q, center), size)
-    n = size ** 3
+    n = size**3
     for (dx, dy, dz), w in corner_weights(frac):
         idx = (base + (dx * size + dy) * size + dz)[inside]
         ww = w[inside]

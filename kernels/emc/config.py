@@ -30,20 +30,49 @@ __all__ = ["parse_ini", "EMCConfig", "load_problem", "SUPPORTED_KEYS", "REFUSED_
 
 #: [emc] keys beamhub honours (Dragonfly's meanings) plus its own additions.
 SUPPORTED_KEYS = {
-    "in_photons_file", "in_photons_list", "in_detector_file", "num_div", "in_quat_file",
-    "output_folder", "log_file", "need_scaling", "update_scale", "scale_file", "beta",
-    "beta_factor", "beta_schedule", "alpha", "recon_type", "size", "start_model_file",
-    "fixed_seed", "num_modes", "num_nonrot_modes", "blacklist_file", "selection", "save_prob",
-    "friedel_sym", "axial_sym",
+    "in_photons_file",
+    "in_photons_list",
+    "in_detector_file",
+    "num_div",
+    "in_quat_file",
+    "output_folder",
+    "log_file",
+    "need_scaling",
+    "update_scale",
+    "scale_file",
+    "beta",
+    "beta_factor",
+    "beta_schedule",
+    "alpha",
+    "recon_type",
+    "size",
+    "start_model_file",
+    "fixed_seed",
+    "num_modes",
+    "num_nonrot_modes",
+    "blacklist_file",
+    "selection",
+    "save_prob",
+    "friedel_sym",
+    "axial_sym",
     # beamhub additions (Dragonfly ignores neither: remove them before running Dragonfly)
-    "chunk_size", "seed",
+    "chunk_size",
+    "seed",
 }
 #: Dragonfly keys beamhub does not implement; refused unless at their default value.
 REFUSED_KEYS = {
-    "in_detector_list": None, "point_group": None, "probs_file": None, "radius": None,
-    "radius_schedule": None, "oversampling": None, "gaussian_sigma": None,
-    "background_file": None, "background_list": None, "bgscale_file": None,
-    "beta_range_deg": None, "num_rot": None,
+    "in_detector_list": None,
+    "point_group": None,
+    "probs_file": None,
+    "radius": None,
+    "radius_schedule": None,
+    "oversampling": None,
+    "gaussian_sigma": None,
+    "background_file": None,
+    "background_list": None,
+    "bgscale_file": None,
+    "beta_range_deg": None,
+    "num_rot": None,
 }
 
 
@@ -64,7 +93,7 @@ def parse_ini(path: str | os.PathLike) -> dict[str, dict[str, list[str]]]:
     current = None
     for line in text.splitlines():
         if line.startswith("["):
-            current = line[1:line.find("]")] if "]" in line else line[1:]
+            current = line[1 : line.find("]")] if "]" in line else line[1:]
             sections.setdefault(current, {})
             continue
         if not line.strip() or line[0] in " \t":
@@ -110,7 +139,7 @@ class EMCConfig:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "EMCConfig":
+    def from_file(cls, path: str | os.PathLike) -> EMCConfig:
         """Read and check ``path``; raises UsageError naming the first bad key."""
         path = Path(path).resolve()
         if not path.is_file():
@@ -126,8 +155,7 @@ class EMCConfig:
 
         for key in emc:
             if key in REFUSED_KEYS:
-                raise UsageError(f"{where(key)}: Dragonfly option not implemented by beamhub emc; "
-                                 "remove it to run")
+                raise UsageError(f"{where(key)}: Dragonfly option not implemented by beamhub emc; remove it to run")
             if key not in SUPPORTED_KEYS:
                 close = difflib.get_close_matches(key, sorted(SUPPORTED_KEYS), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -190,8 +218,10 @@ class EMCConfig:
                 if not words:
                     continue
                 if len(words) > 1:
-                    raise UsageError(f"{where('in_photons_list')}: {lst.name}: dense HDF5 entries "
-                                     f"({line.strip()!r}) are not supported; list sparse photon files")
+                    raise UsageError(
+                        f"{where('in_photons_list')}: {lst.name}: dense HDF5 entries "
+                        f"({line.strip()!r}) are not supported; list sparse photon files"
+                    )
                 pp = Path(words[0]) if os.path.isabs(words[0]) else lst.parent / words[0]
                 if not pp.exists():
                     raise UsageError(f"{where('in_photons_list')}: {str(pp)!r} does not exist")
@@ -210,8 +240,9 @@ class EMCConfig:
         num_div = None
         if "num_div" in emc:
             if len(emc["num_div"]) > 1:
-                raise UsageError(f"{where('num_div')}: two values (refinement of a coarse run) are "
-                                 "not supported; give one")
+                raise UsageError(
+                    f"{where('num_div')}: two values (refinement of a coarse run) are not supported; give one"
+                )
             num_div = number("num_div", int, None, 1, 40)
         quat = file_path("in_quat_file")
         if num_div is None and quat is None:
@@ -249,27 +280,52 @@ class EMCConfig:
             raise UsageError(f"{where('selection')}: {selection!r} must be odd_only or even_only")
         out = file_path("output_folder", must_exist=False) or base / "data"
         if not out.is_dir():
-            raise UsageError(f"{where('output_folder')}: folder {str(out)!r} does not exist "
-                             "(Dragonfly needs it to exist too: mkdir it)")
+            raise UsageError(
+                f"{where('output_folder')}: folder {str(out)!r} does not exist "
+                "(Dragonfly needs it to exist too: mkdir it)"
+            )
         seed = one("seed")
         return cls(
-            path=path, photons_files=photons, detector_file=detector, num_div=num_div, quat_file=quat,
-            output_folder=out, log_file=file_path("log_file", must_exist=False) or base / "EMC.log",
-            need_scaling=flag("need_scaling", False), update_scale=flag("update_scale", True),
-            scale_file=file_path("scale_file"), beta=beta, beta_factor=number("beta_factor", float, 1.0, 0.0),
-            beta_jump=jump, beta_period=period, alpha=number("alpha", float, 0.0, 0.0, 1.0),
-            size=number("size", int, None, 3), start_model_file=file_path("start_model_file"),
-            fixed_seed=flag("fixed_seed", False), blacklist_file=file_path("blacklist_file"),
-            selection=selection, friedel=flag("friedel_sym", True),
+            path=path,
+            photons_files=photons,
+            detector_file=detector,
+            num_div=num_div,
+            quat_file=quat,
+            output_folder=out,
+            log_file=file_path("log_file", must_exist=False) or base / "EMC.log",
+            need_scaling=flag("need_scaling", False),
+            update_scale=flag("update_scale", True),
+            scale_file=file_path("scale_file"),
+            beta=beta,
+            beta_factor=number("beta_factor", float, 1.0, 0.0),
+            beta_jump=jump,
+            beta_period=period,
+            alpha=number("alpha", float, 0.0, 0.0, 1.0),
+            size=number("size", int, None, 3),
+            start_model_file=file_path("start_model_file"),
+            fixed_seed=flag("fixed_seed", False),
+            blacklist_file=file_path("blacklist_file"),
+            selection=selection,
+            friedel=flag("friedel_sym", True),
             chunk_size=number("chunk_size", int, 256, 1),
-            seed=None if seed is None else number("seed", int, None, 0))
+            seed=None if seed is None else number("seed", int, None, 0),
+        )
 
     def settings(self):
         """The :class:`~beamhub.kernels.emc.iteration.EMCSettings` this config asks for."""
-        return EMCSettings(beta=self.beta, beta_factor=self.beta_factor, beta_jump=self.beta_jump,
-                           beta_period=self.beta_period, need_scaling=self.need_scaling,
-                           update_scale=self.update_scale, alpha=self.alpha, friedel=self.friedel,
-                           chunk_size=self.chunk_size, fixed_seed=self.fixed_seed, seed=self.seed)
+        return EMCSettings(
+            beta=self.beta,
+            beta_factor=self.beta_factor,
+            beta_jump=self.beta_jump,
+            beta_period=self.beta_period,
+            need_scaling=self.need_scaling,
+            update_scale=self.update_scale,
+            alpha=self.alpha,
+            friedel=self.friedel,
+            chunk_size=self.chunk_size,
+            fixed_seed=self.fixed_seed,
+            seed=self.seed,
+        )
 
 
 def load_problem(cfg: EMCConfig):
@@ -300,7 +356,8 @@ def load_problem(cfg: EMCConfig):
             if ph.num_pix != det_file.num_pix:
                 raise InputFormatError(
                     f"{str(pf)!r} has num_pix = {ph.num_pix} but the detector {str(cfg.detector_file)!r} "
-                    f"has {det_file.num_pix} pixels: photons and detector do not belong together")
+                    f"has {det_file.num_pix} pixels: photons and detector do not belong together"
+                )
             mats.append(Frames.from_photons(ph, detector).counts)
             total += ph.num_data
         counts = sp.vstack(mats).tocsr() if len(mats) > 1 else mats[0]

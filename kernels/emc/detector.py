@@ -58,15 +58,23 @@ class Detector:
     ewald_rad: float = 0.0
 
     @classmethod
-    def from_file(cls, det: DetectorFile, size: int | None = None) -> "Detector":
+    def from_file(cls, det: DetectorFile, size: int | None = None) -> Detector:
         """Preprocess a detector file's content (normalise corr, pick pixels, size the model)."""
         mask = np.asarray(det.mask)
         used = np.flatnonzero(mask < 2)
         corr = det.corr / det.corr.mean()
         edge = int(size) if size else model_size(det.q, mask)
-        return cls(q=np.ascontiguousarray(det.q[used]), corr=corr[used], good=mask[used] == 0,
-                   used_index=used, num_pix=det.num_pix, size=edge, center=edge // 2,
-                   detd=det.detd, ewald_rad=det.ewald_rad)
+        return cls(
+            q=np.ascontiguousarray(det.q[used]),
+            corr=corr[used],
+            good=mask[used] == 0,
+            used_index=used,
+            num_pix=det.num_pix,
+            size=edge,
+            center=edge // 2,
+            detd=det.detd,
+            ewald_rad=det.ewald_rad,
+        )
 
     @property
     def rel_num_pix(self) -> int:

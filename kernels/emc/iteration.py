@@ -93,10 +93,10 @@ def random_start(size: int, high: float, fixed_seed: bool = False, seed=None) ->
     With ``fixed_seed`` the draws come from MT19937 seeded with 0x5EED (GSL's default
     generator and Dragonfly's seed; 32-bit outputs / 2^32), filled in C order.
     """
-    n = size ** 3
+    n = size**3
     if fixed_seed:
-        raw = np.random.RandomState(FIXED_SEED).randint(0, 2 ** 32, size=n, dtype=np.uint64)
-        u = raw.astype(np.float64) / 2.0 ** 32
+        raw = np.random.RandomState(FIXED_SEED).randint(0, 2**32, size=n, dtype=np.uint64)
+        u = raw.astype(np.float64) / 2.0**32
     else:
         u = np.random.default_rng(seed).random(n)
     return (u * high).reshape(size, size, size)
@@ -128,8 +128,20 @@ class EMC:
         Default :func:`~beamhub.kernels.emc.ops.ops_for` ``(xp)`` (the fastest that runs here).
     """
 
-    def __init__(self, detector: Detector, frames: Frames, quats, weights, settings=None, *,
-                 comm=None, model=None, scale=None, xp=None, ops=None):
+    def __init__(
+        self,
+        detector: Detector,
+        frames: Frames,
+        quats,
+        weights,
+        settings=None,
+        *,
+        comm=None,
+        model=None,
+        scale=None,
+        xp=None,
+        ops=None,
+    ):
         self.settings = settings or EMCSettings()
         self.comm = comm or SerialComm()
         self.xp = xp or get_xp()
@@ -147,18 +159,23 @@ class EMC:
         self.weights = np.asarray(weights, dtype=np.float64)
         s = self.settings
         self.beta0 = beta_start(frames.count, self.mean_count, s.beta, s.need_scaling)
-        self.scale = (np.ones(self.num_data) if scale is None else np.asarray(scale, np.float64))
+        self.scale = np.ones(self.num_data) if scale is None else np.asarray(scale, np.float64)
         self.scale_given = scale is not None
         if model is None:
-            model = None if self.comm.rank else random_start(
-                detector.size, 2.0 * self.mean_count / max(detector.rel_num_pix, 1),
-                s.fixed_seed, s.seed)
+            model = (
+                None
+                if self.comm.rank
+                else random_start(
+                    detector.size, 2.0 * self.mean_count / max(detector.rel_num_pix, 1), s.fixed_seed, s.seed
+                )
+            )
             model = self.comm.bcast(model)
         self.model = np.asarray(model, dtype=np.float64)
         self.iteration = 0
         self._rot = rotation_matrices(self.quats)
-        self.prep = self.ops.prepare(detector, frames, self._rot, self.log_weights, self.weights,
-                                     self.comm.rank, self.comm.size)
+        self.prep = self.ops.prepare(
+            detector, frames, self._rot, self.log_weights, self.weights, self.comm.rank, self.comm.size
+        )
         self._weights_all = None
         self._buffer = None
 
@@ -182,21 +199,30 @@ class EMC:
         rescale = self.mean_count / comm.allreduce_scalar(float(xp.sum(prep.w * sums)))
         phi = self.scale if scaled else np.full(nd, rescale)
         frame_scale = self.scale if s.need_scaling else np.ones(nd)
-        prob = probabilities(ops, L, beta=beta, logw=prep.logw, sums=sums, phi=phi,
-                             frame_scale=frame_scale, sum_log_fact=self.frames.sum_log_fact,
-                             num_valid=prep.count, col0=prep.col0, comm=comm)
+        prob = probabilities(
+            ops,
+            L,
+            beta=beta,
+            logw=prep.logw,
+            sums=sums,
+            phi=phi,
+            frame_scale=frame_scale,
+            sum_log_fact=self.frames.sum_log_fact,
+            num_valid=prep.count,
+            col0=prep.col0,
+            comm=comm,
+        )
 
         # Compress: probability-weighted photons of this rank's orientations, merged
         acc = comm.allreduce_sum(ops.merge(L, prep, prob.den))
         self._buffer = L  # reused by the next iteration
         den_all = np.zeros(nr)
-        den_all[prep.col0:prep.col0 + prep.count] = to_numpy(prob.den)[:prep.count]
+        den_all[prep.col0 : prep.col0 + prep.count] = to_numpy(prob.den)[: prep.count]
         active = comm.allreduce_sum(den_all) > 0
         wacc = self._merge_weights()
         if not bool(active.all()):  # orientations no frame chose add no weight
             idle = np.flatnonzero(~active)
-            wacc = wacc - xp.asarray(ops.merge_weights(xp.asarray(self._rot[idle]), prep.q, det.center,
-                                                       det.size))
+            wacc = wacc - xp.asarray(ops.merge_weights(xp.asarray(self._rot[idle]), prep.q, det.center, det.size))
         new, weight = finish_model(xp.asarray(acc), wacc, s.friedel)
 
         # Scale factors (Dragonfly: count_d / Σ_r P_dr rescale Σ_t W_rt, then mean 1)
@@ -215,32 +241,42 @@ class EMC:
         self.iteration = it
 
         total = max(self.num_data, 1)
-        per_frame = {"orientations": prob.best, "likelihood": prob.likelihood,
-                     "mutual_info": prob.mutual_info}
+        per_frame = {"orientations": prob.best, "likelihood": prob.likelihood, "mutual_info": prob.mutual_info}
         if s.need_scaling:
             per_frame["scale"] = self.scale.copy()
         elapsed = time.perf_counter() - t0
-        return IterationFigures(it, elapsed, rms, float(np.sum(prob.mutual_info)) / total,
-                                float(np.sum(prob.likelihood)) / total, nr, float(np.sum(beta)) / total,
-                                per_frame)
+        return IterationFigures(
+            it,
+            elapsed,
+            rms,
+            float(np.sum(prob.mutual_info)) / total,
+            float(np.sum(prob.likelihood)) / total,
+            nr,
+            float(np.sum(beta)) / total,
+            per_frame,
+        )
 
     def _merge_weights(self):
         """Interpolation weight of every voxel with all orientations merged (computed once, split over ranks)."""
         if self._weights_all is None:
             p = self.prep
-            mine = self.ops.merge_weights(p.rot[:p.count], p.q, p.center, p.size)
+            mine = self.ops.merge_weights(p.rot[: p.count], p.q, p.center, p.size)
             self._weights_all = self.xp.asarray(self.comm.allreduce_sum(mine))
         return self._weights_all
 
     def state(self) -> dict:
         """Everything a resumed run needs (model, scale, iteration), as numpy arrays."""
-        return {"intens": self.model, "scale": self.scale,
-                "iteration": np.int64(self.iteration)}
+        return {"intens": self.model, "scale": self.scale, "iteration": np.int64(self.iteration)}
 
     def fingerprint(self) -> dict:
         """Sizes that must match for a checkpoint to belong to this problem."""
-        return {"num_data": self.num_data, "num_rot": self.num_rot, "size": self.detector.size,
-                "num_pix": self.detector.num_pix, "need_scaling": int(self.settings.need_scaling)}
+        return {
+            "num_data": self.num_data,
+            "num_rot": self.num_rot,
+            "size": self.detector.size,
+            "num_pix": self.detector.num_pix,
+            "need_scaling": int(self.settings.need_scaling),
+        }
 
 
 def figures_dict(fig: IterationFigures) -> dict:

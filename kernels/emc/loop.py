@@ -14,8 +14,8 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np
@@ -61,13 +61,20 @@ def load_checkpoint(folder: Path, fingerprint: dict) -> dict:
         if wrong:
             detail = ", ".join(f"{k}: checkpoint {a}, now {b}" for k, (a, b) in wrong.items())
             raise InputFormatError(f"{str(path)!r} belongs to a different problem ({detail})")
-        return {"intens": f["intens"][()], "scale": f["scale"][()],
-                "iteration": int(f["iteration"][()])}
+        return {"intens": f["intens"][()], "scale": f["scale"][()], "iteration": int(f["iteration"][()])}
 
 
-def run(emc: EMC, iterations: int, *, output_folder: str | os.PathLike | None = None,
-        log_file: str | os.PathLike | None = None, resume: bool = False,
-        callback: Callable | None = None, progress: bool | None = None, write_start: bool = True):
+def run(
+    emc: EMC,
+    iterations: int,
+    *,
+    output_folder: str | os.PathLike | None = None,
+    log_file: str | os.PathLike | None = None,
+    resume: bool = False,
+    callback: Callable | None = None,
+    progress: bool | None = None,
+    write_start: bool = True,
+):
     """Iterate ``emc`` up to iteration number ``iterations``, writing Dragonfly's outputs.
 
     Parameters
@@ -112,11 +119,18 @@ def run(emc: EMC, iterations: int, *, output_folder: str | os.PathLike | None = 
             _backup_log(log_path)
             threads = emc.ops.threads
             with_log = dio.format_log_header(
-                num_data=emc.num_data, mean_count=emc.mean_count, num_rot=emc.num_rot,
-                rel_num_pix=emc.detector.rel_num_pix, num_pix=emc.detector.num_pix,
-                size=emc.detector.size, num_threads=threads, num_proc=emc.comm.size,
-                alpha=emc.settings.alpha, beta=float(emc.beta0[0]) if len(emc.beta0) else 0.0,
-                need_scaling=emc.settings.need_scaling)
+                num_data=emc.num_data,
+                mean_count=emc.mean_count,
+                num_rot=emc.num_rot,
+                rel_num_pix=emc.detector.rel_num_pix,
+                num_pix=emc.detector.num_pix,
+                size=emc.detector.size,
+                num_threads=threads,
+                num_proc=emc.comm.size,
+                alpha=emc.settings.alpha,
+                beta=float(emc.beta0[0]) if len(emc.beta0) else 0.0,
+                need_scaling=emc.settings.need_scaling,
+            )
             with atomic_output(log_path) as tmp:
                 tmp.write_text(with_log)
     history = []
@@ -127,24 +141,37 @@ def run(emc: EMC, iterations: int, *, output_folder: str | os.PathLike | None = 
         if rank0:
             t_write = time.perf_counter()
             if folder is not None:
-                data = {"intens": emc.model[None], "inter_weight": emc.inter_weight[None],
-                        "orientations": fig.per_frame["orientations"].astype(np.int32),
-                        "mutual_info": fig.per_frame["mutual_info"],
-                        "likelihood": fig.per_frame["likelihood"]}
+                data = {
+                    "intens": emc.model[None],
+                    "inter_weight": emc.inter_weight[None],
+                    "orientations": fig.per_frame["orientations"].astype(np.int32),
+                    "mutual_info": fig.per_frame["mutual_info"],
+                    "likelihood": fig.per_frame["likelihood"],
+                }
                 if "scale" in fig.per_frame:
                     data["scale"] = fig.per_frame["scale"]
                 dio.write_output(folder / f"output_{fig.iteration:03d}.h5", data)
             fig.time += time.perf_counter() - t_write
             if log_path is not None:
-                _append_text(log_path, dio.format_log_row(fig.iteration, fig.time, fig.rms_change,
-                                                     fig.info_rate, fig.likelihood, fig.num_rot,
-                                                     fig.beta))
+                _append_text(
+                    log_path,
+                    dio.format_log_row(
+                        fig.iteration, fig.time, fig.rms_change, fig.info_rate, fig.likelihood, fig.num_rot, fig.beta
+                    ),
+                )
             if folder is not None:  # last: a checkpoint implies the outputs above exist
                 dio.write_output(folder / CHECKPOINT_NAME, emc.state(), attrs=emc.fingerprint())
             if progress:  # clear the progress line before the log row
                 print("\r\033[K", end="", file=sys.stderr, flush=True)
-            log.info("iter %4d  %7.2f s  rms %.4e  info %.4f  loglik %.6e  beta %.4f", fig.iteration,
-                     fig.time, fig.rms_change, fig.info_rate, fig.likelihood, fig.beta)
+            log.info(
+                "iter %4d  %7.2f s  rms %.4e  info %.4f  loglik %.6e  beta %.4f",
+                fig.iteration,
+                fig.time,
+                fig.rms_change,
+                fig.info_rate,
+                fig.likelihood,
+                fig.beta,
+            )
             if progress and fig.iteration < iterations:
                 _progress(fig.iteration, iterations)
             if callback is not None:
@@ -156,5 +183,4 @@ def run(emc: EMC, iterations: int, *, output_folder: str | os.PathLike | None = 
 def _progress(done: int, total: int, width: int = 30) -> None:
     """One overwritten stderr line: a bar of ``done`` of ``total`` iterations (terminals only)."""
     n = width * done // max(total, 1)
-    print(f"\r[{'#' * n}{'.' * (width - n)}] iteration {done + 1}/{total} running", end="",
-          file=sys.stderr, flush=True)
+    print(f"\r[{'#' * n}{'.' * (width - n)}] iteration {done + 1}/{total} running", end="", file=sys.stderr, flush=True)

@@ -19,8 +19,18 @@ import numpy as np
 from beamhub.kernels.backend import array_module, to_numpy
 from beamhub.kernels.emc.mpi import SerialComm
 
-__all__ = ["photon_log_term", "beta_start", "beta_schedule", "probabilities", "Probabilities",
-           "shift_rows", "exp_rows", "norm_rows", "PROB_FLOOR", "CUTOFF"]
+__all__ = [
+    "photon_log_term",
+    "beta_start",
+    "beta_schedule",
+    "probabilities",
+    "Probabilities",
+    "shift_rows",
+    "exp_rows",
+    "norm_rows",
+    "PROB_FLOOR",
+    "CUTOFF",
+]
 
 #: Probabilities below this do not count in the mutual information nor the merge numerator.
 PROB_FLOOR = 1e-6
@@ -66,8 +76,7 @@ def beta_start(count, mean_count: float, beta: float | None, need_scaling: bool)
     return np.exp(-6.5 * np.power(np.maximum(c, 0.0) * 1e-5, 0.15))
 
 
-def beta_schedule(beta0, iteration: int, beta_factor: float = 1.0, jump: float = 1.0,
-                  period: int = 100) -> np.ndarray:
+def beta_schedule(beta0, iteration: int, beta_factor: float = 1.0, jump: float = 1.0, period: int = 100) -> np.ndarray:
     """β of each frame in 1-based ``iteration``: ``min(1, β0 · factor · jump^floor((i−1)/period))``."""
     return np.minimum(1.0, np.asarray(beta0) * beta_factor * jump ** ((iteration - 1) // period))
 
@@ -75,15 +84,16 @@ def beta_schedule(beta0, iteration: int, beta_factor: float = 1.0, jump: float =
 class Probabilities(NamedTuple):
     """Per-frame results of :func:`probabilities` (numpy arrays, the same on every rank)."""
 
-    best: np.ndarray          #: (nd,) int64, global index of the most likely orientation (first on ties)
-    likelihood: np.ndarray    #: (nd,) float64, ``Σ_r P_dr L_dr − Σ_t log K_dt!``
-    mutual_info: np.ndarray   #: (nd,) float64, ``Σ_{P ≥ floor} P log(P / w)`` (nats)
-    expected: np.ndarray      #: (nd,) float64, ``Σ_r P_dr Σ_t W_rt`` (expected photons)
-    den: object               #: (n,) float64 of this rank's share, ``Σ_d φ_d P_dr`` (array module of L)
+    best: np.ndarray  #: (nd,) int64, global index of the most likely orientation (first on ties)
+    likelihood: np.ndarray  #: (nd,) float64, ``Σ_r P_dr L_dr − Σ_t log K_dt!``
+    mutual_info: np.ndarray  #: (nd,) float64, ``Σ_{P ≥ floor} P log(P / w)`` (nats)
+    expected: np.ndarray  #: (nd,) float64, ``Σ_r P_dr Σ_t W_rt`` (expected photons)
+    den: object  #: (n,) float64 of this rank's share, ``Σ_d φ_d P_dr`` (array module of L)
 
 
-def probabilities(ops, L, *, beta, logw, sums, phi, frame_scale, sum_log_fact, num_valid: int,
-                  col0: int = 0, comm=None) -> Probabilities:
+def probabilities(
+    ops, L, *, beta, logw, sums, phi, frame_scale, sum_log_fact, num_valid: int, col0: int = 0, comm=None
+) -> Probabilities:
     """Turn ``L`` into orientation probabilities in place, over all ranks' orientations.
 
     Parameters

@@ -23,13 +23,13 @@ import numpy as np
 
 __all__ = ["num_rotations", "quaternion_sampling", "rotation_matrices"]
 
-TAU = (1.0 + 5.0 ** 0.5) / 2.0
+TAU = (1.0 + 5.0**0.5) / 2.0
 
 
 def num_rotations(num_div: int) -> int:
     """Number of orientations ``10 (5 n³ + n)`` of refinement level ``num_div`` (n ≥ 1)."""
     n = int(num_div)
-    return 10 * (5 * n ** 3 + n)
+    return 10 * (5 * n**3 + n)
 
 
 @functools.lru_cache(maxsize=1)
@@ -45,8 +45,11 @@ def _cell_600():
         verts.append([[s, 0] for s in signs])
     # even permutations of (±τ, ±1, ±1/τ, 0) / 2, with 1/τ = τ - 1
     base = ([0, 1], [1, 0], [-1, 1], [0, 0])
-    even = [p for p in itertools.permutations(range(4))
-            if sum(1 for i in range(4) for j in range(i + 1, 4) if p[i] > p[j]) % 2 == 0]
+    even = [
+        p
+        for p in itertools.permutations(range(4))
+        if sum(1 for i in range(4) for j in range(i + 1, 4) if p[i] > p[j]) % 2 == 0
+    ]
     for perm in even:
         for signs in itertools.product((1, -1), repeat=3):
             vals = [[s * base[k][0], s * base[k][1]] for k, s in zip(range(3), signs)]
@@ -62,8 +65,7 @@ def _cell_600():
     adj = np.abs(dist - 1.0 / TAU) < 1e-6
     edges = [(i, j) for i in range(120) for j in range(i + 1, 120) if adj[i, j]]
     faces = [(i, j, k) for i, j in edges for k in range(j + 1, 120) if adj[i, k] and adj[j, k]]
-    cells = [(i, j, k, m) for i, j, k in faces for m in range(k + 1, 120)
-             if adj[i, m] and adj[j, m] and adj[k, m]]
+    cells = [(i, j, k, m) for i, j, k in faces for m in range(k + 1, 120) if adj[i, m] and adj[j, m] and adj[k, m]]
     assert (len(edges), len(faces), len(cells)) == (720, 1200, 600)
     return exact, pos, edges, faces, cells
 
@@ -125,7 +127,7 @@ def quaternion_sampling(num_div: int) -> tuple[np.ndarray, np.ndarray]:
         csum = np.repeat(csum, len(bary), axis=0)
         v = (ex[..., 0] + TAU * ex[..., 1]) / (2.0 * n)
         norm = np.linalg.norm(v, axis=1)
-        w = factor * np.einsum("ij,ij->i", v, csum) / (norm ** 4 * np.linalg.norm(csum, axis=1))
+        w = factor * np.einsum("ij,ij->i", v, csum) / (norm**4 * np.linalg.norm(csum, axis=1))
         ex_all.append(ex)
         w_all.append(w)
     ex = np.concatenate(ex_all)
@@ -134,7 +136,7 @@ def quaternion_sampling(num_div: int) -> tuple[np.ndarray, np.ndarray]:
     nz = seq != 0
     first = seq[np.arange(len(seq)), nz.argmax(axis=1)]
     keep = first > 0
-    v = (ex[keep, :, 0] + TAU * ex[keep, :, 1])
+    v = ex[keep, :, 0] + TAU * ex[keep, :, 1]
     quats = v / np.linalg.norm(v, axis=1, keepdims=True)
     weights = w[keep] / w[keep].sum()
     assert len(quats) == num_rotations(n)

@@ -97,8 +97,7 @@ class Prepared:
     extra: dict
 
 
-def prepare_share(xp, tile: int, detector, frames, rot, log_weights, weights, rank: int = 0,
-                  size: int = 1) -> Prepared:
+def prepare_share(xp, tile: int, detector, frames, rot, log_weights, weights, rank: int = 0, size: int = 1) -> Prepared:
     """The arrays every set needs for this rank's orientations, in module ``xp`` (numpy sparse)."""
     a, b, ntiles = share_of(len(rot), tile, rank, size)
     n = ntiles * tile
@@ -108,12 +107,20 @@ def prepare_share(xp, tile: int, detector, frames, rot, log_weights, weights, ra
     counts = frames.counts.tocsr()
     counts.sort_indices()
     return Prepared(
-        col0=a, count=b - a,
+        col0=a,
+        count=b - a,
         rot=padded(rot[a:b], n, 0.0, xp=xp),
         # padding orientations: a log-prior no frame can prefer (never probable)
         bias=padded(log_weights[a:b], n, -1e30, np.float32, xp),
         logw=padded(log_weights[a:b], n, 0.0, np.float32, xp),
         w=padded(weights[a:b], n, 0.0, xp=xp),
-        q=xp.asarray(detector.q), corr=xp.asarray(detector.corr), good=xp.asarray(detector.good),
+        q=xp.asarray(detector.q),
+        corr=xp.asarray(detector.corr),
+        good=xp.asarray(detector.good),
         good_pos=good_positions(detector.good, np.int32),
-        center=int(detector.center), size=int(detector.size), lik=lik, counts=counts, extra={})
+        center=int(detector.center),
+        size=int(detector.size),
+        lik=lik,
+        counts=counts,
+        extra={},
+    )

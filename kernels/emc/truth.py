@@ -76,8 +76,9 @@ def rotate_volume(volume: np.ndarray, g: np.ndarray) -> np.ndarray:
     return map_coordinates(volume, src, order=1, mode="constant", cval=0.0).reshape(volume.shape)
 
 
-def shell_correlation(a: np.ndarray, b: np.ndarray, num_shells: int = 10, max_fraction: float = 1.0,
-                      valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def shell_correlation(
+    a: np.ndarray, b: np.ndarray, num_shells: int = 10, max_fraction: float = 1.0, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Pearson correlation of two volumes in spherical shells about the centre ``s//2``.
 
     Parameters

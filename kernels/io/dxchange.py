@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import h5py
@@ -295,7 +296,6 @@ class ReconWriter:
 
 
 def _exc_info():
-    import sys  # noqa: PLC0415
 
     return sys.exc_info()
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from beamhub.kernels.io.atomic import InputFormatError, atomic_output
@@ -88,7 +89,6 @@ def read_h5_dataset(path: str | os.PathLike, dataset: str | None) -> np.ndarray:
     dataset : str or None
         Path inside the file; None is accepted when the file holds exactly one dataset.
     """
-    import h5py  # noqa: PLC0415 - keep `import beamhub.kernels.io` light
 
     path = Path(path)
     if not path.is_file():
@@ -114,7 +114,6 @@ def read_h5_dataset(path: str | os.PathLike, dataset: str | None) -> np.ndarray:
 
 
 def _datasets(f) -> list[str]:
-    import h5py  # noqa: PLC0415
 
     names = []
     f.visititems(lambda name, obj: names.append("/" + name) if isinstance(obj, h5py.Dataset) else None)
@@ -185,7 +184,6 @@ def write_h5(
     -------
     Path of the written file.
     """
-    import h5py  # noqa: PLC0415
 
     path = Path(path)
     with atomic_output(path) as tmp:

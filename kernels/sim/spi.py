@@ -18,6 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from beamhub.kernels.backend import default_rng
+from beamhub.kernels.emc.detector import model_size
+from beamhub.kernels.emc.expand import slice_model
+from beamhub.kernels.emc.quaternions import rotation_matrices
+from beamhub.kernels.io import dragonfly as dio
+from beamhub.kernels.io.atomic import atomic_output
+from beamhub.kernels.io.dragonfly import DetectorFile, SparsePhotons
 
 __all__ = [
     "SPISimulation",
@@ -87,7 +93,6 @@ def spi_detector(
     -------
     beamhub.kernels.io.dragonfly.DetectorFile
     """
-    from beamhub.kernels.io.dragonfly import DetectorFile  # noqa: PLC0415
 
     if polarization not in ("x", "y", "none"):
         raise ValueError(f"polarization must be x, y or none, not {polarization!r}")
@@ -131,9 +136,6 @@ def spi_photons(
     fluence : float
         The factor applied to ``intensity × corr``.
     """
-    from beamhub.kernels.emc.expand import slice_model  # noqa: PLC0415
-    from beamhub.kernels.emc.quaternions import rotation_matrices  # noqa: PLC0415
-    from beamhub.kernels.io.dragonfly import SparsePhotons  # noqa: PLC0415
 
     rng = default_rng(rng)
     used = detector.mask < 2
@@ -215,7 +217,6 @@ def simulate_spi(
     -------
     SPISimulation
     """
-    from beamhub.kernels.emc.detector import model_size  # noqa: PLC0415
 
     rng = default_rng(rng)
     det = spi_detector(detsize, detd, stoprad, polarization)
@@ -279,8 +280,6 @@ def write_spi(
     ``q0 q1 q2 q3`` line per frame, the frame's true orientation), ``true_scale.dat`` and an
     empty ``data/`` output folder.
     """
-    from beamhub.kernels.io import dragonfly as dio  # noqa: PLC0415
-    from beamhub.kernels.io.atomic import atomic_output  # noqa: PLC0415
 
     folder = Path(folder)
     (folder / "data").mkdir(parents=True, exist_ok=True)

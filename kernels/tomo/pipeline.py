@@ -128,7 +128,7 @@ def reconstruct_slabs(
     numpy.ndarray of shape (rows, N, N) float32 when ``out`` is None or an
     array (on rank 0; None elsewhere), else ``out``.
     """
-    from beamhub.kernels import tomo as bt  # noqa: PLC0415
+    from beamhub.kernels import tomo as bt  # noqa: PLC0415 - the package imports this module (a cycle)
 
     n_angles, n_rows, n = scan.shape
     start, stop = (0, n_rows) if rows is None else (int(rows[0]), int(rows[1]))

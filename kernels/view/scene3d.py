@@ -58,7 +58,7 @@ def k3d_color_map(cmap: str, n: int = 64) -> np.ndarray:
     -------
     numpy.ndarray, (4 * n,), float32, all values in [0, 1].
     """
-    import matplotlib  # noqa: PLC0415
+    import matplotlib  # noqa: PLC0415 - colour maps loaded only when a 3-D view is drawn
 
     x = np.linspace(0.0, 1.0, n)
     rgb = matplotlib.colormaps[cmap](x)[:, :3]

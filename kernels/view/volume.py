@@ -300,7 +300,7 @@ class VolumeViewer(widgets.VBox):
         if mode is None:
             return None
         try:
-            import k3d  # noqa: F401, PLC0415
+            import k3d  # noqa: F401, PLC0415 - optional: the 3-D view needs k3d, checked here
         except ImportError:
             return widgets.HTML("<i>The 3-D view needs k3d: <code>pip install k3d</code>.</i>")
         small, factors = pictures.downsample(self._volume, max_3d)

@@ -41,7 +41,10 @@ def summarise(run: PolicyRun, trace: Trace) -> dict:
     sessions = trace.is_session
     gpu_sessions = sessions & np.array([k.gpus > 0 for k in trace.kinds])[trace.kind]
     has_free = run.free_gpus > 0
-    frac = lambda s: float(100 * s[has_free].sum() / run.free_gpus[has_free].sum()) if has_free.any() else 0.0  # noqa: E731
+
+    def frac(s):
+        return float(100 * s[has_free].sum() / run.free_gpus[has_free].sum()) if has_free.any() else 0.0
+
     return {
         "policy": run.policy,
         "cpu_p95": round(100 * float(np.percentile(run.util, 95)), 1),

@@ -23,10 +23,10 @@ from beamhub.hub.platform import DEMO_ACCOUNTS, PlatformConfig, free_port
 CLUSTER_DIR = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
 sys.path.insert(0, str(CLUSTER_DIR))
 
-from beamhub_cluster import BeamHubCluster  # noqa: E402
-from controlplane import ControlPlane, binaries  # noqa: E402
-from kube_hub import KubePlatform  # noqa: E402
-from nodeload import LoadPusher, Monitoring, NodeLoad  # noqa: E402
+from beamhub_cluster import BeamHubCluster  # noqa: E402 - after deploy/cluster is put on sys.path
+from controlplane import ControlPlane, binaries  # noqa: E402 - after deploy/cluster is put on sys.path
+from kube_hub import KubePlatform  # noqa: E402 - after deploy/cluster is put on sys.path
+from nodeload import LoadPusher, Monitoring, NodeLoad  # noqa: E402 - after deploy/cluster is put on sys.path
 
 CPU_NODES, GPU_NODES, GPUS_PER_NODE = 4, 2, 4
 

@@ -22,7 +22,7 @@ import pytest
 from beamhub.hub.identity import Identity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
-from deploy_render import one, render_objects  # noqa: E402
+from deploy_render import one, render_objects  # noqa: E402 - after tests/deploy is put on sys.path
 
 ALICE = Identity("alice", 2001, 2001, (3001, 3002), ("spi", "tomo"))
 VALUES = {

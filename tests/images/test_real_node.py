@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO / "deploy" / "cluster"))
 sys.path.insert(0, str(REPO / "tests" / "cluster"))
 
 from beamhub_cluster import BeamHubCluster  # noqa: E402  (deploy/cluster is not a package)
-from controlplane import ControlPlane, binaries  # noqa: E402
-from kube_hub import KubePlatform  # noqa: E402
-from realnode import RealNode, preflight  # noqa: E402
+from controlplane import ControlPlane, binaries  # noqa: E402 - after deploy/cluster is put on sys.path
+from kube_hub import KubePlatform  # noqa: E402 - after deploy/cluster is put on sys.path
+from realnode import RealNode, preflight  # noqa: E402 - after deploy/cluster is put on sys.path
 
 BASE_IMAGE = "ghcr.io/beamhub/base:0.1.0"
 

@@ -39,9 +39,15 @@ def ops(request):
 
 def _problem(ops, counts, good, rot, q, log_weights=None, corr=None, size=11):
     """A Prepared share over frames ``counts`` (nd, npix) and a detector of pixels ``q``."""
-    det = Detector(q=np.ascontiguousarray(q, dtype=float), corr=np.ones(len(q)) if corr is None else corr,
-                   good=np.asarray(good, bool), used_index=np.arange(len(q)), num_pix=len(q), size=size,
-                   center=size // 2)
+    det = Detector(
+        q=np.ascontiguousarray(q, dtype=float),
+        corr=np.ones(len(q)) if corr is None else corr,
+        good=np.asarray(good, bool),
+        used_index=np.arange(len(q)),
+        num_pix=len(q),
+        size=size,
+        center=size // 2,
+    )
     frames = Frames.from_matrix(sp.csr_matrix(counts), det.good, np.arange(len(counts)))
     lw = np.zeros(len(rot)) if log_weights is None else log_weights
     return ops.prepare(det, frames, rot, lw, np.exp(lw)), frames
@@ -71,8 +77,8 @@ def test_likelihood_is_the_poisson_log_likelihood(ops):
     model = np.einsum("i,ijkl->jkl", np.array([0.3, -0.2, 0.7]), grid) + 2.5
     rng = np.random.default_rng(2)
     rot = rotation_matrices(random_quaternions(5, rng=3))
-    q = rng.uniform(-2.5, 2.5, size=(30, 3))          # inside the volume in every orientation
-    q[3] = [40.0, 0, 0]                               # outside: W = 0, log replaced by 0
+    q = rng.uniform(-2.5, 2.5, size=(30, 3))  # inside the volume in every orientation
+    q[3] = [40.0, 0, 0]  # outside: W = 0, log replaced by 0
     good = np.arange(30) % 2 == 0
     good_cols = np.flatnonzero(good)
     counts = rng.poisson(1.0, size=(8, 30)).astype(np.float32)
@@ -84,25 +90,38 @@ def test_likelihood_is_the_poisson_log_likelihood(ops):
     logw = np.where(w > 0, np.log(np.where(w > 0, w, 1)), 0.0)[:, good_cols]
     np.testing.assert_allclose(got, counts[:, good_cols] @ logw.T + np.log(0.2), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(sums[:5], w[:, good_cols].sum(axis=1), rtol=1e-9)
-    np.testing.assert_allclose(frames.sum_log_fact,
-                               [sum(np.log(np.arange(1, int(k) + 1)).sum() for k in row[good_cols])
-                                for row in counts], rtol=1e-6)
+    np.testing.assert_allclose(
+        frames.sum_log_fact,
+        [sum(np.log(np.arange(1, int(k) + 1)).sum() for k in row[good_cols]) for row in counts],
+        rtol=1e-6,
+    )
 
 
 def test_probabilities_anneal_and_figures(ops):
     L = np.array([[0.0, -1.0, -50.0], [-2.0, -2.0, -2.0]], dtype=np.float32)
     logw = np.log(np.full(3, 1 / 3))
-    n = -(-3 // ops.tile) * ops.tile                   # padded to whole tiles: padding never wins
-    pad = lambda v, fill: np.concatenate([v, np.full(n - 3, fill)])  # noqa: E731
+    n = -(-3 // ops.tile) * ops.tile  # padded to whole tiles: padding never wins
+
+    def pad(v, fill):
+        return np.concatenate([v, np.full(n - 3, fill)])
+
     Lx = ops.to_layout(np.hstack([L, np.full((2, n - 3), -1e30, np.float32)]))
     best, like, info, expected, den = probabilities(
-        ops, Lx, beta=np.array([1.0, 0.5]), logw=pad(logw, 0.0), sums=np.zeros(n), phi=np.zeros(2),
-        frame_scale=np.ones(2), sum_log_fact=np.array([1.0, 0.0]), num_valid=3)
+        ops,
+        Lx,
+        beta=np.array([1.0, 0.5]),
+        logw=pad(logw, 0.0),
+        sums=np.zeros(n),
+        phi=np.zeros(2),
+        frame_scale=np.ones(2),
+        sum_log_fact=np.array([1.0, 0.0]),
+        num_valid=3,
+    )
     p0 = np.exp([0.0, -1.0]) / np.exp([0.0, -1.0]).sum()
     np.testing.assert_array_equal(best, [0, 0])
-    np.testing.assert_allclose(like[0], p0 @ [0.0, -1.0] - 1.0, rtol=1e-6)   # -50 dropped (< -14/β)
+    np.testing.assert_allclose(like[0], p0 @ [0.0, -1.0] - 1.0, rtol=1e-6)  # -50 dropped (< -14/β)
     np.testing.assert_allclose(info[0], (p0 * np.log(p0 * 3)).sum(), rtol=1e-5)
-    assert info[1] == pytest.approx(0.0, abs=1e-6)                            # uniform: no information
+    assert info[1] == pytest.approx(0.0, abs=1e-6)  # uniform: no information
     np.testing.assert_allclose(ops.from_layout(Lx, 3), [[p0[0], p0[1], 0], [1 / 3] * 3], rtol=1e-6)
     np.testing.assert_allclose(den[:3], [p0[0] + 1 / 3, p0[1] + 1 / 3, 1 / 3], rtol=1e-6)
     b0 = beta_start(np.array([300.0, 1000.0]), 300.0, None, need_scaling=False)
@@ -115,7 +134,7 @@ def test_merge_inverts_slicing_and_paths_agree(ops):
     # merging the slices of a smooth model back reproduces it where it was sampled
     s, c = 15, 7
     r = np.sqrt(((np.indices((s,) * 3) - c) ** 2).sum(axis=0))
-    model = np.exp(-r ** 2 / 20.0)
+    model = np.exp(-(r**2) / 20.0)
     rot = rotation_matrices(quaternion_sampling(3)[0])
     g = np.linspace(-5, 5, 21)
     # off the half-integer lattice: a pixel landing exactly on the volume's last cell edge is
@@ -137,8 +156,9 @@ def test_merge_inverts_slicing_and_paths_agree(ops):
     n = len(prep.rot)
     vals = ops.merge(P, prep, np.concatenate([den, np.zeros(n - len(rot))]))
     np.testing.assert_allclose(vals, acc.sum(0), rtol=1e-6, atol=1e-9)  # P is float32
-    np.testing.assert_allclose(ops.merge_weights(rot, q, c, s) - ops.merge_weights(rot[~active], q, c, s),
-                               wacc.sum(0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        ops.merge_weights(rot, q, c, s) - ops.merge_weights(rot[~active], q, c, s), wacc.sum(0), rtol=1e-9, atol=1e-9
+    )
     well = (weight > 1.0) & (r < 4)
     assert well.sum() > 100
     np.testing.assert_allclose(merged[well], model[well], atol=0.05)  # two interpolations blur a little
@@ -150,13 +170,21 @@ def test_photon_sums_are_probability_weighted(ops):
     rng = np.random.default_rng(4)
     counts = rng.poisson(0.5, size=(6, 10)).astype(np.float32)
     prob = rng.random((6, 4)).astype(np.float32)
-    prob[0, 0] = 1e-7                                 # below the floor: not in the numerator
+    prob[0, 0] = 1e-7  # below the floor: not in the numerator
     scale = rng.uniform(0.5, 2, 6)
-    L = ops.to_layout(np.log(prob), fill=-1e30)       # padding orientations never probable
+    L = ops.to_layout(np.log(prob), fill=-1e30)  # padding orientations never probable
     n = L.size // 6
-    _, _, _, _, den = probabilities(ops, L, beta=np.ones(6), logw=np.zeros(n), sums=np.zeros(n),
-                                    phi=np.zeros(6), frame_scale=scale, sum_log_fact=np.zeros(6),
-                                    num_valid=4)
+    _, _, _, _, den = probabilities(
+        ops,
+        L,
+        beta=np.ones(6),
+        logw=np.zeros(n),
+        sums=np.zeros(n),
+        phi=np.zeros(6),
+        frame_scale=scale,
+        sum_log_fact=np.zeros(6),
+        num_valid=4,
+    )
     p = prob / prob.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(den[:4], scale @ p, rtol=1e-5)
     # pixels at integer positions x = 1..10 on one axis: orientation r's splat of pixel t lands on
@@ -169,11 +197,12 @@ def test_photon_sums_are_probability_weighted(ops):
     pn = np.where(p > 1e-6, p, 0)
     one[0] = 1.0
     for r in range(4):
-        vals = ops.merge(ops.to_layout(pn[:, r:r + 1]), prep, one)
-        np.testing.assert_allclose(vals[c + 1:c + 11, c, c], counts.T @ pn[:, r], rtol=1e-5)
+        vals = ops.merge(ops.to_layout(pn[:, r : r + 1]), prep, one)
+        np.testing.assert_allclose(vals[c + 1 : c + 11, c, c], counts.T @ pn[:, r], rtol=1e-5)
 
 
 # ---------------------------------------------------------------- the C kernels
+
 
 @pytest.mark.skipif(not _native.available(), reason="no C compiler / AVX2 for the native EMC kernels")
 @pytest.mark.parametrize("other", ["array", "numba"])
@@ -181,19 +210,34 @@ def test_photon_sums_are_probability_weighted(ops):
 def test_native_iterations_match_the_array_path(need_scaling, other):
     if not HAVE[other]:
         pytest.skip(f"the {other} EMC kernels cannot run here")
-    sim = simulate_spi(num_data=300, detsize=21, detd=42, mean_count=300, diameter=7.0,
-                       scale_spread=0.3 if need_scaling else 0.0, rng=11)
+    sim = simulate_spi(
+        num_data=300,
+        detsize=21,
+        detd=42,
+        mean_count=300,
+        diameter=7.0,
+        scale_spread=0.3 if need_scaling else 0.0,
+        rng=11,
+    )
     det = Detector.from_file(sim.detector)
     frames = Frames.from_photons(sim.photons, det)
-    q, w = quaternion_sampling(3)          # 1380 orientations: 43 whole tiles and a padded one
+    q, w = quaternion_sampling(3)  # 1380 orientations: 43 whole tiles and a padded one
 
     def three(kind):
-        emc = EMC(det, frames, q, w, EMCSettings(beta=0.3, beta_jump=2.0, beta_period=1, seed=3,
-                                                 need_scaling=need_scaling), ops=ops_for(np, kind))
+        emc = EMC(
+            det,
+            frames,
+            q,
+            w,
+            EMCSettings(beta=0.3, beta_jump=2.0, beta_period=1, seed=3, need_scaling=need_scaling),
+            ops=ops_for(np, kind),
+        )
         return emc, run(emc, 3)
 
     nat, hn = three("native")
     ref, hr = three(other)
+
+
 @pytest.mark.skipif(not _native.available(), reason="no C compiler / AVX2 for the native EMC kernels")
 def test_native_library_keeps_subnormals_for_the_process():
     # linked with -ffast-math, gcc would add crtfastmath.o and set flush-to-zero process-wide
@@ -205,16 +249,16 @@ def test_native_library_keeps_subnormals_for_the_process():
 
 def test_native_build_failure_names_the_compiler(tmp_path):
     with pytest.raises(RuntimeError, match="could not build _native.c"):
-        _native.build("false", tmp_path)        # a "compiler" that always fails
-    assert list(tmp_path.iterdir()) == []      # no half-written library left behind
+        _native.build("false", tmp_path)  # a "compiler" that always fails
+    assert list(tmp_path.iterdir()) == []  # no half-written library left behind
 
 
 # ---------------------------------------------------------------- whole reconstructions
 
+
 @pytest.fixture(scope="module")
 def reconstruction():
-    sim = simulate_spi(num_data=600, detsize=25, detd=50, stoprad=1.5, mean_count=300,
-                       diameter=8.0, rng=1)
+    sim = simulate_spi(num_data=600, detsize=25, detd=50, stoprad=1.5, mean_count=300, diameter=8.0, rng=1)
     det = Detector.from_file(sim.detector)
     frames = Frames.from_photons(sim.photons, det)
     q, w = quaternion_sampling(4)
@@ -232,8 +276,7 @@ def test_reconstruction_correlates_with_truth_in_every_shell(reconstruction):
     c = emc.detector.center
     # 8 shells out to 70 % of the half-edge; the first (inside ~the beamstop) is left out.
     # Stated bound: correlation > 0.9 out to half of that radius, > 0.7 in every shell.
-    radii, corr = shell_correlation(emc.model, truth, num_shells=8, max_fraction=0.7,
-                                    valid=emc.inter_weight > 0)
+    radii, corr = shell_correlation(emc.model, truth, num_shells=8, max_fraction=0.7, valid=emc.inter_weight > 0)
     assert radii[-1] == pytest.approx(0.7 * c)
     assert np.all(corr[1:4] > 0.9), corr
     assert np.all(corr[1:] > 0.7), corr
@@ -256,18 +299,21 @@ def test_figures_and_callback(reconstruction):
     assert [it for it, *_ in seen] == list(range(1, 15))
     assert seen[0][1] == emc.model.shape
     info = [h.info_rate for h in hist]
-    assert info[-1] > 5.0 and info[-1] < np.log(len(q))     # bounded by log(num_rot)
+    assert info[-1] > 5.0 and info[-1] < np.log(len(q))  # bounded by log(num_rot)
     assert hist[-1].rms_change < hist[0].rms_change
     assert all(h.beta <= 1.0 for h in hist) and hist[-1].beta == 1.0
     assert hist[-1].likelihood > hist[1].likelihood
 
 
 def test_scale_factors_follow_the_fluence():
-    sim = simulate_spi(num_data=300, detsize=21, detd=42, mean_count=300, diameter=7.0,
-                       scale_spread=0.3, rng=5)
+    sim = simulate_spi(num_data=300, detsize=21, detd=42, mean_count=300, diameter=7.0, scale_spread=0.3, rng=5)
     det = Detector.from_file(sim.detector)
-    emc = EMC(det, Frames.from_photons(sim.photons, det), *quaternion_sampling(3),
-              EMCSettings(beta=0.3, need_scaling=True, seed=1))
+    emc = EMC(
+        det,
+        Frames.from_photons(sim.photons, det),
+        *quaternion_sampling(3),
+        EMCSettings(beta=0.3, need_scaling=True, seed=1),
+    )
     hist = run(emc, 4)
     assert abs(emc.scale.mean() - 1.0) < 1e-9
     assert np.corrcoef(emc.scale, sim.scale)[0, 1] > 0.85  # measured 0.89 after 4 iterations
@@ -325,8 +371,7 @@ def test_resume_refuses_another_problem(small_folder, tmp_path):
     run(emc, 1, output_folder=cfg.output_folder)
     text = cfg.path.read_text().replace("num_div = 3", "num_div = 2")
     cfg.path.write_text(text)
-    res = subprocess.run([BEAMHUB, "emc", str(cfg.path), "-n", "2", "--resume", "-q"],
-                         capture_output=True, text=True)
+    res = subprocess.run([BEAMHUB, "emc", str(cfg.path), "-n", "2", "--resume", "-q"], capture_output=True, text=True)
     assert res.returncode == 2
     assert "belongs to a different problem (num_rot: checkpoint 1380, now 420)" in res.stderr
     assert "Traceback" not in res.stderr
@@ -340,8 +385,10 @@ def test_iteration_rows_are_logged_without_a_terminal(small_folder, tmp_path, ca
     # the command: stderr is a pipe here, yet every row is there; no progress bar
     res = subprocess.run([BEAMHUB, "emc", str(cfg.path), "-n", "1"], capture_output=True, text=True)
     assert res.returncode == 0 and res.stderr.count("iter    1") == 1 and "[" not in res.stderr
-    assert "iter    1" not in subprocess.run([BEAMHUB, "emc", str(cfg.path), "-n", "1", "-q"],
-                                             capture_output=True, text=True).stderr
+    assert (
+        "iter    1"
+        not in subprocess.run([BEAMHUB, "emc", str(cfg.path), "-n", "1", "-q"], capture_output=True, text=True).stderr
+    )
 
 
 def test_cli_refuses_corrupt_photons(small_folder, tmp_path):
@@ -357,11 +404,20 @@ def test_cli_refuses_corrupt_photons(small_folder, tmp_path):
 def test_two_mpi_ranks_agree_with_one(small_folder, tmp_path):
     one = _copy(small_folder, tmp_path / "one")
     two = _copy(small_folder, tmp_path / "two")
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               NUMBA_NUM_THREADS="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+    env = dict(
+        os.environ,
+        OMPI_ALLOW_RUN_AS_ROOT="1",
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+        NUMBA_NUM_THREADS="1",
+        OMPI_MCA_rmaps_base_oversubscribe="1",
+    )
     subprocess.run([BEAMHUB, "emc", str(one), "-n", "3", "-q"], check=True, env=env)
-    subprocess.run(["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", "2",
-                    BEAMHUB, "emc", str(two), "-n", "3", "-q"], check=True, env=env, timeout=120)
+    subprocess.run(
+        ["mpiexec", "--allow-run-as-root", "--oversubscribe", "-n", "2", BEAMHUB, "emc", str(two), "-n", "3", "-q"],
+        check=True,
+        env=env,
+        timeout=120,
+    )
     assert "num_proc = 2" in (tmp_path / "two" / "EMC.log").read_text()
     with h5py.File(tmp_path / "one/data/output_003.h5") as a, h5py.File(tmp_path / "two/data/output_003.h5") as b:
         ia, ib = a["intens"][()], b["intens"][()]

@@ -20,10 +20,10 @@ def test_unit_quaternions_one_of_each_pair_and_weights():
     np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-12)
     dots = q @ q.T
     np.fill_diagonal(dots, 0.0)
-    assert dots.min() > -1 + 1e-6          # no q together with -q
-    assert dots.max() < 1 - 1e-6           # no duplicates
+    assert dots.min() > -1 + 1e-6  # no q together with -q
+    assert dots.max() < 1 - 1e-6  # no duplicates
     assert w.min() > 0 and abs(w.sum() - 1.0) < 1e-12
-    assert w.max() / w.min() < 2.0         # near-uniform volume shares
+    assert w.max() / w.min() < 2.0  # near-uniform volume shares
 
 
 def test_sampling_covers_so3_finely():
@@ -44,11 +44,11 @@ def test_weights_integrate_over_so3():
     # an eighth-order moment, E[q0^4 q1^4] = 3/640, still exact to sampling accuracy
     assert abs(w @ (q[:, 0] ** 4 * q[:, 1] ** 4) - 3 / 640) < 1e-4
 
+
 def test_rotation_matrices_are_transposed_rotations():
     q = random_quaternions(50, rng=3)
     m = rotation_matrices(q)
-    np.testing.assert_allclose(m @ np.transpose(m, (0, 2, 1)), np.broadcast_to(np.eye(3), m.shape),
-                               atol=1e-12)
+    np.testing.assert_allclose(m @ np.transpose(m, (0, 2, 1)), np.broadcast_to(np.eye(3), m.shape), atol=1e-12)
     np.testing.assert_allclose(np.linalg.det(m), 1.0, atol=1e-12)
     # a rotation by angle a about z: the usual matrix maps x to (cos a, sin a, 0); ours is its inverse
     a = 0.3

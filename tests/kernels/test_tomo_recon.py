@@ -149,7 +149,7 @@ def test_bad_arguments_are_explained(scan, proj):
 def test_tomopy_backend_error_is_clear(scan, proj):
     # tomopy is not installable here; where it is, this checks the delegation instead
     try:
-        import tomopy  # noqa: F401
+        import tomopy  # noqa: F401 - only whether it is installed
     except ImportError:
         with pytest.raises(backend.BackendError, match="needs tomopy.*backend='beamhub'"):
             bt.recon(proj, scan.theta, backend="tomopy")
