@@ -117,6 +117,24 @@ def cpu_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def numba_jit(**options):
+    """numba's ``njit`` decorator with ``options``, caching the compiled loops on disk where it can.
+
+    The kernels' numba loops use it, so one rule holds for all of them: compiled once per install
+    and loaded from numba's cache afterwards; where the install and the home folder are both
+    unwritable numba cannot cache, and the loops are compiled in each process instead.  Raises
+    ImportError where numba is missing (the callers then take their array path).
+    """
+    import numba  # noqa: PLC0415 - optional accelerator, imported on first use
+
+    try:
+        jit = numba.njit(cache=True, **options)
+        jit(lambda: None)  # raises where no cache locator is writable
+    except RuntimeError:
+        jit = numba.njit(**options)
+    return jit
+
+
 def _fft_module(x):
     xp = array_module(x)
     if xp is np:

@@ -244,11 +244,7 @@ def _compiled():
         numba.config.THREADING_LAYER = "workqueue"
     numba.set_num_threads(min(backend.cpu_workers(), numba.config.NUMBA_NUM_THREADS))
     options = {"parallel": True, "fastmath": True, "nogil": True}
-    try:
-        jit = numba.njit(cache=True, **options)
-        jit(lambda: None)  # an unwritable install and home: numba cannot cache, compile each run
-    except RuntimeError:
-        jit = numba.njit(**options)
+    jit = backend.numba_jit(**options)
 
     # Written with selects rather than branches so LLVM vectorises the loop
     # (about 4x faster than the branchy form at 128^3); ``zero``/``one`` carry

@@ -12,18 +12,15 @@ import functools
 
 import numpy as np
 
+from beamhub.kernels import backend
+
 
 @functools.lru_cache(maxsize=1)
 def compiled():
     """``masked_histogram`` compiled with numba; raises ImportError where numba is missing."""
-    import numba  # noqa: PLC0415 - optional accelerator, imported on first use
 
     options = {"nogil": True, "fastmath": False, "boundscheck": False}
-    try:
-        jit = numba.njit(cache=True, **options)
-        jit(lambda: None)  # an unwritable install and home: numba cannot cache, compile each run
-    except RuntimeError:
-        jit = numba.njit(**options)
+    jit = backend.numba_jit(**options)
 
     @jit
     def masked_histogram(image, index, lo, hi, bins):

@@ -26,6 +26,8 @@ import functools
 
 import numpy as np
 
+from beamhub.kernels import backend
+
 #: Writes per grid row are padded to this many cells (the extra weights are 0)
 #: so each row update is one SIMD-friendly block of contiguous cells.
 ROW_BLOCK = 8
@@ -42,11 +44,7 @@ def compiled():
     import numba  # noqa: PLC0415 - optional accelerator, imported on first use
 
     options = {"nogil": True, "fastmath": True, "boundscheck": False}
-    try:
-        jit = numba.njit(cache=True, **options)
-        jit(lambda: None)  # an unwritable install and home: numba cannot cache, compile each run
-    except RuntimeError:
-        jit = numba.njit(**options)
+    jit = backend.numba_jit(**options)
     u64 = numba.uint64
 
     @jit
