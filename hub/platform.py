@@ -458,14 +458,11 @@ class Platform:
                 f"--sessions docker: no Docker engine is answering ({lines[-1] if lines else 'no reply'}); "
                 "start one ('make images' starts Debian's dockerd) or leave out --sessions docker"
             )
-        missing = sorted(
-            {
-                env.image
-                for env in self.catalog.environments
-                if subprocess.run([docker, "image", "inspect", env.image], capture_output=True, timeout=20).returncode
-                != 0
-            }
+        listed = subprocess.run(
+            [docker, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, timeout=20
         )
+        present = set(listed.stdout.split())  # one call for the whole menu
+        missing = sorted({env.image for env in self.catalog.environments} - present)
         if missing:
             self.say(
                 f"--sessions docker: not built here yet (a start of one says so): "

@@ -224,20 +224,6 @@ class ControlPlane:
         self.start_seconds = time.monotonic() - t0
         return self
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.workdir / "logs" / f"{name}.log", "ab")
-        self._logs.append(log)
-        proc = subprocess.Popen(
-            args,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.workdir,
-            start_new_session=True,
-        )
-        self.procs[name] = proc
-        return proc
-
     def log_tail(self, name: str, lines: int = 20) -> str:
         path = self.workdir / "logs" / f"{name}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
@@ -278,7 +264,7 @@ class ControlPlane:
 
     def _start_etcd(self) -> None:
         client, peer = self.ports["etcd"], self.ports["etcd-peer"]
-        self._spawn(
+        self.start_process(
             "etcd",
             [
                 self.tool("etcd"),
@@ -300,7 +286,7 @@ class ControlPlane:
 
     def _start_apiserver(self) -> None:
         pki = self.pki
-        self._spawn(
+        self.start_process(
             "apiserver",
             [
                 self.tool("kube-apiserver"),
@@ -336,7 +322,7 @@ class ControlPlane:
         self.log(f"control plane: kube-apiserver {self.version()} ready at {self.server}")
 
     def _start_controller_manager(self) -> None:
-        self._spawn(
+        self.start_process(
             "controller-manager",
             [
                 self.tool("kube-controller-manager"),
@@ -381,10 +367,10 @@ class ControlPlane:
         return args
 
     def _start_scheduler(self) -> None:
-        self._spawn("scheduler", self.scheduler_args())
+        self.start_process("scheduler", self.scheduler_args())
 
     def _start_kwok(self) -> None:
-        self._spawn(
+        self.start_process(
             "kwok",
             [
                 self.tool("kwok"),
