@@ -14,7 +14,7 @@ PYTHON ?= $(shell test -x /usr/bin/python3 && /usr/bin/python3 -c 'import ensure
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
-# gcc + libc6-dev: EMC's C kernels are compiled on first use (without them, numba loops run)
+# gcc + libc6-dev: EMC's and gridrec's C kernels are compiled on first use (without them, numba loops run)
 # docker.io + debootstrap: the images are built and smoke-tested for real (tests/images)
 # containerd, runc, CNI plugins, iproute2: one real kubelet node runs a session pod (tests/images/test_real_node.py)
 SYSTEM_PACKAGES := chromium prometheus prometheus-pushgateway openmpi-bin gcc libc6-dev docker.io debootstrap containerd runc containernetworking-plugins iproute2

@@ -1,4 +1,4 @@
-"""numba loops for gridrec on the CPU: spreading the polar spectrum and finishing the image.
+"""gridrec's CPU loops: spreading the polar spectrum and finishing the image, in C or numba.
 
 A private sibling of :mod:`beamhub.kernels.tomo.gridrec` (as scikit-image keeps
 ``_radon_transform.pyx`` beside ``radon_transform.py``); the maths and the
@@ -18,21 +18,111 @@ on threads.  The tap loops run over a runtime length (``taps``) on purpose: LLVM
 loop vectoriser then turns each grid-row update into SIMD code, whereas a
 constant length is unrolled first and stays scalar (numba leaves LLVM's SLP
 vectoriser off).
+
+:func:`loops` picks the C versions of the same three loops (``_gridrec.c``, built once per
+machine by :mod:`beamhub.kernels.native`; 1.6x faster spreading, see there) and falls back to
+these numba ones without a C compiler or AVX2, or with ``BEAMHUB_TOMO_NATIVE=0``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import os
+from pathlib import Path
 
 import numpy as np
 
-from beamhub.kernels import backend
+from beamhub.kernels import backend, native
 
 #: Writes per grid row are padded to this many cells (the extra weights are 0)
 #: so each row update is one SIMD-friendly block of contiguous cells.
 ROW_BLOCK = 8
 #: Angles spread together (see ``spread``).
 ANGLE_BLOCK = 32
+
+
+SOURCE = Path(__file__).with_name("_gridrec.c")
+_P = ctypes.c_void_p
+_I = ctypes.c_int64
+_SIGNATURES = {
+    "gridrec_taps": ([], ctypes.c_int),
+    "gridrec_spread": ([_P] * 7 + [_I, _I, _P, _I, _I, _I, _P, _I], None),
+    "gridrec_fold": ([_P, _I, _I, _I, _I, _P, _I], None),
+    "gridrec_finish": ([_P, _I, _P, _I, _I, _I, _P, _P, _P], None),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def library():
+    """The C loops' library, or None (numba then); ``BEAMHUB_TOMO_NATIVE=0`` forces None."""
+    if os.environ.get("BEAMHUB_TOMO_NATIVE", "1") == "0":
+        return None
+    lib = native.load(SOURCE, _SIGNATURES, what="gridrec's C loops")
+    if lib is not None and lib.gridrec_taps() != ROW_BLOCK:
+        raise RuntimeError(f"_gridrec.c writes {lib.gridrec_taps()} cells a row, gridrec plans for {ROW_BLOCK}")
+    return lib
+
+
+def _ptr(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+def _row_pitch(a: np.ndarray) -> int:
+    """Complex elements between rows of a 2-D complex64 array whose rows are contiguous."""
+    if a.strides[1] != a.itemsize:
+        raise ValueError("gridrec's C loops need rows of contiguous complex64 cells")
+    return a.strides[0] // a.itemsize
+
+
+def _c_loops(lib):
+    """``(spread, fold, finish)`` calling the C library, with the numba loops' signatures."""
+
+    def spread(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, table, per_cell, width, origin, grid, stride, taps):
+        arrays = [np.ascontiguousarray(x) for x in (spec_a, spec_b, phase, row_a, row_b)]
+        steps = [np.ascontiguousarray(x, dtype=np.float64) for x in (step_x, step_y)]
+        n_angles, half = arrays[0].shape
+        if arrays[1].shape != (n_angles, half) or arrays[2].shape != (n_angles, half) or taps != ROW_BLOCK:
+            raise ValueError("gridrec spread: spectra, phases and taps do not agree")
+        table = np.ascontiguousarray(table, dtype=np.float32)
+        lib.gridrec_spread(
+            *(_ptr(x) for x in arrays + steps), n_angles, half, _ptr(table), per_cell, width, origin, _ptr(grid), stride
+        )
+
+    def fold(grid, stride, origin, m, out):
+        lib.gridrec_fold(_ptr(grid), grid.size // stride, stride, origin, m, _ptr(out), _row_pitch(out))
+
+    def finish(upper, lower, scale, out_a, out_b):
+        n = out_a.shape[0]
+        if not (out_a.flags.c_contiguous and out_b.flags.c_contiguous):
+            raise ValueError("gridrec finish: the output slices must be C-contiguous")
+        scale = np.ascontiguousarray(scale, dtype=np.float32)
+        lib.gridrec_finish(
+            _ptr(upper),
+            _row_pitch(upper),
+            _ptr(lower),
+            _row_pitch(lower),
+            n,
+            upper.shape[1],
+            _ptr(scale),
+            _ptr(out_a),
+            _ptr(out_b),
+        )
+
+    return spread, fold, finish
+
+
+@functools.lru_cache(maxsize=1)
+def loops():
+    """``(spread, fold, finish)``: the C loops where they build, else the numba ones.
+
+    Raises ImportError where neither can be had (no C compiler and no numba); gridrec then
+    uses its sparse-matrix path.
+    """
+    lib = library()
+    if lib is not None:
+        return _c_loops(lib)
+    return compiled()
 
 
 @functools.lru_cache(maxsize=1)

@@ -18,9 +18,9 @@ Sizes, for ``N`` detector columns:
 
 Two real slices travel as one complex spectrum (real and imaginary parts), as
 in the original gridrec, which halves the work.  On the CPU the spreading runs
-in numba loops (:mod:`beamhub.kernels.tomo._gridrec_cpu`) that compute the
+in C loops (numba where no C compiler is found; :mod:`beamhub.kernels.tomo._gridrec_cpu`) that compute the
 kernel weights on the fly, one pair of slices per thread; nothing per geometry
-is stored.  On the GPU (or without numba) the spreading is a sparse matrix
+is stored.  On the GPU (or without C and numba) the spreading is a sparse matrix
 (polar samples -> grid cells) built once per geometry, cached, and applied to
 many slices at once with one sparse-times-dense product (cupyx.scipy.sparse).
 """
@@ -123,7 +123,7 @@ def _deapodisation(n: int, m: int) -> np.ndarray:
     return float(m) / _kb_transform(nu, KERNEL_WIDTH, _beta(n, m))
 
 
-# ---------------------------------------------------------------- sparse path (GPU, no numba)
+# ---------------------------------------------------------------- sparse path (GPU, no C or numba)
 @functools.lru_cache(maxsize=2)
 def _gridding_matrix_cpu(theta_key: bytes, n_angles: int, length: int, m: int, width: int, beta: float):
     """CSR matrix (m*m, n_angles*length) float32 spreading polar samples onto the grid."""
@@ -227,10 +227,10 @@ def _gridrec_sparse(sino, theta_np: np.ndarray, centers: np.ndarray, filter_name
     return out[:n_rows]
 
 
-# ---------------------------------------------------------------- numba path (CPU)
+# ---------------------------------------------------------------- C / numba path (CPU)
 @functools.lru_cache(maxsize=2)
 def _cpu_plan(n: int) -> dict:
-    """Sizes and tables for the numba path that depend only on ``N``."""
+    """Sizes and tables for the CPU loops that depend only on ``N``."""
     length, m = padded_size(n), grid_size(n)
     width = KERNEL_WIDTH
     beta = _beta(n, m)
@@ -250,7 +250,7 @@ def _cpu_plan(n: int) -> dict:
 
 def _gridrec_pair(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan, n, out_a, out_b):
     """One pair of rows: spread, fold, pruned inverse FFT, deapodise (one thread)."""
-    spread, fold, finish = _gridrec_cpu.compiled()
+    spread, fold, finish = _gridrec_cpu.loops()
     rows, stride, m = plan["rows"], plan["stride"], plan["m"]
     padded = np.zeros(rows * stride, dtype=np.complex64)
     spread(
@@ -316,9 +316,9 @@ def _gridrec_cpu_rows(sino: np.ndarray, theta_np: np.ndarray, centers: np.ndarra
     return out[:n_rows]
 
 
-def _numba_available() -> bool:
+def _cpu_loops_available() -> bool:
     try:
-        _gridrec_cpu.compiled()
+        _gridrec_cpu.loops()
     except ImportError:
         return False
     return True
@@ -327,8 +327,8 @@ def _numba_available() -> bool:
 def gridding_setup(theta, n_columns: int) -> None:
     """Prepare what gridrec needs for ``theta`` and ``n_columns`` ahead of time.
 
-    On the CPU with numba that is only the compiled loops and small tables; on
-    the GPU (or without numba) it builds and caches the sparse gridding matrix.
+    On the CPU that is only the compiled loops and small tables; on the GPU
+    (or without C and numba) it builds and caches the sparse gridding matrix.
 
     Parameters
     ----------
@@ -338,7 +338,7 @@ def gridding_setup(theta, n_columns: int) -> None:
     """
     theta_np = np.ascontiguousarray(backend.to_numpy(theta), dtype=np.float64).ravel()
     _angle_phase(theta_np.tobytes(), int(n_columns), padded_size(int(n_columns)))
-    if _numba_available():
+    if _cpu_loops_available():
         _cpu_plan(int(n_columns))
         return
     _gridding_matrix(theta_np, int(n_columns), np)
@@ -367,6 +367,6 @@ def gridrec(sino, theta, centers, filter_name: str = "shepp"):
     sino = xp.asarray(sino, dtype=xp.float32)
     theta_np = np.ascontiguousarray(backend.to_numpy(theta), dtype=np.float64).ravel()
     centers = np.asarray(backend.to_numpy(centers), dtype=np.float64).ravel()
-    if xp is np and _numba_available():
+    if xp is np and _cpu_loops_available():
         return _gridrec_cpu_rows(sino, theta_np, centers, filter_name)
     return _gridrec_sparse(sino, theta_np, centers, filter_name)

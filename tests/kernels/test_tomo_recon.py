@@ -6,6 +6,7 @@ import scipy.ndimage
 
 from beamhub.kernels import backend, sim
 from beamhub.kernels import tomo as bt
+from beamhub.kernels.tomo import _gridrec_cpu
 from beamhub.kernels.tomo import gridrec as gridrec_module
 from beamhub.kernels.tomo.filters import fourier_filter
 from beamhub.kernels.tomo.gridrec import gridrec, padded_size
@@ -56,9 +57,21 @@ def test_gridrec_is_the_exact_fourier_backprojection():
         assert np.abs(out - ref).max() < 2e-3 * np.abs(ref).max()
 
 
+def _cpu_loops(kind: str):
+    """The C or the numba loops of gridrec's CPU path (skipping where that kind cannot be had)."""
+    if kind == "c":
+        lib = _gridrec_cpu.library()
+        if lib is None:
+            pytest.skip("no C compiler with AVX2 here: gridrec uses its numba loops")
+        return _gridrec_cpu._c_loops(lib)
+    return _gridrec_cpu.compiled()
+
+
+@pytest.mark.parametrize("kind", ["c", "numba"])
 @pytest.mark.parametrize("n, rows", [(32, 3), (33, 2), (64, 5)])
-def test_numba_gridrec_matches_the_sparse_matrix_path(n, rows):
-    """The CPU's numba loops and the sparse product (GPU, no numba) grid the same samples."""
+def test_cpu_gridrec_loops_match_the_sparse_matrix_path(n, rows, kind, monkeypatch):
+    """The CPU's C and numba loops and the sparse product (GPU, no C) grid the same samples."""
+    monkeypatch.setattr(_gridrec_cpu, "loops", lambda: _cpu_loops(kind))
     rng = np.random.default_rng(n)
     n_angles = 24 + n % 3
     theta = np.linspace(0, np.pi, n_angles, endpoint=False)
