@@ -261,65 +261,105 @@ static double *split_q(const double *q, int64_t n) {
     return out;
 }
 
-/* One tile row: CW floats as a GCC vector (two AVX-512 or four AVX2 registers; the
- * compiler picks the widest the CPU has). */
-typedef float row_t __attribute__((vector_size(CW * sizeof(float))));
-
-static inline row_t load_row(const float *p) {
-    row_t v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-/* Photon counts of a set of rows (frames, or pixels) as Dragonfly stores them: the columns
- * holding one photon (ones, no value: most of them) and the others with their counts. */
+/* One tile row: CW = 32 floats in registers, two AVX-512 or four AVX2 vectors (a struct
+ * of intrinsics: gcc keeps it in registers, where it spills a 128-byte GCC vector). */
+#ifdef __AVX512F__
 typedef struct {
-    const int64_t *ones_ptr;   /* nrows + 1 */
+    __m512 v0, v1;
+} row_t;
+
+static inline row_t row_load(const float *p) { return (row_t){_mm512_loadu_ps(p), _mm512_loadu_ps(p + 16)}; }
+static inline void row_store(float *p, row_t x) {
+    _mm512_storeu_ps(p, x.v0);
+    _mm512_storeu_ps(p + 16, x.v1);
+}
+static inline row_t row_zero(void) { return (row_t){_mm512_setzero_ps(), _mm512_setzero_ps()}; }
+static inline row_t row_add(row_t x, row_t y) {
+    return (row_t){_mm512_add_ps(x.v0, y.v0), _mm512_add_ps(x.v1, y.v1)};
+}
+static inline row_t row_fma(float w, row_t x, row_t y) { /* w x + y */
+    __m512 s = _mm512_set1_ps(w);
+    return (row_t){_mm512_fmadd_ps(s, x.v0, y.v0), _mm512_fmadd_ps(s, x.v1, y.v1)};
+}
+#else
+typedef struct {
+    __m256 v0, v1, v2, v3;
+} row_t;
+
+static inline row_t row_load(const float *p) {
+    return (row_t){_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16), _mm256_loadu_ps(p + 24)};
+}
+static inline void row_store(float *p, row_t x) {
+    _mm256_storeu_ps(p, x.v0);
+    _mm256_storeu_ps(p + 8, x.v1);
+    _mm256_storeu_ps(p + 16, x.v2);
+    _mm256_storeu_ps(p + 24, x.v3);
+}
+static inline row_t row_zero(void) {
+    __m256 z = _mm256_setzero_ps();
+    return (row_t){z, z, z, z};
+}
+static inline row_t row_add(row_t x, row_t y) {
+    return (row_t){_mm256_add_ps(x.v0, y.v0), _mm256_add_ps(x.v1, y.v1), _mm256_add_ps(x.v2, y.v2),
+                   _mm256_add_ps(x.v3, y.v3)};
+}
+static inline row_t row_fma(float w, row_t x, row_t y) { /* w x + y */
+    __m256 s = _mm256_set1_ps(w);
+    return (row_t){_mm256_fmadd_ps(s, x.v0, y.v0), _mm256_fmadd_ps(s, x.v1, y.v1),
+                   _mm256_fmadd_ps(s, x.v2, y.v2), _mm256_fmadd_ps(s, x.v3, y.v3)};
+}
+#endif
+
+/* Photon counts of a set of rows (frames) as Dragonfly stores them, the columns holding one
+ * photon (ones, no value: most of them) apart from the others (multi, with their counts),
+ * and cut by column (pixel) into blocks of nb columns.  Block b visits every row, in the
+ * order row[b * nrows + i] (shortest lists first: consecutive loops of the same length,
+ * whose ends the branch predictor then knows); visit l = b * nrows + i has the entries of
+ * its row in the block, columns as global indices in ascending order.  The ones lists are
+ * padded to a multiple of 4 entries with column ncols (a zero row of the tile, a scratch
+ * row of the merge's sums).  Built once per problem by photon_lists() in _native.py. */
+typedef struct {
+    int64_t nblocks;
+    const int32_t *row;        /* nblocks * nrows */
+    const int64_t *ones_ptr;   /* nblocks * nrows + 1 */
     const int32_t *ones;
-    const int64_t *multi_ptr;  /* nrows + 1 */
+    const int64_t *multi_ptr;  /* nblocks * nrows + 1 */
     const int32_t *multi;
     const float *counts;
 } photons_t;
 
 /* out[d][:] = first[:] + sum_j K_dj tile[j][:] for the rows d < nrows of the photons: a
- * sparse matrix times a tile of CW columns, each output row summed in registers (eight
- * independent sums: the loop is bound by the add latency otherwise).  The likelihood
- * product (frames x log slices) is this. */
+ * sparse matrix times a tile of CW columns (the likelihood product: frames x log slices).
+ * Blocked by pixel: for each block of nb tile rows (nb x 128 B, which stays in L1) every
+ * frame's entries in that block are summed in registers (four independent row sums: the
+ * loop is bound by the add latency otherwise) and added to the frame's output row (which
+ * the first block writes).  tile has a zero row at index ncols for the padding. */
 static void rows_times_tile(int64_t nrows, photons_t k, const float *tile, const float *first,
                             float *out) {
-    row_t b = first ? load_row(first) : (row_t){0};
-    for (int64_t d = 0; d < nrows; ++d) {
-        row_t x0 = b, x1 = {0}, x2 = {0}, x3 = {0}, x4 = {0}, x5 = {0}, x6 = {0}, x7 = {0};
-        const int32_t *ix = k.ones;
-        int64_t j = k.ones_ptr[d], end = k.ones_ptr[d + 1];
-        for (; j + 7 < end; j += 8) {
-            if (j + 23 < end) /* the rows eight photons ahead: more loads in flight */
-                for (int u = 16; u < 24; ++u) {
-                    __builtin_prefetch(tile + (int64_t)ix[j + u] * CW);
-                    __builtin_prefetch(tile + (int64_t)ix[j + u] * CW + 16);
-                }
-            x0 += load_row(tile + (int64_t)ix[j] * CW);
-            x1 += load_row(tile + (int64_t)ix[j + 1] * CW);
-            x2 += load_row(tile + (int64_t)ix[j + 2] * CW);
-            x3 += load_row(tile + (int64_t)ix[j + 3] * CW);
-            x4 += load_row(tile + (int64_t)ix[j + 4] * CW);
-            x5 += load_row(tile + (int64_t)ix[j + 5] * CW);
-            x6 += load_row(tile + (int64_t)ix[j + 6] * CW);
-            x7 += load_row(tile + (int64_t)ix[j + 7] * CW);
+    const row_t b0 = first ? row_load(first) : row_zero();
+    for (int64_t b = 0; b < k.nblocks; ++b) {
+        const int64_t *op = k.ones_ptr + b * nrows, *mp = k.multi_ptr + b * nrows;
+        const int32_t *rows = k.row + b * nrows;
+        for (int64_t i = 0; i < nrows; ++i) {
+            int64_t j = op[i], end = op[i + 1], m = mp[i], mend = mp[i + 1];
+            if (b && j == end && m == mend) continue;
+            row_t x0 = row_zero(), x1 = x0, x2 = x0, x3 = x0;
+            const int32_t *ix = k.ones;
+            for (; j < end; j += 4) {
+                x0 = row_add(x0, row_load(tile + (int64_t)ix[j] * CW));
+                x1 = row_add(x1, row_load(tile + (int64_t)ix[j + 1] * CW));
+                x2 = row_add(x2, row_load(tile + (int64_t)ix[j + 2] * CW));
+                x3 = row_add(x3, row_load(tile + (int64_t)ix[j + 3] * CW));
+            }
+            for (; m < mend; ++m) x0 = row_fma(k.counts[m], row_load(tile + (int64_t)k.multi[m] * CW), x0);
+            if (i + 8 < nrows) { /* the output rows come in list order, not frame order */
+                __builtin_prefetch(out + (int64_t)rows[i + 8] * CW, 1);
+                __builtin_prefetch(out + (int64_t)rows[i + 8] * CW + 16, 1);
+            }
+            float *o = out + (int64_t)rows[i] * CW;
+            row_t sum = row_add(row_add(x0, x1), row_add(x2, x3));
+            row_store(o, row_add(sum, b ? row_load(o) : b0));
         }
-        for (; j < end; ++j) x0 += load_row(tile + (int64_t)ix[j] * CW);
-        const int32_t *mx = k.multi;
-        const float *w = k.counts;
-        j = k.multi_ptr[d], end = k.multi_ptr[d + 1];
-        for (; j + 3 < end; j += 4) {
-            x1 += w[j] * load_row(tile + (int64_t)mx[j] * CW);
-            x3 += w[j + 1] * load_row(tile + (int64_t)mx[j + 1] * CW);
-            x5 += w[j + 2] * load_row(tile + (int64_t)mx[j + 2] * CW);
-            x7 += w[j + 3] * load_row(tile + (int64_t)mx[j + 3] * CW);
-        }
-        for (; j < end; ++j) x2 += w[j] * load_row(tile + (int64_t)mx[j] * CW);
-        row_t sum = ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7));
-        memcpy(out + d * CW, &sum, sizeof sum);
     }
 }
 
@@ -369,17 +409,20 @@ void emc_merge_weights(int nthreads, int64_t nr, const double *rot, int64_t npix
  * good_pos[t] = position of pixel t among the likelihood pixels, or -1. */
 void emc_likelihood(int nthreads, const double *model, int64_t s, int64_t nchunk, const double *rot,
                     int64_t npix, const double *q, double center, const int32_t *good_pos,
-                    int64_t ngood, int64_t nd, const int64_t *ones_ptr, const int32_t *ones,
-                    const int64_t *multi_ptr, const int32_t *multi, const float *counts,
-                    const float *bias, float *L, double *sums) {
-    const photons_t k = {ones_ptr, ones, multi_ptr, multi, counts};
+                    int64_t ngood, int64_t nd, int64_t nb, const int32_t *row,
+                    const int64_t *ones_ptr, const int32_t *ones, const int64_t *multi_ptr,
+                    const int32_t *multi, const float *counts, const float *bias, float *L,
+                    double *sums) {
+    const photons_t k = {(ngood + nb - 1) / nb, row, ones_ptr, ones, multi_ptr, multi, counts};
     double *qg = malloc((size_t)(3 * ngood + 1) * sizeof(double)); /* good pixels' qx, qy, qz */
     for (int64_t t = 0; t < npix; ++t)
         if (good_pos[t] >= 0)
             for (int i = 0; i < 3; ++i) qg[i * ngood + good_pos[t]] = q[3 * t + i];
 #pragma omp parallel num_threads(nthreads)
     {
-        float *tile = aligned_alloc(64, ((size_t)ngood * CW * sizeof(float) + 63) / 64 * 64);
+        /* one more row, of zeros: the padding of the photon lists */
+        float *tile = aligned_alloc(64, (size_t)(ngood + 1) * CW * sizeof(float));
+        memset(tile + ngood * CW, 0, CW * sizeof(float));
         float *vals = malloc((size_t)(ngood + 1) * sizeof(float));
         double t_expand = 0.0, t_product = 0.0;
 
@@ -515,8 +558,8 @@ void emc_prob_norm(int nthreads, float *L, int64_t nchunk, int64_t nd, const dou
  *   num[t][c] = sum_d K[d][t] P[ch][d][c]   (K: frames as CSR rows, npix columns)
  * and their trilinear splats num / den_r / corr_t into this thread's copy of acc
  * (acc: nthreads x s^3, summed by the caller).  Tiles with den_r <= 0 add nothing. */
-void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t nr,
-               const int64_t *ones_ptr, const int32_t *ones, const int64_t *multi_ptr,
+void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t nr, int64_t nb,
+               const int32_t *row, const int64_t *ones_ptr, const int32_t *ones, const int64_t *multi_ptr,
                const int32_t *multi, const float *counts, int64_t npix,
                const double *den, const double *corr, const double *rot, const double *q,
                double center, int64_t s, double *acc) {
@@ -530,7 +573,9 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
         th = omp_get_thread_num();
 #endif
         double *a = acc + (int64_t)th * s * s * s;
-        float *num = aligned_alloc(64, ((size_t)npix * CW * sizeof(float) + 63) / 64 * 64);
+        /* one more row: the scratch target of the photon lists' padding */
+        float *num = aligned_alloc(64, (size_t)(npix + 1) * CW * sizeof(float));
+        uint8_t *live = malloc((size_t)(nd + 1));
         double t_sums = 0.0, t_splat = 0.0;
 #pragma omp for schedule(static, 1) /* fixed tiles per thread: sums in a reproducible order */
         for (int64_t ch = 0; ch < nchunk; ++ch) {
@@ -539,32 +584,39 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
             for (int c = 0; c < CW; ++c) any |= (ch * CW + c < nr) && den[ch * CW + c] > 0.0;
             if (!any) continue;
             const float *tile = P + ch * nd * CW;
-            /* frame by frame (the tile streams in order): the frame's 32 probabilities stay
-             * in registers and are added to the rows of the pixels it lit (measured faster
-             * than gathering per pixel: photons crowd the low-q pixels, whose rows stay hot) */
-            memset(num, 0, (size_t)npix * CW * sizeof(float));
+            /* the frames with a probable orientation in this tile (a frame with none adds
+             * nothing: most frames, once the annealing has sharpened the probabilities) */
             for (int64_t d = 0; d < nd; ++d) {
                 const float *pr = tile + d * CW;
-                __m256 p0 = _mm256_loadu_ps(pr), p1 = _mm256_loadu_ps(pr + 8),
-                       p2 = _mm256_loadu_ps(pr + 16), p3 = _mm256_loadu_ps(pr + 24);
-                /* a frame with no probable orientation in this tile adds nothing: skip its
-                 * photons (most frames, once the annealing has sharpened the probabilities) */
-                __m256 top = _mm256_max_ps(_mm256_max_ps(p0, p1), _mm256_max_ps(p2, p3));
-                if (!_mm256_movemask_ps(_mm256_cmp_ps(top, _mm256_setzero_ps(), _CMP_GT_OQ))) continue;
-                for (int64_t j = ones_ptr[d]; j < ones_ptr[d + 1]; ++j) {
-                    float *o = num + (int64_t)ones[j] * CW;
-                    _mm256_store_ps(o, _mm256_add_ps(p0, _mm256_load_ps(o)));
-                    _mm256_store_ps(o + 8, _mm256_add_ps(p1, _mm256_load_ps(o + 8)));
-                    _mm256_store_ps(o + 16, _mm256_add_ps(p2, _mm256_load_ps(o + 16)));
-                    _mm256_store_ps(o + 24, _mm256_add_ps(p3, _mm256_load_ps(o + 24)));
-                }
-                for (int64_t j = multi_ptr[d]; j < multi_ptr[d + 1]; ++j) {
-                    float *o = num + (int64_t)multi[j] * CW;
-                    __m256 w = _mm256_set1_ps(counts[j]);
-                    _mm256_store_ps(o, _mm256_fmadd_ps(w, p0, _mm256_load_ps(o)));
-                    _mm256_store_ps(o + 8, _mm256_fmadd_ps(w, p1, _mm256_load_ps(o + 8)));
-                    _mm256_store_ps(o + 16, _mm256_fmadd_ps(w, p2, _mm256_load_ps(o + 16)));
-                    _mm256_store_ps(o + 24, _mm256_fmadd_ps(w, p3, _mm256_load_ps(o + 24)));
+                __m256 top = _mm256_max_ps(_mm256_max_ps(_mm256_loadu_ps(pr), _mm256_loadu_ps(pr + 8)),
+                                           _mm256_max_ps(_mm256_loadu_ps(pr + 16), _mm256_loadu_ps(pr + 24)));
+                live[d] = _mm256_movemask_ps(_mm256_cmp_ps(top, _mm256_setzero_ps(), _CMP_GT_OQ)) != 0;
+            }
+            /* blocked by pixel: a block's rows of num (nb x 128 B) stay in L1 while every
+             * live frame's 32 probabilities, held in registers, are added to the rows of
+             * the pixels it lit (frames in the lists' fixed order) */
+            for (int64_t b = 0; b * nb < npix; ++b) {
+                int64_t lo = b * nb, n = npix - lo < nb ? npix - lo : nb;
+                memset(num + lo * CW, 0, (size_t)n * CW * sizeof(float));
+                const int64_t *op = ones_ptr + b * nd, *mp = multi_ptr + b * nd;
+                const int32_t *rows = row + b * nd;
+                for (int64_t i = 0; i < nd; ++i) {
+                    int64_t d = rows[i];
+                    if (i + 8 < nd) { /* the rows come in list order, not frame order */
+                        const float *ahead = tile + (int64_t)rows[i + 8] * CW;
+                        __builtin_prefetch(ahead);
+                        __builtin_prefetch(ahead + 16);
+                    }
+                    if (!live[d]) continue;
+                    const row_t p = row_load(tile + d * CW);
+                    for (int64_t j = op[i]; j < op[i + 1]; ++j) {
+                        float *o = num + (int64_t)ones[j] * CW;
+                        row_store(o, row_add(p, row_load(o)));
+                    }
+                    for (int64_t j = mp[i]; j < mp[i + 1]; ++j) {
+                        float *o = num + (int64_t)multi[j] * CW;
+                        row_store(o, row_fma(counts[j], p, row_load(o)));
+                    }
                 }
             }
             double t1 = now();
@@ -579,6 +631,7 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
         }
         add_phase(2, t_sums);
         add_phase(3, t_splat);
+        free(live);
         free(num);
     }
     free(inv_corr);
