@@ -7,9 +7,12 @@
  * Orientations are processed in tiles of CW = 32.  The log-likelihood / probability
  * matrix is stored tile-major, L[ch][d][c] for orientation r = ch*CW + c, so that every
  * tile's (frames x 32) block is contiguous: the photon products then read and write
- * whole 128-byte rows that stay in the core's L2 cache.  Both photon products are
- * written as gathers (sparse row times dense rows, summed in registers), which keeps
- * the accumulators in vector registers instead of read-modify-writing memory.
+ * whole 128-byte rows.  Both photon products are written as gathers (sparse row times
+ * dense rows, summed in registers: block_times_tile), blocked so that the dense rows
+ * they gather stay in the core's L1 cache: the likelihood by pixel (a block of 256
+ * pixels' rows of the log-slice tile, 32 KB), the merge by frame (256 frames' rows of
+ * the probability tile); each row of the output is then read-modified-written once per
+ * block instead of every photon entry reading a row from L2.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
 #include <float.h>
@@ -310,16 +313,19 @@ static inline row_t row_fma(float w, row_t x, row_t y) { /* w x + y */
 }
 #endif
 
-/* Photon counts of a set of rows (frames) as Dragonfly stores them, the columns holding one
- * photon (ones, no value: most of them) apart from the others (multi, with their counts),
- * and cut by column (pixel) into blocks of nb columns.  Block b visits every row, in the
- * order row[b * nrows + i] (shortest lists first: consecutive loops of the same length,
- * whose ends the branch predictor then knows); visit l = b * nrows + i has the entries of
- * its row in the block, columns as global indices in ascending order.  The ones lists are
- * padded to a multiple of 4 entries with column ncols (a zero row of the tile, a scratch
- * row of the merge's sums).  Built once per problem by photon_lists() in _native.py. */
+/* Photon counts of a sparse matrix (rows: frames, or pixels for the transposed counts) as
+ * Dragonfly stores them, the columns holding one photon (ones, no value: most of them)
+ * apart from the others (multi, with their counts), cut by column into nblocks blocks of nb
+ * columns (see photon_lists() in _native.py, which builds them once per problem).  Block b
+ * visits every row, in the order row[b * nrows + i] (blocked: the rows with the fewest
+ * entries in the block first, so that consecutive loops have the same length and their
+ * ends are predicted; one block: row order), and visit l = b * nrows + i has the entries
+ * of its row in the block: ones[ones_ptr[l]:ones_ptr[l + 1]] and, with their counts,
+ * multi[multi_ptr[l]:multi_ptr[l + 1]].  Columns are global indices, or (local) indices
+ * within the block; padded lists (ones of a multiple of 4) use column ncols, or nb when
+ * local, for the padding: a zero row of the source. */
 typedef struct {
-    int64_t nblocks;
+    int64_t nblocks, nb;
     const int32_t *row;        /* nblocks * nrows */
     const int64_t *ones_ptr;   /* nblocks * nrows + 1 */
     const int32_t *ones;
@@ -328,38 +334,35 @@ typedef struct {
     const float *counts;
 } photons_t;
 
-/* out[d][:] = first[:] + sum_j K_dj tile[j][:] for the rows d < nrows of the photons: a
- * sparse matrix times a tile of CW columns (the likelihood product: frames x log slices).
- * Blocked by pixel: for each block of nb tile rows (nb x 128 B, which stays in L1) every
- * frame's entries in that block are summed in registers (four independent row sums: the
- * loop is bound by the add latency otherwise) and added to the frame's output row (which
- * the first block writes).  tile has a zero row at index ncols for the padding. */
-static void rows_times_tile(int64_t nrows, photons_t k, const float *tile, const float *first,
-                            float *out) {
+/* One block b of a sparse matrix times a tile of CW columns: for every row d,
+ *   out[d][:] = (first ? first[:] : out[d][:]) + sum_j K_dj src[j][:]
+ * over the row's entries in block b (src: the tile rows those columns index, with a zero
+ * row at the padding's column), each sum in registers (four independent row sums: the
+ * loop is bound by the add latency otherwise).  Without first, rows with no entries in
+ * the block are left alone.  Blocks of nb x 128 B of src stay in L1 across all the rows. */
+static void block_times_tile(int64_t nrows, const photons_t *k, int64_t b, const float *src,
+                             const float *first, float *out) {
+    const int64_t *op = k->ones_ptr + b * nrows, *mp = k->multi_ptr + b * nrows;
+    const int32_t *rows = k->row + b * nrows, *ix = k->ones, *mx = k->multi;
     const row_t b0 = first ? row_load(first) : row_zero();
-    for (int64_t b = 0; b < k.nblocks; ++b) {
-        const int64_t *op = k.ones_ptr + b * nrows, *mp = k.multi_ptr + b * nrows;
-        const int32_t *rows = k.row + b * nrows;
-        for (int64_t i = 0; i < nrows; ++i) {
-            int64_t j = op[i], end = op[i + 1], m = mp[i], mend = mp[i + 1];
-            if (b && j == end && m == mend) continue;
-            row_t x0 = row_zero(), x1 = x0, x2 = x0, x3 = x0;
-            const int32_t *ix = k.ones;
-            for (; j < end; j += 4) {
-                x0 = row_add(x0, row_load(tile + (int64_t)ix[j] * CW));
-                x1 = row_add(x1, row_load(tile + (int64_t)ix[j + 1] * CW));
-                x2 = row_add(x2, row_load(tile + (int64_t)ix[j + 2] * CW));
-                x3 = row_add(x3, row_load(tile + (int64_t)ix[j + 3] * CW));
-            }
-            for (; m < mend; ++m) x0 = row_fma(k.counts[m], row_load(tile + (int64_t)k.multi[m] * CW), x0);
-            if (i + 8 < nrows) { /* the output rows come in list order, not frame order */
-                __builtin_prefetch(out + (int64_t)rows[i + 8] * CW, 1);
-                __builtin_prefetch(out + (int64_t)rows[i + 8] * CW + 16, 1);
-            }
-            float *o = out + (int64_t)rows[i] * CW;
-            row_t sum = row_add(row_add(x0, x1), row_add(x2, x3));
-            row_store(o, row_add(sum, b ? row_load(o) : b0));
+    for (int64_t i = 0; i < nrows; ++i) {
+        int64_t j = op[i], end = op[i + 1], m = mp[i], mend = mp[i + 1];
+        if (i + 8 < nrows) { /* the output rows come in list order, not row order */
+            __builtin_prefetch(out + (int64_t)rows[i + 8] * CW, 1);
+            __builtin_prefetch(out + (int64_t)rows[i + 8] * CW + 16, 1);
         }
+        if (!first && j == end && m == mend) continue;
+        row_t x0 = row_zero(), x1 = x0, x2 = x0, x3 = x0;
+        for (; j < end; j += 4) {
+            x0 = row_add(x0, row_load(src + (int64_t)ix[j] * CW));
+            x1 = row_add(x1, row_load(src + (int64_t)ix[j + 1] * CW));
+            x2 = row_add(x2, row_load(src + (int64_t)ix[j + 2] * CW));
+            x3 = row_add(x3, row_load(src + (int64_t)ix[j + 3] * CW));
+        }
+        for (; m < mend; ++m) x0 = row_fma(k->counts[m], row_load(src + (int64_t)mx[m] * CW), x0);
+        float *o = out + (int64_t)rows[i] * CW;
+        row_t sum = row_add(row_add(x0, x1), row_add(x2, x3));
+        row_store(o, row_add(sum, first ? b0 : row_load(o)));
     }
 }
 
@@ -409,11 +412,8 @@ void emc_merge_weights(int nthreads, int64_t nr, const double *rot, int64_t npix
  * good_pos[t] = position of pixel t among the likelihood pixels, or -1. */
 void emc_likelihood(int nthreads, const double *model, int64_t s, int64_t nchunk, const double *rot,
                     int64_t npix, const double *q, double center, const int32_t *good_pos,
-                    int64_t ngood, int64_t nd, int64_t nb, const int32_t *row,
-                    const int64_t *ones_ptr, const int32_t *ones, const int64_t *multi_ptr,
-                    const int32_t *multi, const float *counts, const float *bias, float *L,
+                    int64_t ngood, int64_t nd, const photons_t *k, const float *bias, float *L,
                     double *sums) {
-    const photons_t k = {(ngood + nb - 1) / nb, row, ones_ptr, ones, multi_ptr, multi, counts};
     double *qg = malloc((size_t)(3 * ngood + 1) * sizeof(double)); /* good pixels' qx, qy, qz */
     for (int64_t t = 0; t < npix; ++t)
         if (good_pos[t] >= 0)
@@ -440,7 +440,9 @@ void emc_likelihood(int nthreads, const double *model, int64_t s, int64_t nchunk
             }
             double t1 = now();
             t_expand += t1 - t0;
-            rows_times_tile(nd, k, tile, bias + ch * CW, L + ch * nd * CW);
+            /* the likelihood product, blocked by pixel (the first block writes L) */
+            for (int64_t b = 0; b < k->nblocks; ++b)
+                block_times_tile(nd, k, b, tile, b ? NULL : bias + ch * CW, L + ch * nd * CW);
             t_product += now() - t1;
         }
         add_phase(0, t_expand);
@@ -555,17 +557,27 @@ void emc_prob_norm(int nthreads, float *L, int64_t nchunk, int64_t nd, const dou
 }
 
 /* Compress: for every tile, the probability-weighted photons of each pixel
- *   num[t][c] = sum_d K[d][t] P[ch][d][c]   (K: frames as CSR rows, npix columns)
+ *   num[t][c] = sum_d K[d][t] P[ch][d][c]   (K: frames x npix photon counts)
  * and their trilinear splats num / den_r / corr_t into this thread's copy of acc
- * (acc: nthreads x s^3, summed by the caller).  Tiles with den_r <= 0 add nothing. */
-void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t nr, int64_t nb,
-               const int32_t *row, const int64_t *ones_ptr, const int32_t *ones, const int64_t *multi_ptr,
-               const int32_t *multi, const float *counts, int64_t npix,
+ * (acc: nthreads x s^3, summed by the caller).  Tiles with den_r <= 0 add nothing.
+ * The photon sums take one of two forms, chosen per tile from P alone (so every run, rank
+ * count and thread count sums the same way):
+ *   - most frames probable in the tile (early iterations): pixel by pixel, blocked by frame
+ *     (bypixel: the transposed counts, nb frames a block, local columns): each block's
+ *     nb rows of P (nb x 128 B) are copied next to a zero row into an L1 buffer and every
+ *     pixel's photons in the block are summed in registers and added to its row of num;
+ *   - few (SPARSE_MERGE): frame by frame over the frames with a probable orientation in
+ *     the tile (byframe: one block, frame order), whose 32 probabilities, held in
+ *     registers, are added to the rows of the pixels they lit. */
+#define SPARSE_MERGE 0.5 /* below this fraction of frames live, the frame-by-frame form */
+void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t nr,
+               const photons_t *byframe, const photons_t *bypixel, int64_t npix,
                const double *den, const double *corr, const double *rot, const double *q,
                double center, int64_t s, double *acc) {
     double *qs = split_q(q, npix);
     double *inv_corr = malloc((size_t)(npix + 1) * sizeof(double));
     for (int64_t t = 0; t < npix; ++t) inv_corr[t] = 1.0 / corr[t];
+    const int64_t nb = bypixel->nb;
 #pragma omp parallel num_threads(nthreads)
     {
         int th = 0;
@@ -573,9 +585,11 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
         th = omp_get_thread_num();
 #endif
         double *a = acc + (int64_t)th * s * s * s;
-        /* one more row: the scratch target of the photon lists' padding */
-        float *num = aligned_alloc(64, (size_t)(npix + 1) * CW * sizeof(float));
-        uint8_t *live = malloc((size_t)(nd + 1));
+        float *num = aligned_alloc(64, (size_t)npix * CW * sizeof(float));
+        float *pbuf = aligned_alloc(64, (size_t)(nb + 1) * CW * sizeof(float)); /* + a zero row */
+        memset(pbuf + nb * CW, 0, CW * sizeof(float));
+        int32_t *live = malloc((size_t)(nd + 1) * sizeof(int32_t));
+        uint8_t *block_live = calloc((size_t)bypixel->nblocks + 1, 1);
         double t_sums = 0.0, t_splat = 0.0;
 #pragma omp for schedule(static, 1) /* fixed tiles per thread: sums in a reproducible order */
         for (int64_t ch = 0; ch < nchunk; ++ch) {
@@ -586,36 +600,38 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
             const float *tile = P + ch * nd * CW;
             /* the frames with a probable orientation in this tile (a frame with none adds
              * nothing: most frames, once the annealing has sharpened the probabilities) */
+            int64_t nlive = 0;
+            memset(block_live, 0, (size_t)bypixel->nblocks);
             for (int64_t d = 0; d < nd; ++d) {
                 const float *pr = tile + d * CW;
                 __m256 top = _mm256_max_ps(_mm256_max_ps(_mm256_loadu_ps(pr), _mm256_loadu_ps(pr + 8)),
                                            _mm256_max_ps(_mm256_loadu_ps(pr + 16), _mm256_loadu_ps(pr + 24)));
-                live[d] = _mm256_movemask_ps(_mm256_cmp_ps(top, _mm256_setzero_ps(), _CMP_GT_OQ)) != 0;
+                int on = _mm256_movemask_ps(_mm256_cmp_ps(top, _mm256_setzero_ps(), _CMP_GT_OQ)) != 0;
+                live[nlive] = (int32_t)d;
+                nlive += on;
+                block_live[d / nb] |= on;
             }
-            /* blocked by pixel: a block's rows of num (nb x 128 B) stay in L1 while every
-             * live frame's 32 probabilities, held in registers, are added to the rows of
-             * the pixels it lit (frames in the lists' fixed order) */
-            for (int64_t b = 0; b * nb < npix; ++b) {
-                int64_t lo = b * nb, n = npix - lo < nb ? npix - lo : nb;
-                memset(num + lo * CW, 0, (size_t)n * CW * sizeof(float));
-                const int64_t *op = ones_ptr + b * nd, *mp = multi_ptr + b * nd;
-                const int32_t *rows = row + b * nd;
-                for (int64_t i = 0; i < nd; ++i) {
-                    int64_t d = rows[i];
-                    if (i + 8 < nd) { /* the rows come in list order, not frame order */
-                        const float *ahead = tile + (int64_t)rows[i + 8] * CW;
-                        __builtin_prefetch(ahead);
-                        __builtin_prefetch(ahead + 16);
-                    }
-                    if (!live[d]) continue;
+            memset(num, 0, (size_t)npix * CW * sizeof(float));
+            if (nlive >= SPARSE_MERGE * nd) {
+                for (int64_t b = 0; b < bypixel->nblocks; ++b) {
+                    if (!block_live[b]) continue;
+                    int64_t lo = b * nb, n = nd - lo < nb ? nd - lo : nb;
+                    memcpy(pbuf, tile + lo * CW, (size_t)n * CW * sizeof(float));
+                    block_times_tile(npix, bypixel, b, pbuf, NULL, num);
+                }
+            } else {
+                const int64_t *op = byframe->ones_ptr, *mp = byframe->multi_ptr;
+                const int32_t *ones = byframe->ones, *multi = byframe->multi;
+                for (int64_t i = 0; i < nlive; ++i) {
+                    int64_t d = live[i];
                     const row_t p = row_load(tile + d * CW);
-                    for (int64_t j = op[i]; j < op[i + 1]; ++j) {
+                    for (int64_t j = op[d]; j < op[d + 1]; ++j) {
                         float *o = num + (int64_t)ones[j] * CW;
                         row_store(o, row_add(p, row_load(o)));
                     }
-                    for (int64_t j = mp[i]; j < mp[i + 1]; ++j) {
+                    for (int64_t j = mp[d]; j < mp[d + 1]; ++j) {
                         float *o = num + (int64_t)multi[j] * CW;
-                        row_store(o, row_fma(counts[j], p, row_load(o)));
+                        row_store(o, row_fma(byframe->counts[j], p, row_load(o)));
                     }
                 }
             }
@@ -631,7 +647,9 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
         }
         add_phase(2, t_sums);
         add_phase(3, t_splat);
+        free(block_live);
         free(live);
+        free(pbuf);
         free(num);
     }
     free(inv_corr);

@@ -40,12 +40,13 @@ FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-std=c11"]
 LINK_FLAGS = ["-shared", "-fopenmp"]
 #: One native call at a time per process (OpenMP teams from two Python threads would oversubscribe).
 LAUNCH = threading.Lock()
-#: Pixels per block of the photon products: a block's rows of a tile (256 x 32 floats =
-#: 32 KB) stay in the core's L1 data cache (48 KB on Zen 5) while every frame's photons
-#: in the block are summed.
+#: Rows of a tile per block of the photon products (pixels in the likelihood, frames in the
+#: merge): a block (256 x 32 floats = 32 KB) stays in the core's L1 data cache (48 KB on
+#: Zen 5) while every list of photons in the block is summed.
 PIXEL_BLOCK = 256
+FRAME_BLOCK = 256
 
-__all__ = ["NativeOps", "available", "build", "library", "photon_lists"]
+__all__ = ["NativeOps", "Photons", "available", "build", "library", "photon_lists"]
 
 
 def _cpu_signature() -> str:
@@ -109,14 +110,11 @@ _SIGNATURES = {
     "emc_phase_times": ([_P], None),
     "emc_slice": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _P, _P], None),
     "emc_merge_weights": ([ctypes.c_int, _I, _P, _I, _P, _D, _I, _P], None),
-    "emc_likelihood": (
-        [ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _I, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _P],
-        None,
-    ),
+    "emc_likelihood": ([ctypes.c_int, _P, _I, _I, _P, _I, _P, _D, _P, _I, _I, _P, _P, _P, _P], None),
     "emc_prob_shift": ([ctypes.c_int, _P, _I, _I, _I, _P, _P, _P, _P], None),
     "emc_prob_exp": ([ctypes.c_int, _P, _I, _I, _P, _P, _D, _P, _P], None),
     "emc_prob_norm": ([ctypes.c_int, _P, _I, _I, _P, _P, _P, _P, _D, _D, _P, _P, _P], None),
-    "emc_merge": ([ctypes.c_int, _P, _I, _I, _I, _I, _P, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P, _D, _I, _P], None),
+    "emc_merge": ([ctypes.c_int, _P, _I, _I, _I, _P, _P, _I, _P, _P, _P, _P, _D, _I, _P], None),
 }
 
 
@@ -151,40 +149,60 @@ def _ptr(a: np.ndarray):
     return a.ctypes.data_as(ctypes.c_void_p)
 
 
-def photon_lists(counts, block: int, pad: int = 1) -> tuple[np.ndarray, ...]:
-    """A CSR matrix of photon counts as the C kernels read it: Dragonfly's lists, cut by pixel.
+class Photons(ctypes.Structure):
+    """``photons_t`` of ``_native.c``: the lists of :func:`photon_lists` as the kernels take them."""
 
-    The columns are cut into blocks of ``block``; for each block the rows are visited in
-    the order ``row[b * nrows + i]`` (``i < nrows``: all rows, those with fewer entries in
-    the block first, so that consecutive lists have the same length and the kernels' loop
-    ends are predicted) and visit ``l = b * nrows + i`` has its entries in ``ones[ones_ptr[l]:
-    ones_ptr[l + 1]]``: the columns (global, ascending) holding exactly one photon (no value
-    stored: most entries, 4 bytes each), padded to a multiple of ``pad`` entries with column
-    ``ncols`` (a zero or scratch row in the kernels), and in ``multi[multi_ptr[l]:...]`` the
-    other columns with their counts in ``values``.
+    _fields_ = [("nblocks", ctypes.c_int64), ("nb", ctypes.c_int64)] + [
+        (name, ctypes.c_void_p) for name in ("row", "ones_ptr", "ones", "multi_ptr", "multi", "counts")
+    ]
 
-    Returns ``(row, ones_ptr, ones, multi_ptr, multi, values)``: rows int32 (``nblocks *
-    nrows``), pointers int64 (``nblocks * nrows + 1``), columns int32, counts float32.
-    Computed once per problem.
+    @classmethod
+    def of(cls, lists):
+        """The structure pointing into ``lists`` (a :func:`photon_lists` tuple; keep it alive)."""
+        nblocks, nb, *arrays = lists
+        return cls(nblocks, nb, *(a.ctypes.data for a in arrays))
+
+
+def photon_lists(counts, block: int | None = None, pad: int = 1, local: bool = False) -> tuple:
+    """A sparse matrix of photon counts as the C kernels read it: Dragonfly's lists, cut by column.
+
+    The columns are cut into blocks of ``block`` (None: one block of all).  Block ``b``
+    visits every row, in the order ``row[b * nrows + i]`` (``i < nrows``; with blocks, the
+    rows with fewer entries in the block first, so that consecutive lists have the same
+    length and the kernels' loop ends are predicted; one block: in row order), and visit
+    ``l = b * nrows + i`` has its entries in ``ones[ones_ptr[l]:ones_ptr[l + 1]]``: the
+    columns (ascending) holding exactly one photon (no value stored: most entries, 4
+    bytes each), padded to a multiple of ``pad`` entries with the column of a zero row,
+    and in ``multi[multi_ptr[l]:...]`` the other columns with their counts in ``counts``.
+    Columns are global, or with ``local`` indices within the block (padding: ``block``;
+    global padding: ``ncols``).
+
+    Returns ``(nblocks, block, row, ones_ptr, ones, multi_ptr, multi, counts)``: rows int32
+    (``nblocks * nrows``), pointers int64 (``nblocks * nrows + 1``), columns int32, counts
+    float32 (:class:`Photons` points the kernels at them).  Computed once per problem.
     """
     counts = counts.tocsr()
     counts.sort_indices()
     nrows, ncols = counts.shape
+    sort = block is not None
+    block = ncols if block is None else block
     nblocks = max(1, -(-ncols // block))
     nlists = nblocks * nrows
     rows = np.repeat(np.arange(nrows, dtype=np.int64), np.diff(counts.indptr))
     key = (counts.indices // block).astype(np.int64) * nrows + rows  # list b * nrows + d
     order = np.argsort(key, kind="stable")  # block-major, then row, then column (CSR order)
-    key, cols, vals = key[order], counts.indices[order], counts.data[order]
+    key, cols, vals = key[order], counts.indices[order].astype(np.int64), counts.data[order]
+    if local:
+        cols -= (key // nrows) * block
     one = vals == 1.0
     n1 = np.bincount(key[one], minlength=nlists)
     n1 = -(-n1 // pad) * pad
     nm = np.bincount(key[~one], minlength=nlists)
     lists = np.arange(nlists)
-    visit = np.lexsort((lists, nm, n1, lists // nrows))  # per block, by length, then row
+    visit = np.lexsort((lists, nm, n1, lists // nrows)) if sort else lists  # per block, by length
     rank = np.empty(nlists, dtype=np.int64)
-    rank[visit] = np.arange(nlists)
-    out = [np.ascontiguousarray(visit % nrows, dtype=np.int32)]
+    rank[visit] = lists
+    out = [nblocks, block, np.ascontiguousarray(visit % nrows, dtype=np.int32)]
     for sel, n in ((one, n1), (~one, nm)):
         k = key[sel]
         first = np.zeros(nlists + 1, dtype=np.int64)  # each list's first entry in k
@@ -192,7 +210,7 @@ def photon_lists(counts, block: int, pad: int = 1) -> tuple[np.ndarray, ...]:
         ptr = np.zeros(nlists + 1, dtype=np.int64)  # in visiting order, padded
         np.cumsum(n[visit], out=ptr[1:])
         at = ptr[rank[k]] + np.arange(len(k)) - first[k]
-        col = np.full(ptr[-1], ncols, dtype=np.int32)
+        col = np.full(ptr[-1], block if local else ncols, dtype=np.int32)
         col[at] = cols[sel]
         out += [ptr, col]
     values = np.empty(len(at), dtype=np.float32)
@@ -224,10 +242,15 @@ class NativeOps:
     def prepare(self, detector, frames, rot, log_weights, weights, rank=0, size=1) -> Prepared:
         """This rank's share, padded to whole tiles (see :class:`~beamhub.kernels.emc.share.Prepared`)."""
         prep = prepare_share(np, self.tile, detector, frames, rot, log_weights, weights, rank, size)
-        # the likelihood sums each list in four registers (padded to 4 with a zero row); the
-        # merge adds to memory rows (padding there would chain every frame through one row)
-        prep.extra["lik"] = photon_lists(prep.lik, PIXEL_BLOCK, pad=4)
-        prep.extra["counts"] = photon_lists(prep.counts, PIXEL_BLOCK, pad=1)
+        # the blocked lists are summed in four registers (padded to 4 with a zero row); the
+        # merge's frame-by-frame form adds to memory rows (one block, in frame order)
+        for name, lists in (
+            ("lik", photon_lists(prep.lik, PIXEL_BLOCK, pad=4)),
+            ("byframe", photon_lists(prep.counts)),
+            ("bypixel", photon_lists(prep.counts.T, FRAME_BLOCK, pad=4, local=True)),
+        ):
+            prep.extra[name] = lists
+            prep.extra[name + "_c"] = Photons.of(lists)
         prep.extra["corr"] = _c(prep.corr)
         return prep
 
@@ -279,7 +302,6 @@ class NativeOps:
         nchunk = len(prep.rot) // cw
         nd, ngood = prep.lik.shape
         model = _c(model)
-        photons = [_ptr(a) for a in prep.extra["lik"]]
         shape = (nchunk, nd, cw)
         L = out if out is not None and out.shape == shape else np.empty(shape, dtype=np.float32)
         sums = np.empty(nchunk * cw)
@@ -296,8 +318,7 @@ class NativeOps:
                 _ptr(prep.good_pos),
                 ngood,
                 nd,
-                PIXEL_BLOCK,
-                *photons,
+                ctypes.byref(prep.extra["lik_c"]),
                 _ptr(prep.bias),
                 _ptr(L),
                 _ptr(sums),
@@ -361,7 +382,6 @@ class NativeOps:
         nchunk, nd, _ = P.shape
         size = prep.size
         acc = np.zeros((self.threads, size, size, size))
-        photons = [_ptr(a) for a in prep.extra["counts"]]
         den = _c(den)
         with LAUNCH:
             self.lib.emc_merge(
@@ -370,8 +390,8 @@ class NativeOps:
                 nchunk,
                 nd,
                 prep.count,
-                PIXEL_BLOCK,
-                *photons,
+                ctypes.byref(prep.extra["byframe_c"]),
+                ctypes.byref(prep.extra["bypixel_c"]),
                 prep.counts.shape[1],
                 _ptr(den),
                 _ptr(prep.extra["corr"]),

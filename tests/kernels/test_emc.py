@@ -239,6 +239,39 @@ def test_native_iterations_match_the_array_path(need_scaling, other):
 
 
 @pytest.mark.skipif(not _native.available(), reason="no C compiler / AVX2 for the native EMC kernels")
+def test_native_photon_products_over_several_blocks_match_the_array_path():
+    # the C products cut the pixels (likelihood) and frames (merge) into blocks of 256: a problem
+    # of three blocks each way, counts of 1 (the padded lists) and more, and tiles whose frames
+    # are nearly all probable (the merge sums pixel by pixel) or few (frame by frame)
+    rng = np.random.default_rng(7)
+    nd, npix, s = 700, 600, 17
+    counts = rng.poisson(0.08, size=(nd, npix)).astype(np.float32)
+    counts[:, :40] = rng.poisson(1.5, size=(nd, 40))  # hot pixels, several photons
+    counts[5] = 0.0  # a frame without photons
+    good = rng.random(npix) > 0.05
+    q = rng.uniform(-5.0, 5.0, size=(npix, 3))
+    rot = rotation_matrices(random_quaternions(90, rng=8))  # three tiles, the last one padded
+    model = 1.0 + rng.random((s, s, s))
+    nat, arr = ops_for(np, "native"), ops_for(np, "array")
+    pn, _ = _problem(nat, counts, good, rot, q, size=s)
+    pa, _ = _problem(arr, counts, good, rot, q, size=s)
+    assert pn.lik.shape[1] > 2 * _native.PIXEL_BLOCK and nd > 2 * _native.FRAME_BLOCK
+    Ln, sn = nat.likelihood(model, pn)
+    La, sa = arr.likelihood(model, pa)
+    np.testing.assert_allclose(nat.from_layout(Ln, len(rot)), arr.from_layout(La, len(rot)), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(sn[: len(rot)], sa, rtol=1e-10)
+    prob = rng.random((nd, len(rot))).astype(np.float32)
+    prob[rng.random((nd, len(rot))) < 0.5] = 0.0
+    prob[rng.random(nd) < 0.9, 32:64] = 0.0  # the second tile: a tenth of the frames probable
+    prob[:, 64:80] = 0.0  # and in the third, the first half of the orientations never chosen
+    den = rng.uniform(0.5, 2.0, len(rot))
+    den[64:80] = 0.0
+    vn = nat.merge(nat.to_layout(prob), pn, np.concatenate([den, np.zeros(len(pn.rot) - len(rot))]))
+    va = arr.merge(arr.to_layout(prob), pa, den)
+    np.testing.assert_allclose(vn, va, rtol=1e-5, atol=1e-7 * np.abs(va).max())
+
+
+@pytest.mark.skipif(not _native.available(), reason="no C compiler / AVX2 for the native EMC kernels")
 def test_native_library_keeps_subnormals_for_the_process():
     # linked with -ffast-math, gcc would add crtfastmath.o and set flush-to-zero process-wide
     assert _native.library() is not None
