@@ -9,10 +9,11 @@
  * tile's (frames x 32) block is contiguous: the photon products then read and write
  * whole 128-byte rows.  Both photon products are written as gathers (sparse row times
  * dense rows, summed in registers: block_times_tile), blocked so that the dense rows
- * they gather stay in the core's L1 cache: the likelihood by pixel (a block of 256
- * pixels' rows of the log-slice tile, 32 KB), the merge by frame (256 frames' rows of
- * the probability tile); each row of the output is then read-modified-written once per
- * block instead of every photon entry reading a row from L2.
+ * they gather stay in the core's L1 cache: the likelihood by pixel (a block of pixels'
+ * rows of the log-slice tile, 40 KB with Zen 5's 48 KB L1: PIXEL_BLOCK in _native.py),
+ * the merge by frame (a block of frames' rows of the probability tile); each row of the
+ * output is then read-modified-written once per block instead of every photon entry
+ * reading a row from L2.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
 #include <float.h>
@@ -569,7 +570,7 @@ void emc_prob_norm(int nthreads, float *L, int64_t nchunk, int64_t nd, const dou
  *   - few (SPARSE_MERGE): frame by frame over the frames with a probable orientation in
  *     the tile (byframe: one block, frame order), whose 32 probabilities, held in
  *     registers, are added to the rows of the pixels they lit. */
-#define SPARSE_MERGE 0.5 /* below this fraction of frames live, the frame-by-frame form */
+#define SPARSE_MERGE 0.4 /* below this fraction of frames live, the frame-by-frame form (measured: even at ~0.38) */
 void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t nr,
                const photons_t *byframe, const photons_t *bypixel, int64_t npix,
                const double *den, const double *corr, const double *rot, const double *q,

@@ -240,11 +240,12 @@ def test_native_iterations_match_the_array_path(need_scaling, other):
 
 @pytest.mark.skipif(not _native.available(), reason="no C compiler / AVX2 for the native EMC kernels")
 def test_native_photon_products_over_several_blocks_match_the_array_path():
-    # the C products cut the pixels (likelihood) and frames (merge) into blocks of 256: a problem
-    # of three blocks each way, counts of 1 (the padded lists) and more, and tiles whose frames
-    # are nearly all probable (the merge sums pixel by pixel) or few (frame by frame)
+    # the C products cut the pixels (likelihood) and frames (merge) into blocks that fit the L1
+    # cache: a problem of three blocks each way, counts of 1 (the padded lists) and more, and
+    # tiles whose frames are nearly all probable (the merge sums pixel by pixel) or few (frame by frame)
     rng = np.random.default_rng(7)
-    nd, npix, s = 700, 600, 17
+    block = max(_native.PIXEL_BLOCK, _native.FRAME_BLOCK)
+    nd, npix, s = 2 * block + 60, 2 * block + 100, 17
     counts = rng.poisson(0.08, size=(nd, npix)).astype(np.float32)
     counts[:, :40] = rng.poisson(1.5, size=(nd, 40))  # hot pixels, several photons
     counts[5] = 0.0  # a frame without photons
