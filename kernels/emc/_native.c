@@ -390,29 +390,35 @@ static inline row_t row_fma(float w, row_t x, row_t y) { /* w x + y */
  * entries in the block first, so that consecutive loops have the same length and their
  * ends are predicted; one block: row order), and visit l = b * nrows + i has the entries
  * of its row in the block: ones[ones_ptr[l]:ones_ptr[l + 1]] and, with their counts,
- * multi[multi_ptr[l]:multi_ptr[l + 1]].  Columns are global indices, or (local) indices
- * within the block; padded lists (ones of a multiple of 4) use column ncols, or nb when
- * local, for the padding: a zero row of the source. */
+ * multi[multi_ptr[l]:multi_ptr[l + 1]].  Blocked, the columns are uint16 byte offsets
+ * of their rows from the block's first row (half the index stream of int32 columns, and
+ * no shift), the ones padded to a multiple of 4 entries with offset nb * CW * 4: a zero
+ * row after the block's nb rows; one block: int32 column indices. */
 typedef struct {
     int64_t nblocks, nb;
     const int32_t *row;        /* nblocks * nrows */
     const int64_t *ones_ptr;   /* nblocks * nrows + 1 */
-    const int32_t *ones;
+    const void *ones;          /* uint16 (blocked) or int32 (one block) */
     const int64_t *multi_ptr;  /* nblocks * nrows + 1 */
-    const int32_t *multi;
+    const void *multi;
     const float *counts;
 } photons_t;
 
+static inline const float *at_offset(const float *src, uint16_t bytes) {
+    return (const float *)((const char *)src + bytes);
+}
+
 /* One block b of a sparse matrix times a tile of CW columns: for every row d,
  *   out[d][:] = (first ? first[:] : out[d][:]) + sum_j K_dj src[j][:]
- * over the row's entries in block b (src: the tile rows those columns index, with a zero
- * row at the padding's column), each sum in registers (four independent row sums: the
- * loop is bound by the add latency otherwise).  Without first, rows with no entries in
- * the block are left alone.  Blocks of nb x 128 B of src stay in L1 across all the rows. */
+ * over the row's entries in block b (src: the block's nb tile rows and a zero row after
+ * them), each sum in registers (four independent row sums: the loop is bound by the add
+ * latency otherwise).  Without first, rows with no entries in the block are left alone.
+ * The block's nb x 128 B of src stay in L1 across all the rows. */
 static void block_times_tile(int64_t nrows, const photons_t *k, int64_t b, const float *src,
                              const float *first, float *out) {
     const int64_t *op = k->ones_ptr + b * nrows, *mp = k->multi_ptr + b * nrows;
-    const int32_t *rows = k->row + b * nrows, *ix = k->ones, *mx = k->multi;
+    const int32_t *rows = k->row + b * nrows;
+    const uint16_t *ix = k->ones, *mx = k->multi;
     const row_t b0 = first ? row_load(first) : row_zero();
     for (int64_t i = 0; i < nrows; ++i) {
         int64_t j = op[i], end = op[i + 1], m = mp[i], mend = mp[i + 1];
@@ -423,12 +429,12 @@ static void block_times_tile(int64_t nrows, const photons_t *k, int64_t b, const
         if (!first && j == end && m == mend) continue;
         row_t x0 = row_zero(), x1 = x0, x2 = x0, x3 = x0;
         for (; j < end; j += 4) {
-            x0 = row_add(x0, row_load(src + (int64_t)ix[j] * CW));
-            x1 = row_add(x1, row_load(src + (int64_t)ix[j + 1] * CW));
-            x2 = row_add(x2, row_load(src + (int64_t)ix[j + 2] * CW));
-            x3 = row_add(x3, row_load(src + (int64_t)ix[j + 3] * CW));
+            x0 = row_add(x0, row_load(at_offset(src, ix[j])));
+            x1 = row_add(x1, row_load(at_offset(src, ix[j + 1])));
+            x2 = row_add(x2, row_load(at_offset(src, ix[j + 2])));
+            x3 = row_add(x3, row_load(at_offset(src, ix[j + 3])));
         }
-        for (; m < mend; ++m) x0 = row_fma(k->counts[m], row_load(src + (int64_t)mx[m] * CW), x0);
+        for (; m < mend; ++m) x0 = row_fma(k->counts[m], row_load(at_offset(src, mx[m])), x0);
         float *o = out + (int64_t)rows[i] * CW;
         row_t sum = row_add(row_add(x0, x1), row_add(x2, x3));
         row_store(o, row_add(sum, first ? b0 : row_load(o)));
@@ -489,9 +495,10 @@ void emc_likelihood(int nthreads, const double *model, int64_t s, int64_t nchunk
             for (int i = 0; i < 3; ++i) qg[i * ngood + good_pos[t]] = q[3 * t + i];
 #pragma omp parallel num_threads(nthreads)
     {
-        /* one more row, of zeros: the padding of the photon lists */
-        float *tile = aligned_alloc(64, (size_t)(ngood + 1) * CW * sizeof(float));
-        memset(tile + ngood * CW, 0, CW * sizeof(float));
+        /* the pixel blocks' rows, each block followed by a zero row (the lists' padding) */
+        const int64_t nb = k->nb, tile_rows = k->nblocks * (nb + 1);
+        float *tile = aligned_alloc(64, (size_t)tile_rows * CW * sizeof(float));
+        memset(tile, 0, (size_t)tile_rows * CW * sizeof(float));
         float *vals = malloc((size_t)(ngood + 1) * sizeof(float));
         double t_expand = 0.0, t_product = 0.0;
 
@@ -505,13 +512,14 @@ void emc_likelihood(int nthreads, const double *model, int64_t s, int64_t nchunk
                     float v = vals[k];
                     vals[k] = v > 0.0f ? logf(v) : 0.0f;
                 }
-                for (int64_t k = 0; k < ngood; ++k) tile[k * CW + c] = vals[k];
+                for (int64_t b = 0, t = 0; b < k->nblocks; ++b) /* row t + b: after b zero rows */
+                    for (int64_t e = t + nb < ngood ? t + nb : ngood; t < e; ++t) tile[(t + b) * CW + c] = vals[t];
             }
             double t1 = now();
             t_expand += t1 - t0;
             /* the likelihood product, blocked by pixel (the first block writes L) */
             for (int64_t b = 0; b < k->nblocks; ++b)
-                block_times_tile(nd, k, b, tile, b ? NULL : bias + ch * CW, L + ch * nd * CW);
+                block_times_tile(nd, k, b, tile + b * (nb + 1) * CW, b ? NULL : bias + ch * CW, L + ch * nd * CW);
             t_product += now() - t1;
         }
         add_phase(0, t_expand);
@@ -690,7 +698,7 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
                 }
             } else {
                 const int64_t *op = byframe->ones_ptr, *mp = byframe->multi_ptr;
-                const int32_t *ones = byframe->ones, *multi = byframe->multi;
+                const int32_t *ones = byframe->ones, *multi = byframe->multi; /* int32 columns */
                 for (int64_t i = 0; i < nlive; ++i) {
                     int64_t d = live[i];
                     const row_t p = row_load(tile + d * CW);

@@ -60,8 +60,9 @@ def _l1d_bytes() -> int:
 #: while every list of photons in the block is summed, so five sixths of it (the rest for
 #: the lists and output rows streaming past), in multiples of 64: 320 rows (40 KB) with
 #: Zen 5's 48 KB (measured ~5 % faster than 256 there; 384 fills it and is slower), 192
-#: with 32 KB.  The blocks fix the order of the sums: the same on every run on one machine.
-PIXEL_BLOCK = FRAME_BLOCK = max(64, _l1d_bytes() * 5 // 6 // 128 // 64 * 64)
+#: with 32 KB; at most 448 (the lists hold uint16 byte offsets within a block).  The blocks
+#: fix the order of the sums: the same on every run on one machine.
+PIXEL_BLOCK = FRAME_BLOCK = max(64, min(448, _l1d_bytes() * 5 // 6 // 128 // 64 * 64))
 
 __all__ = ["NativeOps", "Photons", "available", "build", "library", "photon_lists"]
 
@@ -180,7 +181,7 @@ class Photons(ctypes.Structure):
         return cls(nblocks, nb, *(a.ctypes.data for a in arrays))
 
 
-def photon_lists(counts, block: int | None = None, pad: int = 1, local: bool = False) -> tuple:
+def photon_lists(counts, block: int | None = None, pad: int = 1, row_bytes: int = 128) -> tuple:
     """A sparse matrix of photon counts as the C kernels read it: Dragonfly's lists, cut by column.
 
     The columns are cut into blocks of ``block`` (None: one block of all).  Block ``b``
@@ -188,21 +189,23 @@ def photon_lists(counts, block: int | None = None, pad: int = 1, local: bool = F
     rows with fewer entries in the block first, so that consecutive lists have the same
     length and the kernels' loop ends are predicted; one block: in row order), and visit
     ``l = b * nrows + i`` has its entries in ``ones[ones_ptr[l]:ones_ptr[l + 1]]``: the
-    columns (ascending) holding exactly one photon (no value stored: most entries, 4
-    bytes each), padded to a multiple of ``pad`` entries with the column of a zero row,
-    and in ``multi[multi_ptr[l]:...]`` the other columns with their counts in ``counts``.
-    Columns are global, or with ``local`` indices within the block (padding: ``block``;
-    global padding: ``ncols``).
+    columns (ascending) holding exactly one photon (no value stored: most entries), padded
+    to a multiple of ``pad`` entries, and in ``multi[multi_ptr[l]:...]`` the other columns
+    with their counts in ``counts``.  With blocks, a column is the uint16 byte offset of its
+    row from the block's first row (``row_bytes`` a row) and the padding that of a zero row
+    after the block's ``block`` rows; with one block, int32 column indices (no padding).
 
     Returns ``(nblocks, block, row, ones_ptr, ones, multi_ptr, multi, counts)``: rows int32
-    (``nblocks * nrows``), pointers int64 (``nblocks * nrows + 1``), columns int32, counts
-    float32 (:class:`Photons` points the kernels at them).  Computed once per problem.
+    (``nblocks * nrows``), pointers int64 (``nblocks * nrows + 1``), counts float32
+    (:class:`Photons` points the kernels at them).  Computed once per problem.
     """
     counts = counts.tocsr()
     counts.sort_indices()
     nrows, ncols = counts.shape
-    sort = block is not None
+    local = block is not None
     block = ncols if block is None else block
+    if local and block * row_bytes > np.iinfo(np.uint16).max:
+        raise ValueError(f"blocks of {block} rows of {row_bytes} bytes: offsets beyond uint16")
     nblocks = max(1, -(-ncols // block))
     nlists = nblocks * nrows
     rows = np.repeat(np.arange(nrows, dtype=np.int64), np.diff(counts.indptr))
@@ -210,13 +213,13 @@ def photon_lists(counts, block: int | None = None, pad: int = 1, local: bool = F
     order = np.argsort(key, kind="stable")  # block-major, then row, then column (CSR order)
     key, cols, vals = key[order], counts.indices[order].astype(np.int64), counts.data[order]
     if local:
-        cols -= (key // nrows) * block
+        cols = (cols - (key // nrows) * block) * row_bytes
     one = vals == 1.0
     n1 = np.bincount(key[one], minlength=nlists)
     n1 = -(-n1 // pad) * pad
     nm = np.bincount(key[~one], minlength=nlists)
     lists = np.arange(nlists)
-    visit = np.lexsort((lists, nm, n1, lists // nrows)) if sort else lists  # per block, by length
+    visit = np.lexsort((lists, nm, n1, lists // nrows)) if local else lists  # per block, by length
     rank = np.empty(nlists, dtype=np.int64)
     rank[visit] = lists
     out = [nblocks, block, np.ascontiguousarray(visit % nrows, dtype=np.int32)]
@@ -227,7 +230,7 @@ def photon_lists(counts, block: int | None = None, pad: int = 1, local: bool = F
         ptr = np.zeros(nlists + 1, dtype=np.int64)  # in visiting order, padded
         np.cumsum(n[visit], out=ptr[1:])
         at = ptr[rank[k]] + np.arange(len(k)) - first[k]
-        col = np.full(ptr[-1], block if local else ncols, dtype=np.int32)
+        col = np.full(ptr[-1], block * row_bytes if local else ncols, dtype=np.uint16 if local else np.int32)
         col[at] = cols[sel]
         out += [ptr, col]
     values = np.empty(len(at), dtype=np.float32)
@@ -262,9 +265,9 @@ class NativeOps:
         # the blocked lists are summed in four registers (padded to 4 with a zero row); the
         # merge's frame-by-frame form adds to memory rows (one block, in frame order)
         for name, lists in (
-            ("lik", photon_lists(prep.lik, PIXEL_BLOCK, pad=4)),
+            ("lik", photon_lists(prep.lik, PIXEL_BLOCK, pad=4, row_bytes=4 * self.tile)),
             ("byframe", photon_lists(prep.counts)),
-            ("bypixel", photon_lists(prep.counts.T, FRAME_BLOCK, pad=4, local=True)),
+            ("bypixel", photon_lists(prep.counts.T, FRAME_BLOCK, pad=4, row_bytes=4 * self.tile)),
         ):
             prep.extra[name] = lists
             prep.extra[name + "_c"] = Photons.of(lists)
