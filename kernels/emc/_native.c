@@ -231,8 +231,12 @@ static void splat_row(double *restrict a, int64_t s, const double *m, int64_t n,
 #ifdef __AVX512F__
     const frame8_t f = frame8(m, center, s);
     const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0), sc = _mm512_set1_pd(scale);
+    /* the weights of the corners (z, z + 1) of the four (x, y) edges, as pairs: one 128-bit
+     * add each */
+    const __m512i lo_pairs = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11),
+                  hi_pairs = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
     int32_t base[2][SPLAT_CHUNK];
-    double w[2][8][SPLAT_CHUNK];
+    double w[2][4][2 * SPLAT_CHUNK] __attribute__((aligned(64)));
     __mmask8 inside[2][SPLAT_CHUNK / 8];
     const int64_t nvec = n / 8 * 8;
     int cur = 0;
@@ -263,15 +267,12 @@ static void splat_row(double *restrict a, int64_t s, const double *m, int64_t n,
             __m512d gxv = _mm512_mul_pd(gx, v), fxv = _mm512_mul_pd(fx, v);
             __m512d gg = _mm512_mul_pd(gxv, gy), gf = _mm512_mul_pd(gxv, fy);
             __m512d fg = _mm512_mul_pd(fxv, gy), ff = _mm512_mul_pd(fxv, fy);
-            double(*wc)[SPLAT_CHUNK] = w[cur];
-            _mm512_storeu_pd(wc[0] + 8 * g, _mm512_mul_pd(gg, gz));
-            _mm512_storeu_pd(wc[1] + 8 * g, _mm512_mul_pd(gg, fz));
-            _mm512_storeu_pd(wc[2] + 8 * g, _mm512_mul_pd(gf, gz));
-            _mm512_storeu_pd(wc[3] + 8 * g, _mm512_mul_pd(gf, fz));
-            _mm512_storeu_pd(wc[4] + 8 * g, _mm512_mul_pd(fg, gz));
-            _mm512_storeu_pd(wc[5] + 8 * g, _mm512_mul_pd(fg, fz));
-            _mm512_storeu_pd(wc[6] + 8 * g, _mm512_mul_pd(ff, gz));
-            _mm512_storeu_pd(wc[7] + 8 * g, _mm512_mul_pd(ff, fz));
+            const __m512d edge[4] = {gg, gf, fg, ff};
+            for (int e = 0; e < 4; ++e) {
+                __m512d z0 = _mm512_mul_pd(edge[e], gz), z1 = _mm512_mul_pd(edge[e], fz);
+                _mm512_store_pd(w[cur][e] + 16 * g, _mm512_permutex2var_pd(z0, lo_pairs, z1));
+                _mm512_store_pd(w[cur][e] + 16 * g + 8, _mm512_permutex2var_pd(z0, hi_pairs, z1));
+            }
             for (unsigned mk = in; mk; mk &= mk - 1) {
                 const double *p = a + bs[__builtin_ctz(mk)];
                 __builtin_prefetch(p, 1);
@@ -283,19 +284,14 @@ static void splat_row(double *restrict a, int64_t s, const double *m, int64_t n,
         /* the adds of the chunk before */
         if (t0 == 0) continue;
         const int prev = cur ^ 1;
-        double(*wp)[SPLAT_CHUNK] = w[prev];
         for (int g = 0; g < SPLAT_CHUNK / 8; ++g) {
             for (unsigned mk = inside[prev][g]; mk; mk &= mk - 1) {
                 int k = 8 * g + __builtin_ctz(mk);
                 double *p = a + base[prev][k];
-                p[0] += wp[0][k];
-                p[1] += wp[1][k];
-                p[sy] += wp[2][k];
-                p[sy + 1] += wp[3][k];
-                p[sx] += wp[4][k];
-                p[sx + 1] += wp[5][k];
-                p[sx + sy] += wp[6][k];
-                p[sx + sy + 1] += wp[7][k];
+                _mm_storeu_pd(p, _mm_add_pd(_mm_loadu_pd(p), _mm_load_pd(w[prev][0] + 2 * k)));
+                _mm_storeu_pd(p + sy, _mm_add_pd(_mm_loadu_pd(p + sy), _mm_load_pd(w[prev][1] + 2 * k)));
+                _mm_storeu_pd(p + sx, _mm_add_pd(_mm_loadu_pd(p + sx), _mm_load_pd(w[prev][2] + 2 * k)));
+                _mm_storeu_pd(p + sx + sy, _mm_add_pd(_mm_loadu_pd(p + sx + sy), _mm_load_pd(w[prev][3] + 2 * k)));
             }
         }
     }
