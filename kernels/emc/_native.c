@@ -283,10 +283,16 @@ static void splat_row(double *restrict a, int64_t s, const double *m, int64_t n,
         }
         /* the adds of the chunk before */
         if (t0 == 0) continue;
+        /* in four interleaved runs of the chunk's pixels (k, k + 16, k + 32, k + 48, k + 1, ...):
+         * neighbouring pixels share corners, and one pixel's adds waiting on the last one's
+         * stores made a chain through memory */
         const int prev = cur ^ 1;
-        for (int g = 0; g < SPLAT_CHUNK / 8; ++g) {
-            for (unsigned mk = inside[prev][g]; mk; mk &= mk - 1) {
-                int k = 8 * g + __builtin_ctz(mk);
+        uint64_t live = 0;
+        for (int g = 0; g < SPLAT_CHUNK / 8; ++g) live |= (uint64_t)inside[prev][g] << (8 * g);
+        for (int j = 0; j < SPLAT_CHUNK; ++j) {
+            {
+                int k = (j & 3) * (SPLAT_CHUNK / 4) + (j >> 2);
+                if (!((live >> k) & 1)) continue;
                 double *p = a + base[prev][k];
                 _mm_storeu_pd(p, _mm_add_pd(_mm_loadu_pd(p), _mm_load_pd(w[prev][0] + 2 * k)));
                 _mm_storeu_pd(p + sy, _mm_add_pd(_mm_loadu_pd(p + sy), _mm_load_pd(w[prev][1] + 2 * k)));
