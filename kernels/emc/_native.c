@@ -127,6 +127,27 @@ static inline __mmask8 locate8(const frame8_t *f, const double *qx, const double
 }
 #endif
 
+#ifdef __AVX512F__
+/* The corners (z, z + 1) at off from the lower corners bs[0..7] (0 outside: any in-range
+ * index) of eight pixels, as z0 and z1: eight 128-bit loads (the pairs are adjacent) and
+ * shuffles, instead of two gathers of eight. */
+static inline void corner_pairs8(const double *model, const int32_t *bs, int64_t off, __m512d *z0,
+                                 __m512d *z1) {
+    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    const double *p = model + off;
+    __m512d lo = _mm512_castpd128_pd512(_mm_loadu_pd(p + bs[0]));
+    lo = _mm512_insertf64x2(lo, _mm_loadu_pd(p + bs[1]), 1);
+    lo = _mm512_insertf64x2(lo, _mm_loadu_pd(p + bs[2]), 2);
+    lo = _mm512_insertf64x2(lo, _mm_loadu_pd(p + bs[3]), 3);
+    __m512d hi = _mm512_castpd128_pd512(_mm_loadu_pd(p + bs[4]));
+    hi = _mm512_insertf64x2(hi, _mm_loadu_pd(p + bs[5]), 1);
+    hi = _mm512_insertf64x2(hi, _mm_loadu_pd(p + bs[6]), 2);
+    hi = _mm512_insertf64x2(hi, _mm_loadu_pd(p + bs[7]), 3);
+    *z0 = _mm512_permutex2var_pd(lo, even, hi);
+    *z1 = _mm512_permutex2var_pd(lo, odd, hi);
+}
+#endif
+
 /* One slice over n pixels (q given as three arrays qx, qy, qz of length n): out[t] = trilinear
  * model value at M q_t + center (0 outside), returns their sum.  With AVX-512, eight pixels
  * at a time with gathers of the eight corners, the positions computed a chunk of
@@ -142,8 +163,6 @@ static double slice_row(const double *restrict model, int64_t s, const double *m
 #ifdef __AVX512F__
     const frame8_t f = frame8(m, center, s);
     const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
-    const __m256i oy = _mm256_set1_epi32((int)s), ox = _mm256_set1_epi32((int)(s * s)),
-                  oz = _mm256_set1_epi32(1);
     const int64_t sy = s, sx = s * s;
     __m512d accv = zero;
     int32_t base[2][SPLAT_CHUNK];
@@ -180,18 +199,14 @@ static double slice_row(const double *restrict model, int64_t s, const double *m
             int64_t tg = t0 - SPLAT_CHUNK + 8 * g;
             if (tg >= nvec) break;
             __mmask8 in = inside[prev][g];
-            __m256i b0 = _mm256_loadu_si256((const __m256i *)(base[prev] + 8 * g));
+            const int32_t *bs = base[prev] + 8 * g;
             __m512d fx = _mm512_loadu_pd(fr[prev][0] + 8 * g), fy = _mm512_loadu_pd(fr[prev][1] + 8 * g),
                     fz = _mm512_loadu_pd(fr[prev][2] + 8 * g);
-            __m256i b1 = _mm256_add_epi32(b0, oy), b2 = _mm256_add_epi32(b0, ox), b3 = _mm256_add_epi32(b2, oy);
-            __m512d p000 = _mm512_mask_i32gather_pd(zero, in, b0, model, 8);
-            __m512d p001 = _mm512_mask_i32gather_pd(zero, in, _mm256_add_epi32(b0, oz), model, 8);
-            __m512d p010 = _mm512_mask_i32gather_pd(zero, in, b1, model, 8);
-            __m512d p011 = _mm512_mask_i32gather_pd(zero, in, _mm256_add_epi32(b1, oz), model, 8);
-            __m512d p100 = _mm512_mask_i32gather_pd(zero, in, b2, model, 8);
-            __m512d p101 = _mm512_mask_i32gather_pd(zero, in, _mm256_add_epi32(b2, oz), model, 8);
-            __m512d p110 = _mm512_mask_i32gather_pd(zero, in, b3, model, 8);
-            __m512d p111 = _mm512_mask_i32gather_pd(zero, in, _mm256_add_epi32(b3, oz), model, 8);
+            __m512d p000, p001, p010, p011, p100, p101, p110, p111;
+            corner_pairs8(model, bs, 0, &p000, &p001);
+            corner_pairs8(model, bs, sy, &p010, &p011);
+            corner_pairs8(model, bs, sx, &p100, &p101);
+            corner_pairs8(model, bs, sx + sy, &p110, &p111);
             __m512d gy = _mm512_sub_pd(one, fy), gz = _mm512_sub_pd(one, fz);
             __m512d lo = _mm512_add_pd(_mm512_mul_pd(gy, _mm512_fmadd_pd(gz, p000, _mm512_mul_pd(fz, p001))),
                                        _mm512_mul_pd(fy, _mm512_fmadd_pd(gz, p010, _mm512_mul_pd(fz, p011))));
