@@ -150,9 +150,9 @@ static inline void corner_pairs8(const double *model, const int32_t *bs, int64_t
 
 /* One slice over n pixels (q given as three arrays qx, qy, qz of length n): out[t] = trilinear
  * model value at M q_t + center (0 outside), returns their sum.  With AVX-512, eight pixels
- * at a time with gathers of the eight corners, the positions computed a chunk of
- * SPLAT_CHUNK pixels ahead and that chunk's corners prefetched (the model, 9.8 MB at
- * 107^3, lives in L3: the gathers waited on it); the same arithmetic as locate() +
+ * at a time, their corners read as (z, z + 1) pairs (corner_pairs8), the positions computed
+ * a chunk of SPLAT_CHUNK pixels ahead and that chunk's corners prefetched (the model, 9.8
+ * MB at 107^3, lives in L3: the reads waited on it); the same arithmetic as locate() +
  * trilinear() otherwise. */
 #define SPLAT_CHUNK 64
 static double slice_row(const double *restrict model, int64_t s, const double *m, int64_t n,
@@ -233,10 +233,11 @@ static double slice_row(const double *restrict model, int64_t s, const double *m
  * v_t = vals[t * stride] * scale * wt[t] (pixels with v_t == 0 add nothing), or 1 where
  * vals is NULL (the interpolation weights), added with the eight trilinear weights of
  * M q_t + center.  With AVX-512 the positions and weights of eight pixels are computed at
- * a time; the adds stay scalar (neighbouring pixels share corners).  The volume (one
- * per thread, 9.8 MB at 107^3) lives in L3, so the adds were bound by its latency: the
- * positions and weights are computed a chunk of SPLAT_CHUNK pixels ahead of the adds and
- * the cache lines of that chunk's corners prefetched (the adds keep their order). */
+ * a time; the adds are pixel by pixel (neighbouring pixels share corners), as four 128-bit
+ * adds of (z, z + 1) pairs.  The volume (one per thread, 9.8 MB at 107^3) lives in L3, so
+ * the positions and weights are computed a chunk of SPLAT_CHUNK pixels ahead of the adds
+ * and that chunk's corners prefetched; a chunk's adds go in four interleaved runs of its
+ * pixels (a fixed order). */
 static void splat_row(double *restrict a, int64_t s, const double *m, int64_t n,
                       const double *restrict qx, const double *restrict qy, const double *restrict qz,
                       double center, const float *vals, int64_t stride, double scale,
