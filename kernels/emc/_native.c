@@ -404,9 +404,10 @@ static inline row_t row_fma(float w, row_t x, row_t y) { /* w x + y */
  * Dragonfly stores them, the columns holding one photon (ones, no value: most of them)
  * apart from the others (multi, with their counts), cut by column into nblocks blocks of nb
  * columns (see photon_lists() in _native.py, which builds them once per problem).  Block b
- * visits every row, in the order row[b * nrows + i] (blocked: the rows with the fewest
- * entries in the block first, so that consecutive loops have the same length and their
- * ends are predicted; one block: row order), and visit l = b * nrows + i has the entries
+ * visits the rows row[seg[b]:seg[b + 1]] (blocked: those with entries in the block, or
+ * all rows in the likelihood's first block, which writes every output row; the fewest
+ * entries first, so that consecutive loops have the same length and their ends are
+ * predicted; one block: every row in row order), and visit l has the entries
  * of its row in the block: ones[ones_ptr[l]:ones_ptr[l + 1]] and, with their counts,
  * multi[multi_ptr[l]:multi_ptr[l + 1]].  Blocked, the columns are uint16 byte offsets
  * of their rows from the block's first row (half the index stream of int32 columns, and
@@ -414,10 +415,11 @@ static inline row_t row_fma(float w, row_t x, row_t y) { /* w x + y */
  * row after the block's nb rows; one block: int32 column indices. */
 typedef struct {
     int64_t nblocks, nb;
-    const int32_t *row;        /* nblocks * nrows */
-    const int64_t *ones_ptr;   /* nblocks * nrows + 1 */
+    const int64_t *seg;        /* nblocks + 1: each block's first visit */
+    const int32_t *row;        /* one per visit */
+    const int64_t *ones_ptr;   /* visits + 1 */
     const void *ones;          /* uint16 (blocked) or int32 (one block) */
-    const int64_t *multi_ptr;  /* nblocks * nrows + 1 */
+    const int64_t *multi_ptr;  /* visits + 1 */
     const void *multi;
     const float *counts;
 } photons_t;
@@ -430,21 +432,20 @@ static inline const float *at_offset(const float *src, uint16_t bytes) {
  *   out[d][:] = (first ? first[:] : out[d][:]) + sum_j K_dj src[j][:]
  * over the row's entries in block b (src: the block's nb tile rows and a zero row after
  * them), each sum in registers (four independent row sums: the loop is bound by the add
- * latency otherwise).  Without first, rows with no entries in the block are left alone.
- * The block's nb x 128 B of src stay in L1 across all the rows. */
-static void block_times_tile(int64_t nrows, const photons_t *k, int64_t b, const float *src,
-                             const float *first, float *out) {
-    const int64_t *op = k->ones_ptr + b * nrows, *mp = k->multi_ptr + b * nrows;
-    const int32_t *rows = k->row + b * nrows;
+ * latency otherwise).  Rows the block does not visit are left alone.  The block's
+ * nb x 128 B of src stay in L1 across all the rows. */
+static void block_times_tile(const photons_t *k, int64_t b, const float *src, const float *first,
+                             float *out) {
+    const int64_t *op = k->ones_ptr, *mp = k->multi_ptr;
+    const int32_t *rows = k->row;
     const uint16_t *ix = k->ones, *mx = k->multi;
     const row_t b0 = first ? row_load(first) : row_zero();
-    for (int64_t i = 0; i < nrows; ++i) {
+    for (int64_t i = k->seg[b], iend = k->seg[b + 1]; i < iend; ++i) {
         int64_t j = op[i], end = op[i + 1], m = mp[i], mend = mp[i + 1];
-        if (i + 8 < nrows) { /* the output rows come in list order, not row order */
+        if (i + 8 < iend) { /* the output rows come in list order, not row order */
             __builtin_prefetch(out + (int64_t)rows[i + 8] * CW, 1);
             __builtin_prefetch(out + (int64_t)rows[i + 8] * CW + 16, 1);
         }
-        if (!first && j == end && m == mend) continue;
         row_t x0 = row_zero(), x1 = x0, x2 = x0, x3 = x0;
         for (; j < end; j += 4) {
             x0 = row_add(x0, row_load(at_offset(src, ix[j])));
@@ -537,7 +538,7 @@ void emc_likelihood(int nthreads, const double *model, int64_t s, int64_t nchunk
             t_expand += t1 - t0;
             /* the likelihood product, blocked by pixel (the first block writes L) */
             for (int64_t b = 0; b < k->nblocks; ++b)
-                block_times_tile(nd, k, b, tile + b * (nb + 1) * CW, b ? NULL : bias + ch * CW, L + ch * nd * CW);
+                block_times_tile(k, b, tile + b * (nb + 1) * CW, b ? NULL : bias + ch * CW, L + ch * nd * CW);
             t_product += now() - t1;
         }
         add_phase(0, t_expand);
@@ -712,7 +713,7 @@ void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t
                     if (!block_live[b]) continue;
                     int64_t lo = b * nb, n = nd - lo < nb ? nd - lo : nb;
                     memcpy(pbuf, tile + lo * CW, (size_t)n * CW * sizeof(float));
-                    block_times_tile(npix, bypixel, b, pbuf, NULL, num);
+                    block_times_tile(bypixel, b, pbuf, NULL, num);
                 }
             } else {
                 const int64_t *op = byframe->ones_ptr, *mp = byframe->multi_ptr;

@@ -171,7 +171,7 @@ class Photons(ctypes.Structure):
     """``photons_t`` of ``_native.c``: the lists of :func:`photon_lists` as the kernels take them."""
 
     _fields_ = [("nblocks", ctypes.c_int64), ("nb", ctypes.c_int64)] + [
-        (name, ctypes.c_void_p) for name in ("row", "ones_ptr", "ones", "multi_ptr", "multi", "counts")
+        (name, ctypes.c_void_p) for name in ("seg", "row", "ones_ptr", "ones", "multi_ptr", "multi", "counts")
     ]
 
     @classmethod
@@ -181,22 +181,26 @@ class Photons(ctypes.Structure):
         return cls(nblocks, nb, *(a.ctypes.data for a in arrays))
 
 
-def photon_lists(counts, block: int | None = None, pad: int = 1, row_bytes: int = 128) -> tuple:
+def photon_lists(
+    counts, block: int | None = None, pad: int = 1, row_bytes: int = 128, all_first: bool = False
+) -> tuple:
     """A sparse matrix of photon counts as the C kernels read it: Dragonfly's lists, cut by column.
 
     The columns are cut into blocks of ``block`` (None: one block of all).  Block ``b``
-    visits every row, in the order ``row[b * nrows + i]`` (``i < nrows``; with blocks, the
-    rows with fewer entries in the block first, so that consecutive lists have the same
-    length and the kernels' loop ends are predicted; one block: in row order), and visit
-    ``l = b * nrows + i`` has its entries in ``ones[ones_ptr[l]:ones_ptr[l + 1]]``: the
+    visits the rows ``row[seg[b]:seg[b + 1]]``: with blocks, those with entries in the
+    block (all rows in the first block with ``all_first``), fewer entries first, so that
+    consecutive lists have the same length and the kernels' loop ends are predicted; one
+    block: every row, in row order.  Visit ``l`` has its entries in
+    ``ones[ones_ptr[l]:ones_ptr[l + 1]]``: the
     columns (ascending) holding exactly one photon (no value stored: most entries), padded
     to a multiple of ``pad`` entries, and in ``multi[multi_ptr[l]:...]`` the other columns
     with their counts in ``counts``.  With blocks, a column is the uint16 byte offset of its
     row from the block's first row (``row_bytes`` a row) and the padding that of a zero row
     after the block's ``block`` rows; with one block, int32 column indices (no padding).
 
-    Returns ``(nblocks, block, row, ones_ptr, ones, multi_ptr, multi, counts)``: rows int32
-    (``nblocks * nrows``), pointers int64 (``nblocks * nrows + 1``), counts float32
+    Returns ``(nblocks, block, seg, row, ones_ptr, ones, multi_ptr, multi, counts)``: seg
+    int64 (``nblocks + 1``), rows int32 (one per visit), pointers int64 (visits + 1), counts
+    float32
     (:class:`Photons` points the kernels at them).  Computed once per problem.
     """
     counts = counts.tocsr()
@@ -219,15 +223,23 @@ def photon_lists(counts, block: int | None = None, pad: int = 1, row_bytes: int 
     n1 = -(-n1 // pad) * pad
     nm = np.bincount(key[~one], minlength=nlists)
     lists = np.arange(nlists)
-    visit = np.lexsort((lists, nm, n1, lists // nrows)) if local else lists  # per block, by length
-    rank = np.empty(nlists, dtype=np.int64)
-    rank[visit] = lists
-    out = [nblocks, block, np.ascontiguousarray(visit % nrows, dtype=np.int32)]
+    if local:  # per block, by length; only the lists with entries (and all_first's)
+        visit = np.lexsort((lists, nm, n1, lists // nrows))
+        keep = (n1 + nm) > 0
+        keep[:nrows] |= all_first
+        visit = visit[keep[visit]]
+    else:
+        visit = lists
+    rank = np.full(nlists, -1, dtype=np.int64)
+    rank[visit] = np.arange(len(visit))
+    seg = np.zeros(nblocks + 1, dtype=np.int64)
+    np.cumsum(np.bincount(visit // nrows, minlength=nblocks), out=seg[1:])
+    out = [nblocks, block, seg, np.ascontiguousarray(visit % nrows, dtype=np.int32)]
     for sel, n in ((one, n1), (~one, nm)):
         k = key[sel]
         first = np.zeros(nlists + 1, dtype=np.int64)  # each list's first entry in k
         np.cumsum(np.bincount(k, minlength=nlists), out=first[1:])
-        ptr = np.zeros(nlists + 1, dtype=np.int64)  # in visiting order, padded
+        ptr = np.zeros(len(visit) + 1, dtype=np.int64)  # in visiting order, padded
         np.cumsum(n[visit], out=ptr[1:])
         at = ptr[rank[k]] + np.arange(len(k)) - first[k]
         col = np.full(ptr[-1], block * row_bytes if local else ncols, dtype=np.uint16 if local else np.int32)
@@ -265,7 +277,7 @@ class NativeOps:
         # the blocked lists are summed in four registers (padded to 4 with a zero row); the
         # merge's frame-by-frame form adds to memory rows (one block, in frame order)
         for name, lists in (
-            ("lik", photon_lists(prep.lik, PIXEL_BLOCK, pad=4, row_bytes=4 * self.tile)),
+            ("lik", photon_lists(prep.lik, PIXEL_BLOCK, pad=4, row_bytes=4 * self.tile, all_first=True)),
             ("byframe", photon_lists(prep.counts)),
             ("bypixel", photon_lists(prep.counts.T, FRAME_BLOCK, pad=4, row_bytes=4 * self.tile)),
         ):
