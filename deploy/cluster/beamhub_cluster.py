@@ -141,10 +141,22 @@ class BeamHubCluster:
         self.extender_port = int(extender["port"])
         self.plane.wait_for(lambda: _answers(f"http://127.0.0.1:{proxy_port}/version"), "kubectl proxy", 30)
         self.start_extender()
+        self.start_kube_scheduler(config)
+
+    def start_kube_scheduler(self, config: dict | None = None) -> None:
+        """(Re)start the ``beamhub-scheduler`` kube-scheduler with the chart's configuration.
+
+        A profile that enables the BeamHubLoad plugin (``scheduler.extender.via: plugin``) runs
+        ``beamhub-kube-scheduler``, kube-scheduler built with it; otherwise the upstream binary.
+        """
+        if config is None:
+            config, _ = self.scheduler_config()
+        self.plane.stop_process("beamhub-scheduler")
         config["clientConnection"] = {"kubeconfig": str(self.plane.kubeconfig), "qps": 500, "burst": 1000}
         config_file = self.plane.workdir / "beamhub-scheduler.yaml"
         config_file.write_text(yaml.safe_dump(config))
-        self.plane.start_process("beamhub-scheduler", self.plane.scheduler_args(config_file))
+        binary = "beamhub-kube-scheduler" if uses_plugin(config) else "kube-scheduler"
+        self.plane.start_process("beamhub-scheduler", self.plane.scheduler_args(config_file, binary=binary))
 
     def start_extender(self) -> None:
         """(Re)start ``beamhub scheduler`` with the chart's settings and wait for /healthz."""
@@ -215,6 +227,15 @@ def session_pod(
         "metadata": {"name": name, "namespace": namespace, "labels": {**o["extra_labels"], **(labels or {})}},
         "spec": spec,
     }
+
+
+def uses_plugin(config: dict) -> bool:
+    """Whether a KubeSchedulerConfiguration enables the BeamHubLoad plugin in any profile."""
+    for profile in config.get("profiles") or []:
+        enabled = ((profile.get("plugins") or {}).get("multiPoint") or {}).get("enabled") or []
+        if any(p.get("name") == "BeamHubLoad" for p in enabled):
+            return True
+    return False
 
 
 def _answers(url: str) -> bool:

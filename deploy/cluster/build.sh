@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the real Kubernetes control plane the cluster tests and `make cluster` run:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and the kubelet of the
-# real-node check (k8s.io/kubernetes),
+# real-node check (k8s.io/kubernetes), beamhub-kube-scheduler (kube-scheduler with our
+# BeamHubLoad plugin, ./loadaware),
 # etcd (go.etcd.io/etcd/server, the version Kubernetes itself pins), kwok and helm,
 # each from the wrapper modules beside this script (their go.mod/go.sum pin every byte).
 #
@@ -18,10 +19,13 @@ K8S_VERSION=v1.34.4
 key="k8s-${K8S_VERSION}-$(cat "$here"/go.sum "$here"/kwok/go.sum "$here"/helm/go.sum | sha256sum | cut -c1-12)"
 cache="${BEAMHUB_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/beamhub/cluster}"
 bin="$cache/$key/bin"
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kwok helm)
+# kube-scheduler with BeamHub's BeamHubLoad plugin compiled in is keyed by our Go sources too
+plugin="beamhub-kube-scheduler-$(cat "$here"/loadaware/*.go "$here"/cmd/beamhub-kube-scheduler/*.go | sha256sum | cut -c1-12)"
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kwok helm "$plugin")
 
 complete() { for t in "${tools[@]}"; do [ -x "$bin/$t" ] || return 1; done; }
-if complete; then echo "$bin"; exit 0; fi
+link_plugin() { [ "$(readlink "$bin/beamhub-kube-scheduler" 2>/dev/null)" = "$plugin" ] || ln -sfn "$plugin" "$bin/beamhub-kube-scheduler"; }
+if complete; then link_plugin; echo "$bin"; exit 0; fi
 if [ "${1:-}" = "--print" ]; then echo "$bin"; exit 1; fi
 
 command -v go >/dev/null || { echo "build.sh: Go is needed to build the control plane (apt-get install golang, or go.dev)" >&2; exit 1; }
@@ -52,5 +56,7 @@ build "$here" kubectl k8s.io/kubernetes/cmd/kubectl "$kflags"
 build "$here" kubelet k8s.io/kubernetes/cmd/kubelet "$kflags"
 build "$here/kwok" kwok sigs.k8s.io/kwok/cmd/kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v0.7.0"
 build "$here/helm" helm helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=v3.19.0"
+build "$here" "$plugin" ./cmd/beamhub-kube-scheduler "$kflags"
 complete
+link_plugin
 echo "$bin"

@@ -344,10 +344,15 @@ class ControlPlane:
             ],
         )
 
-    def scheduler_args(self, config: Path | None = None, port: int | None = None) -> list[str]:
-        """Arguments of a kube-scheduler talking to this API server (``config``: a KubeSchedulerConfiguration)."""
+    def scheduler_args(
+        self, config: Path | None = None, port: int | None = None, binary: str = "kube-scheduler"
+    ) -> list[str]:
+        """Arguments of a kube-scheduler talking to this API server (``config``: a KubeSchedulerConfiguration).
+
+        ``binary``: ``kube-scheduler``, or ``beamhub-kube-scheduler`` (the same with BeamHubLoad).
+        """
         args = [
-            self.tool("kube-scheduler"),
+            self.tool(binary),
             "--bind-address=127.0.0.1",
             f"--secure-port={port or free_port()}",
             f"--authentication-kubeconfig={self.kubeconfig}",

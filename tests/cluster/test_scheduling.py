@@ -133,3 +133,72 @@ def test_pods_still_schedule_with_the_extender_down(cluster):
     finally:
         _delete_batch(cluster, pods)
         cluster.start_extender()
+
+
+@pytest.fixture
+def via_plugin(cluster, monitoring):
+    """The chart upgraded to ``scheduler.extender.via: plugin``: beamhub-kube-scheduler with BeamHubLoad.
+
+    Answers are kept 30 s here (1 s by default) so that the test can count the extender's calls
+    whatever the machine's speed; the fixture puts the chart and kube-scheduler back afterwards.
+    """
+
+    def switch(via: str, cache_seconds: float = 1) -> dict:
+        extender = {
+            "port": cluster.extender_port,
+            "prometheusUrl": monitoring.prometheus_url,
+            "settings": {"refresh_interval": 1},
+            "via": via,
+            "pluginCacheSeconds": cache_seconds,
+        }
+        cluster.install_chart({"scheduler": {"extender": extender}}, action="upgrade")
+        config, _ = cluster.scheduler_config()
+        cluster.start_kube_scheduler(config)
+        return config
+
+    config = switch("plugin", cache_seconds=30)
+    yield config
+    switch("http")
+
+
+def test_the_beamhubload_plugin_asks_the_extender_once_per_pod_shape(cluster, hot_node, via_plugin):
+    """kube-scheduler built with BeamHubLoad: the extender's answers, one round trip for a batch of one shape."""
+    profile = via_plugin["profiles"][0]
+    assert "extenders" not in via_plugin
+    assert profile["pluginConfig"][0]["args"]["extenderURL"] == cluster.extender_url
+    binary = cluster.plane.procs["beamhub-scheduler"].args[0]
+    assert binary.endswith("beamhub-kube-scheduler"), binary
+    before = {verb: cluster.extender_calls(verb) for verb in ("/filter", "/prioritize")}
+    pods = _batch("scipy", 8)
+    try:
+        placement = _create_and_wait_bound(cluster, pods)
+        assert hot_node not in placement.values(), placement
+        assert all(node.startswith("kwok-cpu-") for node in placement.values())
+        # asked (the hot node is avoided by the extender's verdict), but not once per pod
+        for verb in ("/filter", "/prioritize"):
+            assert 1 <= cluster.extender_calls(verb) - before[verb] <= 2, verb
+        assert cluster.plane.get("pod", pods[0]["metadata"]["name"], "-n", "beamhub")["spec"]["schedulerName"] == (
+            "beamhub-scheduler"
+        )
+    finally:
+        _delete_batch(cluster, pods)
+    gpu = _batch("phasing-gpu", 2)
+    try:
+        placement = _create_and_wait_bound(cluster, gpu)
+        assert all(node.startswith("kwok-gpu-") for node in placement.values()), placement
+    finally:
+        _delete_batch(cluster, gpu)
+
+
+def test_the_beamhubload_plugin_schedules_with_the_extender_down(cluster, via_plugin):
+    """As the ignorable extender: a shape the plugin has no answer for still binds when the extender is gone."""
+    cluster.stop_extender()
+    pods = _batch("spi-emc", 2)
+    try:
+        placement = _create_and_wait_bound(cluster, pods)
+        assert len(placement) == 2
+        log = (cluster.plane.workdir / "logs" / "beamhub-scheduler.log").read_text(errors="replace")
+        assert "BeamHub extender unreachable" in log
+    finally:
+        _delete_batch(cluster, pods)
+        cluster.start_extender()

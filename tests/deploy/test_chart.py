@@ -257,6 +257,38 @@ def test_kube_scheduler_configuration_defines_our_profile_and_extender():
     assert containers["extender"]["ports"][0]["containerPort"] == 8890
 
 
+def test_via_plugin_configures_beamhubload_with_the_extenders_settings_and_runs_its_kube_scheduler():
+    """scheduler.extender.via: plugin -- the same questions in-process (deploy/cluster/loadaware)."""
+    values = {
+        "scheduler": {
+            "extender": {"via": "plugin", "pluginCacheSeconds": 0.5, "managedResources": [{"name": "nvidia.com/gpu"}]}
+        }
+    }
+    objects = render_objects(values)
+    config = scheduler_config(objects)
+    assert "extenders" not in config
+    (profile,) = config["profiles"]
+    assert profile["plugins"]["multiPoint"]["enabled"] == [{"name": "BeamHubLoad", "weight": 5}]
+    (plugin,) = profile["pluginConfig"]
+    assert plugin == {
+        "name": "BeamHubLoad",
+        "args": {
+            "extenderURL": "http://127.0.0.1:8890",
+            "cacheSeconds": 0.5,
+            "timeout": "5s",
+            "ignorable": True,
+            "managedResources": ["nvidia.com/gpu"],
+        },
+    }
+    pod = one(objects, "Deployment", "beamhub-scheduler")["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert containers["kube-scheduler"]["command"][0] == "beamhub-kube-scheduler"
+    # the plugin reads exactly these arguments (its Args struct's json names)
+    source = (REPO / "deploy/cluster/loadaware/loadaware.go").read_text()
+    for key in plugin["args"]:
+        assert f'`json:"{key}"`' in source, key
+
+
 @pytest.mark.parametrize("values_file", VALUE_SETS)
 def test_extender_settings_file_is_accepted_by_beamhub_scheduler(values_file, tmp_path):
     """extender.yaml goes through the extender's own settings validation unchanged."""
