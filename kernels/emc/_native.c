@@ -597,7 +597,9 @@ void emc_prob_exp(int nthreads, float *L, int64_t nchunk, int64_t nd, const doub
             for (int c = 0; c < CW; ++c) {
                 float v = row[c];
                 float x = (v - t) * b;
-                float e = x > cut ? expf(x) : 0.0f;
+                /* expf of the clamped x: libmvec's vector expf takes a scalar path for every
+                 * vector holding an underflowing x, which annealing makes most of them */
+                float e = x > cut ? expf(x > cut ? x : cut) : 0.0f;
                 t1 += e;
                 l1 += e * v;
                 row[c] = x;
@@ -636,7 +638,7 @@ void emc_prob_norm(int nthreads, float *L, int64_t nchunk, int64_t nd, const dou
                 float m1 = 0.0f, e1 = 0.0f;
                 for (int c = 0; c < CW; ++c) {
                     float x = row[c];
-                    float p = (x > cut ? expf(x) : 0.0f) * inv;
+                    float p = (x > cut ? expf(x > cut ? x : cut) : 0.0f) * inv; /* clamped: see emc_prob_exp */
                     m1 += p >= fl ? p * (x - ltot - lw[c]) : 0.0f;
                     e1 += p * sm[c];
                     dp[c] += fs * p;
