@@ -527,9 +527,11 @@ void emc_likelihood(int nthreads, const double *model, int64_t s, int64_t nchunk
             for (int c = 0; c < CW; ++c) {
                 const double *m = rot + 9 * (ch * CW + c);
                 sums[ch * CW + c] = slice_row(model, s, m, ngood, qg, qg + ngood, qg + 2 * ngood, center, vals);
-                for (int64_t k = 0; k < ngood; ++k) {  /* vectorised logf (libmvec) */
+                /* vectorised logf (libmvec); log 1 = 0 where the slice is 0 (outside the
+                 * volume): a 0 sent to the vector logf makes it take scalar code */
+                for (int64_t k = 0; k < ngood; ++k) {
                     float v = vals[k];
-                    vals[k] = v > 0.0f ? logf(v) : 0.0f;
+                    vals[k] = logf(v > 0.0f ? v : 1.0f);
                 }
                 for (int64_t b = 0, t = 0; b < k->nblocks; ++b) /* row t + b: after b zero rows */
                     for (int64_t e = t + nb < ngood ? t + nb : ngood; t < e; ++t) tile[(t + b) * CW + c] = vals[t];
