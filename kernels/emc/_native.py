@@ -188,20 +188,20 @@ def photon_lists(
 
     The columns are cut into blocks of ``block`` (None: one block of all).  Block ``b``
     visits the rows ``row[seg[b]:seg[b + 1]]``: with blocks, those with entries in the
-    block (all rows in the first block with ``all_first``), fewer entries first, so that
-    consecutive lists have the same length and the kernels' loop ends are predicted; one
-    block: every row, in row order.  Visit ``l`` has its entries in
-    ``ones[ones_ptr[l]:ones_ptr[l + 1]]``: the
-    columns (ascending) holding exactly one photon (no value stored: most entries), padded
-    to a multiple of ``pad`` entries, and in ``multi[multi_ptr[l]:...]`` the other columns
-    with their counts in ``counts``.  With blocks, a column is the uint16 byte offset of its
-    row from the block's first row (``row_bytes`` a row) and the padding that of a zero row
-    after the block's ``block`` rows; with one block, int32 column indices (no padding).
+    block (and every row in the first block with ``all_first``), fewer entries first, so
+    that consecutive lists have the same length and the kernels' loop ends are predicted;
+    with one block, every row in row order.  Visit ``l`` has its entries in
+    ``ones[ones_ptr[l]:ones_ptr[l + 1]]``, the columns (ascending) holding exactly one
+    photon (no value stored: most entries), padded to a multiple of ``pad`` entries, and in
+    ``multi[multi_ptr[l]:multi_ptr[l + 1]]`` the other columns, with their counts in
+    ``counts``.  With blocks, a column is the uint16 byte offset of its row from the
+    block's first row (``row_bytes`` a row), the padding that of a zero row after the
+    block's ``block`` rows; with one block, int32 column indices (no padding).
 
     Returns ``(nblocks, block, seg, row, ones_ptr, ones, multi_ptr, multi, counts)``: seg
     int64 (``nblocks + 1``), rows int32 (one per visit), pointers int64 (visits + 1), counts
-    float32
-    (:class:`Photons` points the kernels at them).  Computed once per problem.
+    float32; :class:`Photons` points the kernels at them.  Computed once per problem, in
+    memory and time that grow with the entries and rows (not blocks x rows).
     """
     counts = counts.tocsr()
     counts.sort_indices()
@@ -211,35 +211,35 @@ def photon_lists(
     if local and block * row_bytes > np.iinfo(np.uint16).max:
         raise ValueError(f"blocks of {block} rows of {row_bytes} bytes: offsets beyond uint16")
     nblocks = max(1, -(-ncols // block))
-    nlists = nblocks * nrows
     rows = np.repeat(np.arange(nrows, dtype=np.int64), np.diff(counts.indptr))
     key = (counts.indices // block).astype(np.int64) * nrows + rows  # list b * nrows + d
     order = np.argsort(key, kind="stable")  # block-major, then row, then column (CSR order)
     key, cols, vals = key[order], counts.indices[order].astype(np.int64), counts.data[order]
     if local:
         cols = (cols - (key // nrows) * block) * row_bytes
-    one = vals == 1.0
-    n1 = np.bincount(key[one], minlength=nlists)
-    n1 = -(-n1 // pad) * pad
-    nm = np.bincount(key[~one], minlength=nlists)
-    lists = np.arange(nlists)
-    if local:  # per block, by length; only the lists with entries (and all_first's)
-        visit = np.lexsort((lists, nm, n1, lists // nrows))
-        keep = (n1 + nm) > 0
-        keep[:nrows] |= all_first
-        visit = visit[keep[visit]]
+        lists = key[np.flatnonzero(np.diff(key, prepend=-1))]  # the lists visited (key is sorted)
+        if all_first:
+            lists = np.union1d(lists, np.arange(nrows))
     else:
-        visit = lists
-    rank = np.full(nlists, -1, dtype=np.int64)
-    rank[visit] = np.arange(len(visit))
+        lists = np.arange(nrows, dtype=np.int64)
+    at_list = np.searchsorted(lists, key)  # each entry's list
+    one = vals == 1.0
+    n1 = np.bincount(at_list[one], minlength=len(lists))
+    n1 = -(-n1 // pad) * pad
+    nm = np.bincount(at_list[~one], minlength=len(lists))
+    visit = np.arange(len(lists))
+    if local:  # per block, fewer entries first
+        visit = np.lexsort((lists, nm, n1, lists // nrows))
+    rank = np.empty(len(lists), dtype=np.int64)
+    rank[visit] = np.arange(len(lists))
     seg = np.zeros(nblocks + 1, dtype=np.int64)
-    np.cumsum(np.bincount(visit // nrows, minlength=nblocks), out=seg[1:])
-    out = [nblocks, block, seg, np.ascontiguousarray(visit % nrows, dtype=np.int32)]
+    np.cumsum(np.bincount(lists // nrows, minlength=nblocks), out=seg[1:])
+    out = [nblocks, block, seg, np.ascontiguousarray(lists[visit] % nrows, dtype=np.int32)]
     for sel, n in ((one, n1), (~one, nm)):
-        k = key[sel]
-        first = np.zeros(nlists + 1, dtype=np.int64)  # each list's first entry in k
-        np.cumsum(np.bincount(k, minlength=nlists), out=first[1:])
-        ptr = np.zeros(len(visit) + 1, dtype=np.int64)  # in visiting order, padded
+        k = at_list[sel]
+        first = np.zeros(len(lists) + 1, dtype=np.int64)  # each list's first entry in k
+        np.cumsum(np.bincount(k, minlength=len(lists)), out=first[1:])
+        ptr = np.zeros(len(lists) + 1, dtype=np.int64)  # in visiting order, padded
         np.cumsum(n[visit], out=ptr[1:])
         at = ptr[rank[k]] + np.arange(len(k)) - first[k]
         col = np.full(ptr[-1], block * row_bytes if local else ncols, dtype=np.uint16 if local else np.int32)
