@@ -663,13 +663,15 @@ void emc_prob_norm(int nthreads, float *L, int64_t nchunk, int64_t nd, const dou
  * The photon sums take one of two forms, chosen per tile from P alone (so every run, rank
  * count and thread count sums the same way):
  *   - most frames probable in the tile (early iterations): pixel by pixel, blocked by frame
- *     (bypixel: the transposed counts, nb frames a block, local columns): each block's
+ *     (bypixel: the transposed counts, nb frames a block, uint16 offsets): each block's
  *     nb rows of P (nb x 128 B) are copied next to a zero row into an L1 buffer and every
  *     pixel's photons in the block are summed in registers and added to its row of num;
  *   - few (SPARSE_MERGE): frame by frame over the frames with a probable orientation in
  *     the tile (byframe: one block, frame order), whose 32 probabilities, held in
  *     registers, are added to the rows of the pixels they lit. */
-#define SPARSE_MERGE 0.4 /* below this fraction of frames live, the frame-by-frame form (measured: even at ~0.38) */
+/* Below this fraction of frames live in a tile, the frame-by-frame form (the two forms
+ * measured even at ~0.38 on the issue problem). */
+#define SPARSE_MERGE 0.4
 void emc_merge(int nthreads, const float *P, int64_t nchunk, int64_t nd, int64_t nr,
                const photons_t *byframe, const photons_t *bypixel, int64_t npix,
                const double *den, const double *corr, const double *rot, const double *q,
