@@ -3,11 +3,10 @@
 Why C: the two photon products are sparse-times-dense with 32 orientations per row; kept
 in vector registers they run ~1.5x faster than the best numba form, and the annealed
 probabilities use vectorised ``expf``/``logf`` (glibc's libmvec), which numba's LLVM
-has no access to.  The library is compiled once per machine type with the system C
-compiler (``$CC``, else gcc/cc; ``-O3 -march=native -ffast-math -fopenmp``, linked without
--ffast-math so the process keeps IEEE subnormals) into
-``$BEAMHUB_CACHE_DIR`` (default ``~/.cache/beamhub``), named by a hash of the source, the
-flags and the CPU, and renamed into place (concurrent MPI ranks may build it at once).
+has no access to.  The library is compiled once per machine type by
+:mod:`beamhub.kernels.native` (the system C compiler, ``-O3 -march=native -ffast-math
+-fopenmp``, linked without -ffast-math so the process keeps IEEE subnormals, cached in
+``$BEAMHUB_CACHE_DIR``, renamed into place: concurrent MPI ranks may build it at once).
 Without a compiler, AVX2 or OpenMP :func:`~beamhub.kernels.emc.ops.ops_for` picks the
 numba loops (``BEAMHUB_EMC_NATIVE=0`` forces that); both are checked against the
 whole-array numpy set by the tests.  Nothing here needs numba.
@@ -17,27 +16,21 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import os
-import platform
-import shutil
-import subprocess
-import tempfile
 import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from beamhub.kernels import native
 from beamhub.kernels.emc.maximize import CUTOFF, PROB_FLOOR
 from beamhub.kernels.emc.share import Prepared, prepare_share, threads_per_process
 
 SOURCE = Path(__file__).with_name("_native.c")
-#: Compile flags.  -ffast-math is needed for glibc's vectorised expf/logf, but only when
-#: compiling: linked with it, gcc 12 adds crtfastmath.o, whose constructor turns on
-#: flush-to-zero for the whole process (numpy and everything else would lose subnormals).
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-std=c11"]
-LINK_FLAGS = ["-shared", "-fopenmp"]
+#: Compile and link flags: our kernels' (:mod:`beamhub.kernels.native`: -ffast-math for glibc's
+#: vectorised expf/logf, when compiling only) plus OpenMP.
+FLAGS = [*native.FLAGS, "-fopenmp"]
+LINK_FLAGS = [*native.LINK_FLAGS, "-fopenmp"]
 #: One native call at a time per process (OpenMP teams from two Python threads would oversubscribe).
 LAUNCH = threading.Lock()
 
@@ -67,57 +60,9 @@ PIXEL_BLOCK = FRAME_BLOCK = max(64, min(448, _l1d_bytes() * 5 // 6 // 128 // 64 
 __all__ = ["NativeOps", "Photons", "available", "build", "library", "photon_lists"]
 
 
-def _cpu_signature() -> str:
-    """CPU model and flags: a library built with -march=native runs only on its kind of CPU."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor()
-    keep = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))][:2]
-    return "\n".join(keep)
-
-
-def _has_avx2() -> bool:
-    if platform.machine() not in ("x86_64", "AMD64"):
-        return False
-    flags = _cpu_signature()
-    return " avx2" in flags and " fma" in flags
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("BEAMHUB_CACHE_DIR")
-    if base:
-        return Path(base)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "beamhub"
-
-
-def _compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
-
-
 def build(cc: str, dest_dir: Path) -> Path:
     """Compile ``_native.c`` into ``dest_dir`` (once per source/flags/CPU); returns the .so path."""
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(source + " ".join([cc] + FLAGS + LINK_FLAGS).encode() + _cpu_signature().encode())
-    target = dest_dir / f"emc_native_{key.hexdigest()[:16]}.so"
-    if target.exists():
-        return target
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".emc_native_", suffix=".so", dir=dest_dir)
-    os.close(fd)
-    obj = tmp[:-3] + ".o"
-    try:
-        for cmd in ([cc, *FLAGS, "-c", str(SOURCE), "-o", obj], [cc, *LINK_FLAGS, obj, "-o", tmp, "-lm"]):
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-            if res.returncode != 0:
-                raise RuntimeError(f"{cc} could not build {SOURCE.name}: {res.stderr.strip()[:2000]}")
-        os.replace(tmp, target)
-    finally:
-        for leftover in (tmp, obj):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
-    return target
+    return native.build(SOURCE, cc, dest_dir, FLAGS, LINK_FLAGS)
 
 
 _P = ctypes.c_void_p
@@ -141,21 +86,9 @@ def library():
     """The loaded library, or None (with one warning saying why) when it cannot be had."""
     if os.environ.get("BEAMHUB_EMC_NATIVE", "1") == "0":
         return None
-    if not _has_avx2():
-        return None
-    cc = _compiler()
-    if cc is None:
-        return None
-    try:
-        lib = ctypes.CDLL(str(build(cc, _cache_dir())))
-    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        warnings.warn(f"EMC native kernels unavailable, using numba: {exc}", RuntimeWarning, stacklevel=2)
-        return None
-    for name, (args, res) in _SIGNATURES.items():
-        fn = getattr(lib, name)
-        fn.argtypes = args
-        fn.restype = res
-    return lib
+    return native.load(
+        SOURCE, _SIGNATURES, flags=FLAGS, link_flags=LINK_FLAGS, what="EMC native kernels (numba loops used instead)"
+    )
 
 
 def available() -> bool:
