@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -248,11 +249,55 @@ def _cpu_plan(n: int) -> dict:
     return dict(length=length, m=m, table=table, origin=origin, rows=rows, stride=stride, scale=scale)
 
 
-def _gridrec_pair(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan, n, out_a, out_b):
-    """One pair of rows: spread, fold, pruned inverse FFT, deapodise (one thread)."""
+#: Scratch grids kept between calls, by grid size: at most one set per worker thread.
+_SCRATCH: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+#: Angles per piece of a pair's spectrum (a piece's 2 MB temporary is reused by the allocator).
+_SPECTRUM_ANGLES = 64
+_SCRATCH_LOCK = threading.Lock()
+
+
+def _take_buffers(plan: dict, n_angles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A padded grid, a periodic grid and a pair's spectrum for one thread: kept, or new.
+
+    Three 50 MB arrays (at N = 2048 x 1501 angles) freshly allocated per pair cost ~10 ms
+    of page faults each (far more when the kernel must compact memory for huge pages, which
+    made the time per slice vary by 1.5x); reused, the grid is re-zeroed in ~2 ms.  Up to
+    ``cpu_workers()`` sets stay allocated between calls (~150 MB each at that size);
+    :func:`release_scratch` frees them.
+    """
+    m = plan["m"]
+    with _SCRATCH_LOCK:
+        free = _SCRATCH.get((m, n_angles))
+        if free:
+            return free.pop()
+    padded = np.empty(plan["rows"] * plan["stride"], dtype=np.complex64)
+    # Rows a few cells longer than m: at m = 2560 a row of m cells is a multiple of
+    # 4 KiB, which puts a column's cells on one cache set and slows the y FFT ~1.5x.
+    grid = np.empty((m, m + 8), dtype=np.complex64)[:, :m]
+    spectrum = np.empty((2, n_angles, plan["length"] // 2 + 1), dtype=np.complex64)
+    return padded, grid, spectrum
+
+
+def _give_back(plan: dict, buffers: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    n_angles = buffers[2].shape[1]
+    with _SCRATCH_LOCK:
+        free = _SCRATCH.setdefault((plan["m"], n_angles), [])
+        if len(free) < backend.cpu_workers():
+            free.append(buffers)
+
+
+def release_scratch() -> None:
+    """Free the scratch grids gridrec keeps between calls (they are made again when needed)."""
+    with _SCRATCH_LOCK:
+        _SCRATCH.clear()
+
+
+def _gridrec_pair(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan, n, out_a, out_b, buffers):
+    """One pair of rows: spread, fold, pruned inverse FFT, deapodise (one thread, its ``buffers``)."""
     spread, fold, finish = _gridrec_cpu.loops()
-    rows, stride, m = plan["rows"], plan["stride"], plan["m"]
-    padded = np.zeros(rows * stride, dtype=np.complex64)
+    stride, m = plan["stride"], plan["m"]
+    padded, grid, _ = buffers
+    padded.fill(0)
     spread(
         spec_a,
         spec_b,
@@ -269,13 +314,9 @@ def _gridrec_pair(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan, n, 
         stride,
         _gridrec_cpu.ROW_BLOCK,
     )
-    # Rows a few cells longer than m: at m = 2560 a row of m cells is a multiple of
-    # 4 KiB, which puts a column's cells on one cache set and slows the y FFT ~1.5x.
-    grid = np.empty((m, m + 8), dtype=np.complex64)[:, :m]
     fold(padded, stride, plan["origin"], m, grid)
-    del padded
     # Pruned 2-D inverse FFT: every column along y, then only the N kept rows
-    # (two contiguous blocks in FFT order) along x.
+    # (two contiguous blocks in FFT order) along x, all in place in ``grid``.
     grid = scipy.fft.ifft(grid, axis=0, overwrite_x=True, workers=1)
     h = n // 2
     upper = scipy.fft.ifft(grid[: n - h], axis=1, overwrite_x=True, workers=1)
@@ -283,8 +324,10 @@ def _gridrec_pair(spec_a, spec_b, phase, row_a, row_b, step_x, step_y, plan, n, 
     finish(upper, lower, plan["scale"], out_a, out_b)
 
 
-def _gridrec_cpu_rows(sino: np.ndarray, theta_np: np.ndarray, centers: np.ndarray, filter_name: str) -> np.ndarray:
-    """Pairs of rows on ``cpu_workers()`` threads, each pair on one core."""
+def _gridrec_cpu_rows(
+    sino: np.ndarray, theta_np: np.ndarray, centers: np.ndarray, filter_name: str, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Pairs of rows on ``cpu_workers()`` threads, each pair on one core; into ``out`` when given."""
     n_rows, n_angles, n = sino.shape
     plan = _cpu_plan(n)
     length, m = plan["length"], plan["m"]
@@ -294,26 +337,52 @@ def _gridrec_cpu_rows(sino: np.ndarray, theta_np: np.ndarray, centers: np.ndarra
     # Frequency index k of angle theta sits at k (cos, -sin) m / L grid cells (x, row).
     step_x = np.cos(theta_np) * (m / length)
     step_y = -np.sin(theta_np) * (m / length)
-    out = np.empty((n_rows + n_rows % 2, n, n), dtype=np.float32)
-
-    def run(p: int) -> None:
-        r = 2 * p
-        pair = sino[r : r + 2]
-        spec = scipy.fft.rfft(pair, n=length, axis=-1, workers=1)
-        if spec.shape[0] == 1:  # an odd row count: the last row pairs with zeros
-            spec = np.concatenate([spec, np.zeros_like(spec)])
-        rb = row_phase[min(r + 1, n_rows - 1)]
-        _gridrec_pair(spec[0], spec[1], phase, row_phase[r], rb, step_x, step_y, plan, n, out[r], out[r + 1])
+    if out is None:
+        out = np.empty((n_rows, n, n), dtype=np.float32)
+    # an odd row count: the last row's partner (zeros) lands in a spare slice
+    spare = np.empty((n, n), dtype=np.float32) if n_rows % 2 else None
 
     n_pairs = (n_rows + 1) // 2
+    pairs = iter(range(n_pairs))
+    take = threading.Lock()
+
+    def worker() -> None:
+        """Pairs one after another, as they come, with this thread's own buffers."""
+        buffers = _take_buffers(plan, n_angles)
+        spec = buffers[2]
+        while True:
+            with take:
+                p = next(pairs, None)
+            if p is None:
+                _give_back(plan, buffers)
+                return
+            r = 2 * p
+            pair = sino[r : r + 2]
+            for a0 in range(0, n_angles, _SPECTRUM_ANGLES):  # into the kept buffer, piece by piece
+                a1 = min(n_angles, a0 + _SPECTRUM_ANGLES)
+                spec[: len(pair), a0:a1] = scipy.fft.rfft(pair[:, a0:a1], n=length, axis=-1, workers=1)
+            if len(pair) == 1:  # an odd row count: the last row pairs with zeros
+                spec[1] = 0
+            rb = row_phase[min(r + 1, n_rows - 1)]
+            second = out[r + 1] if r + 1 < n_rows else spare
+            _gridrec_pair(spec[0], spec[1], phase, row_phase[r], rb, step_x, step_y, plan, n, out[r], second, buffers)
+
     threads = min(n_pairs, backend.cpu_workers())
     if threads > 1:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(run, range(n_pairs)))
+            for done in [pool.submit(worker) for _ in range(threads)]:
+                done.result()
     else:
-        for p in range(n_pairs):
-            run(p)
-    return out[:n_rows]
+        worker()
+    return out
+
+
+def threads_itself(xp) -> bool:
+    """True where gridrec spreads its pairs of rows over the cores itself (numpy with C or numba).
+
+    Callers then hand it many rows at once instead of running calls side by side.
+    """
+    return xp is np and _cpu_loops_available()
 
 
 def _cpu_loops_available() -> bool:
@@ -344,7 +413,7 @@ def gridding_setup(theta, n_columns: int) -> None:
     _gridding_matrix(theta_np, int(n_columns), np)
 
 
-def gridrec(sino, theta, centers, filter_name: str = "shepp"):
+def gridrec(sino, theta, centers, filter_name: str = "shepp", out=None):
     """Reconstruct slices from sinograms with gridrec.
 
     Parameters
@@ -357,16 +426,24 @@ def gridrec(sino, theta, centers, filter_name: str = "shepp"):
         Rotation-axis column of each row (see :mod:`beamhub.kernels.tomo.geometry`).
     filter_name : str
         ``ramlak``, ``shepp``, ``cosine``, ``hann``, ``hamming``, ``parzen`` or ``none``.
+    out : array of the input's module, shape (rows, N, N), float32, C-contiguous slices, optional
+        Where to write the slices (saves an allocation and a copy for callers that collect them).
 
     Returns
     -------
     array of the input's module, shape (rows, N, N), float32
-        Attenuation per pixel (1/pixel).
+        Attenuation per pixel (1/pixel); ``out`` when given.
     """
     xp = backend.array_module(sino)
     sino = xp.asarray(sino, dtype=xp.float32)
     theta_np = np.ascontiguousarray(backend.to_numpy(theta), dtype=np.float64).ravel()
     centers = np.asarray(backend.to_numpy(centers), dtype=np.float64).ravel()
-    if xp is np and _cpu_loops_available():
-        return _gridrec_cpu_rows(sino, theta_np, centers, filter_name)
-    return _gridrec_sparse(sino, theta_np, centers, filter_name)
+    if out is not None and (out.shape != (sino.shape[0], sino.shape[2], sino.shape[2]) or out.dtype != xp.float32):
+        raise ValueError(f"gridrec: out must be float32 of shape {(sino.shape[0], sino.shape[2], sino.shape[2])}")
+    if threads_itself(xp):
+        return _gridrec_cpu_rows(sino, theta_np, centers, filter_name, out)
+    res = _gridrec_sparse(sino, theta_np, centers, filter_name)
+    if out is None:
+        return res
+    out[...] = res
+    return out

@@ -16,7 +16,7 @@ from beamhub.kernels import backend as _backend
 from beamhub.kernels.tomo.fbp import fbp
 from beamhub.kernels.tomo.filters import FILTER_NAMES
 from beamhub.kernels.tomo.geometry import centers_per_row
-from beamhub.kernels.tomo.gridrec import gridding_setup, gridrec
+from beamhub.kernels.tomo.gridrec import gridding_setup, gridrec, threads_itself
 from beamhub.kernels.tomo.sirt import sirt
 
 ALGORITHMS = ("gridrec", "fbp", "sirt")
@@ -154,6 +154,8 @@ def recon(
 
     def run(r0: int):
         r1 = min(n_rows, r0 + chunk)
+        if direct:  # gridrec's pairs read the rows where they are and write into `out`
+            return r0, r1, gridrec(sino_view[r0:r1], theta, centers[r0:r1], filter_name, out=out[r0:r1])
         sino = xp.ascontiguousarray(sino_view[r0:r1], dtype=xp.float32)
         if algorithm == "gridrec":
             res = gridrec(sino, theta, centers[r0:r1], filter_name)
@@ -167,16 +169,21 @@ def recon(
     out = xp.empty((n_rows, n, n), dtype=xp.float32)
     starts = range(0, n_rows, chunk)
     threads = 1 if xp is not np else int(ncore or _backend.cpu_workers())
+    direct = algorithm == "gridrec" and threads_itself(xp) and sino_view.dtype == xp.float32
+    if algorithm == "gridrec" and threads_itself(xp):
+        threads = 1  # gridrec puts one pair of rows on each core; calls side by side would oversubscribe them
     if threads > 1 and len(starts) > 1:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             for r0, r1, res in pool.map(run, starts):
-                out[r0:r1] = res
+                if not direct:
+                    out[r0:r1] = res
                 if progress:
                     progress(r1 - r0)
     else:
         for r0 in starts:
             _, r1, res = run(r0)
-            out[r0:r1] = res
+            if not direct:
+                out[r0:r1] = res
             if progress:
                 progress(r1 - r0)
     return out
