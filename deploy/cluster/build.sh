@@ -24,7 +24,10 @@ plugin="beamhub-kube-scheduler-$(cat "$here"/loadaware/*.go "$here"/cmd/beamhub-
 tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kwok helm "$plugin")
 
 complete() { for t in "${tools[@]}"; do [ -x "$bin/$t" ] || return 1; done; }
-link_plugin() { [ "$(readlink "$bin/beamhub-kube-scheduler" 2>/dev/null)" = "$plugin" ] || ln -sfn "$plugin" "$bin/beamhub-kube-scheduler"; }
+link_plugin() {  # point beamhub-kube-scheduler at this source's build; drop older builds
+  [ "$(readlink "$bin/beamhub-kube-scheduler" 2>/dev/null)" = "$plugin" ] || ln -sfn "$plugin" "$bin/beamhub-kube-scheduler"
+  find "$bin" -maxdepth 1 -name 'beamhub-kube-scheduler-*' ! -name "$plugin" -delete
+}
 if complete; then link_plugin; echo "$bin"; exit 0; fi
 if [ "${1:-}" = "--print" ]; then echo "$bin"; exit 1; fi
 

@@ -11,7 +11,8 @@
 // place, the extender; the plugin holds no policy of its own.
 //
 // As with the chart's extender (ignorable: true), an unreachable extender never blocks a pod:
-// the plugin skips itself for that cycle and says so in the log.  Arguments mirror the
+// the plugin skips itself, says so in the log, and leaves the extender alone for cacheSeconds
+// (at least 1 s) before asking again, so pods do not each pay a failed connection.  Arguments mirror the
 // chart's extender entry: extenderURL, timeout, ignorable, managedResources, and cacheSeconds.
 package loadaware
 
@@ -26,6 +27,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -72,20 +74,64 @@ type Plugin struct {
 	managed   []v1.ResourceName
 	client    *http.Client
 
-	mu      sync.Mutex
-	filters map[string]filterAnswer
-	scores  map[string]scoreAnswer
+	filters answers[filterAnswer]
+	scores  answers[scoreAnswer]
+
+	// downUntil: after a failed call, pods skip the extender until then (unix nanoseconds)
+	// instead of each paying a failed connection.
+	downUntil atomic.Int64
 }
 
 type filterAnswer struct {
-	at           time.Time
 	failed       map[string]string
 	unresolvable map[string]string
 }
 
 type scoreAnswer struct {
-	at     time.Time
 	scores map[string]int64
+}
+
+// answers keeps the extender's answers of one kind by cache key, each for a while.
+type answers[T any] struct {
+	mu      sync.Mutex
+	entries map[string]stamped[T]
+}
+
+type stamped[T any] struct {
+	at    time.Time
+	value T
+}
+
+// get returns the answer kept for key if younger than ttl, else fetches, keeps and returns one.
+func (a *answers[T]) get(key string, ttl time.Duration, fetch func() (T, error)) (T, error) {
+	now := time.Now()
+	a.mu.Lock()
+	kept, ok := a.entries[key]
+	a.mu.Unlock()
+	if ok && now.Sub(kept.at) <= ttl {
+		return kept.value, nil
+	}
+	value, err := fetch()
+	if err != nil {
+		return value, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.entries == nil {
+		a.entries = map[string]stamped[T]{}
+	}
+	if len(a.entries) >= maxCached {
+		for k, old := range a.entries {
+			if now.Sub(old.at) > ttl {
+				delete(a.entries, k)
+			}
+		}
+		if len(a.entries) >= maxCached { // all fresh: start again rather than grow without bound
+			clear(a.entries)
+		}
+	}
+	a.entries[key] = stamped[T]{at: now, value: value}
+	return value, nil
 }
 
 func (f filterAnswer) Clone() fwk.StateData { return f }
@@ -119,8 +165,6 @@ func New(_ context.Context, obj runtime.Object, _ framework.Handle) (framework.P
 		filter:    args.Filter == nil || *args.Filter,
 		ignorable: args.Ignorable == nil || *args.Ignorable,
 		client:    &http.Client{Timeout: timeout},
-		filters:   map[string]filterAnswer{},
-		scores:    map[string]scoreAnswer{},
 	}
 	for _, r := range args.ManagedResources {
 		p.managed = append(p.managed, v1.ResourceName(r))
@@ -149,10 +193,20 @@ func (p *Plugin) interested(pod *v1.Pod) bool {
 	return false
 }
 
-// unreachable: skip this plugin for the cycle (ignorable) or fail the cycle.
+// down: whether a recent call failed (the extender is then left alone for cacheSeconds).
+func (p *Plugin) down() bool { return time.Now().UnixNano() < p.downUntil.Load() }
+
+// unreachable: skip this plugin for the cycle (ignorable) or fail the cycle.  err is the failed
+// call's error, or nil while an earlier failure keeps the extender alone (logged once, then).
 func (p *Plugin) unreachable(ctx context.Context, pod *v1.Pod, verb string, err error) *fwk.Status {
+	wait := max(p.ttl, time.Second)
+	if err != nil {
+		p.downUntil.Store(time.Now().Add(wait).UnixNano())
+		klog.FromContext(ctx).Info("BeamHub extender unreachable: scheduling without it", "pod", klog.KObj(pod), "verb", verb, "err", err, "retryAfter", wait)
+	} else {
+		err = fmt.Errorf("a call failed less than %v ago", wait)
+	}
 	if p.ignorable {
-		klog.FromContext(ctx).Info("BeamHub extender unreachable: scheduling without it", "pod", klog.KObj(pod), "verb", verb, "err", err)
 		return fwk.NewStatus(fwk.Skip)
 	}
 	return fwk.AsStatus(fmt.Errorf("%s: the BeamHub extender's /%s failed: %w", Name, verb, err))
@@ -229,45 +283,27 @@ func (p *Plugin) ask(ctx context.Context, verb string, pod *v1.Pod, names []stri
 	return json.Unmarshal(raw, out)
 }
 
-func prune[T any](m map[string]T, at func(T) time.Time, ttl time.Duration, now time.Time) {
-	if len(m) < maxCached {
-		return
-	}
-	for k, v := range m {
-		if now.Sub(at(v)) > ttl {
-			delete(m, k)
-		}
-	}
-	if len(m) >= maxCached { // all fresh: start again rather than grow without bound
-		clear(m)
-	}
-}
-
 // PreFilter fetches (or recalls) the extender's filter verdict on every node for this shape.
 func (p *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*framework.PreFilterResult, *fwk.Status) {
 	if !p.filter || !p.interested(pod) {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
+	if p.down() {
+		return nil, p.unreachable(ctx, pod, "filter", nil)
+	}
 	names := nodeNames(nodes)
-	key := cacheKey(pod, names)
-	now := time.Now()
-	p.mu.Lock()
-	answer, ok := p.filters[key]
-	p.mu.Unlock()
-	if !ok || now.Sub(answer.at) > p.ttl {
+	answer, err := p.filters.get(cacheKey(pod, names), p.ttl, func() (filterAnswer, error) {
 		var result extenderv1.ExtenderFilterResult
-		err := p.ask(ctx, "filter", pod, names, &result)
-		if err == nil && result.Error != "" {
-			err = fmt.Errorf("%s", result.Error)
+		if err := p.ask(ctx, "filter", pod, names, &result); err != nil {
+			return filterAnswer{}, err
 		}
-		if err != nil {
-			return nil, p.unreachable(ctx, pod, "filter", err)
+		if result.Error != "" {
+			return filterAnswer{}, fmt.Errorf("%s", result.Error)
 		}
-		answer = filterAnswer{at: now, failed: result.FailedNodes, unresolvable: result.FailedAndUnresolvableNodes}
-		p.mu.Lock()
-		prune(p.filters, func(a filterAnswer) time.Time { return a.at }, p.ttl, now)
-		p.filters[key] = answer
-		p.mu.Unlock()
+		return filterAnswer{failed: result.FailedNodes, unresolvable: result.FailedAndUnresolvableNodes}, nil
+	})
+	if err != nil {
+		return nil, p.unreachable(ctx, pod, "filter", err)
 	}
 	state.Write(filterKey, answer)
 	return nil, nil
@@ -298,25 +334,23 @@ func (p *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *v1.Pod
 	if !p.interested(pod) {
 		return fwk.NewStatus(fwk.Skip)
 	}
+	if p.down() {
+		return p.unreachable(ctx, pod, "prioritize", nil)
+	}
 	names := nodeNames(nodes)
-	key := cacheKey(pod, names)
-	now := time.Now()
-	p.mu.Lock()
-	answer, ok := p.scores[key]
-	p.mu.Unlock()
-	if !ok || now.Sub(answer.at) > p.ttl {
+	answer, err := p.scores.get(cacheKey(pod, names), p.ttl, func() (scoreAnswer, error) {
 		var result extenderv1.HostPriorityList
 		if err := p.ask(ctx, "prioritize", pod, names, &result); err != nil {
-			return p.unreachable(ctx, pod, "prioritize", err)
+			return scoreAnswer{}, err
 		}
-		answer = scoreAnswer{at: now, scores: make(map[string]int64, len(result))}
+		answer := scoreAnswer{scores: make(map[string]int64, len(result))}
 		for _, hp := range result {
 			answer.scores[hp.Host] = hp.Score
 		}
-		p.mu.Lock()
-		prune(p.scores, func(a scoreAnswer) time.Time { return a.at }, p.ttl, now)
-		p.scores[key] = answer
-		p.mu.Unlock()
+		return answer, nil
+	})
+	if err != nil {
+		return p.unreachable(ctx, pod, "prioritize", err)
 	}
 	state.Write(scoreKey, answer)
 	return nil
