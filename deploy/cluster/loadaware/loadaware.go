@@ -12,8 +12,9 @@
 //
 // As with the chart's extender (ignorable: true), an unreachable extender never blocks a pod:
 // the plugin skips itself, says so in the log, and leaves the extender alone for cacheSeconds
-// (at least 1 s) before asking again, so pods do not each pay a failed connection.  Arguments mirror the
-// chart's extender entry: extenderURL, timeout, ignorable, managedResources, and cacheSeconds.
+// (at least 1 s) before asking again, so pods do not each pay a failed connection.  Arguments
+// mirror the chart's extender entry: extenderURL, timeout, ignorable, managedResources, and
+// cacheSeconds.
 package loadaware
 
 import (
