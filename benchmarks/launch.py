@@ -451,16 +451,8 @@ def _pids_named(root: int, word: str) -> int:
 
 # ---------------------------------------------------------------- the two platforms
 def beamhub_times(n: int, workdir: Path) -> list[float]:
-    token = os.urandom(16).hex()
-    config = PlatformConfig(
-        state_dir=workdir / "beamhub",
-        port=free_port(),
-        sso_port=free_port(),
-        jobs_port=free_port(),
-        proxy_api_port=free_port(),
-        hub_port=free_port(),
-        admin_service_token=token,
-    )
+    config = PlatformConfig.on_free_ports(workdir / "beamhub")
+    token = config.admin_service_token
     config.state_dir.mkdir()
     platform = Platform(config)
     platform.start()
@@ -477,18 +469,10 @@ def beamhub_times(n: int, workdir: Path) -> list[float]:
 
 
 def beamhub_load(n: int, workdir: Path, window: float, seed: int, sign_in_first: bool = False) -> dict:
-    token = os.urandom(16).hex()
-    accounts = [dict(a) for a in DEMO_ACCOUNTS] + bench_accounts(n)
-    config = PlatformConfig(
-        state_dir=workdir / "beamhub",
-        port=free_port(),
-        sso_port=free_port(),
-        jobs_port=free_port(),
-        proxy_api_port=free_port(),
-        hub_port=free_port(),
-        admin_service_token=token,
-        accounts=accounts,
+    config = PlatformConfig.on_free_ports(
+        workdir / "beamhub", accounts=[dict(a) for a in DEMO_ACCOUNTS] + bench_accounts(n)
     )
+    token = config.admin_service_token
     config.state_dir.mkdir()
     platform = Platform(config)
     platform.start()

@@ -370,6 +370,16 @@ class PlatformConfig:
     # example data written into empty data folders on start (see DEMO_EXAMPLES); {} writes none
     examples: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEMO_EXAMPLES.items()})
 
+    @classmethod
+    def on_free_ports(cls, state_dir: Path, **settings) -> PlatformConfig:
+        """A configuration whose five ports are free loopback ports and whose admin token is new.
+
+        For a platform started beside others (tests, benchmarks); ``settings`` set any other field.
+        """
+        settings.setdefault("admin_service_token", secrets.token_hex(16))
+        ports = ("port", "sso_port", "proxy_api_port", "hub_port", "jobs_port")
+        return cls(state_dir=state_dir, **{name: free_port() for name in ports}, **settings)
+
     @property
     def public_url(self) -> str:
         return f"http://{self.host}:{self.port}"

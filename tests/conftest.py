@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 from sso_client import HubAPI
 
-from beamhub.hub.platform import DEMO_ACCOUNTS, Platform, PlatformConfig, free_port
+from beamhub.hub.platform import DEMO_ACCOUNTS, Platform, PlatformConfig
 
 # Accounts beside the demo ones whose identity the hub must refuse.
 UNSAFE_ACCOUNTS = [
@@ -27,23 +26,16 @@ def platform(tmp_path_factory):
     # Not under pytest's basetemp: that is 0700, and as root (isolated mode) users' sessions must pass
     # through every folder above their workspace.
     state = Path(tempfile.mkdtemp(prefix="beamhub-state-"))
-    token = secrets.token_hex(16)
-    config = PlatformConfig(
-        state_dir=state,
-        port=free_port(),
-        sso_port=free_port(),
-        proxy_api_port=free_port(),
-        hub_port=free_port(),
-        jobs_port=free_port(),
+    config = PlatformConfig.on_free_ports(
+        state,
         accounts=[dict(a) for a in DEMO_ACCOUNTS] + UNSAFE_ACCOUNTS,
-        admin_service_token=token,
         allowed_groups=["spi", "tomo", "admins"],
         # short-lived access tokens, so every spawn exercises the refresh before spawn
         access_token_ttl=4,
     )
     live = Platform(config)
     live.start()
-    live.api = HubAPI(config.public_url, token)
+    live.api = HubAPI(config.public_url, config.admin_service_token)
     live.url = config.public_url
     yield live
     try:

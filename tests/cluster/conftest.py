@@ -7,8 +7,6 @@ jupyterhub-singleuser for a session pod; the exit-code annotation for a job's po
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 import socket
 import sys
@@ -18,14 +16,14 @@ from pathlib import Path
 import pytest
 from sso_client import HubAPI
 
-from beamhub.hub.platform import DEMO_ACCOUNTS, PlatformConfig, free_port
+from beamhub.hub.platform import PlatformConfig, free_port
 
 CLUSTER_DIR = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
 sys.path.insert(0, str(CLUSTER_DIR))
 
 from beamhub_cluster import BeamHubCluster  # noqa: E402 - after deploy/cluster is put on sys.path
 from controlplane import ControlPlane, binaries  # noqa: E402 - after deploy/cluster is put on sys.path
-from kube_hub import KubePlatform  # noqa: E402 - after deploy/cluster is put on sys.path
+from kube_hub import KubePlatform, kubeconfig_in_env  # noqa: E402 - after deploy/cluster is put on sys.path
 from nodeload import LoadPusher, Monitoring, NodeLoad  # noqa: E402 - after deploy/cluster is put on sys.path
 
 CPU_NODES, GPU_NODES, GPUS_PER_NODE = 4, 2, 4
@@ -101,31 +99,16 @@ def cluster(control_plane, monitoring, load):
 def kube_platform(cluster, tmp_path_factory):
     # not under pytest's 0700 basetemp: as root, sessions run as the users and must pass through
     state = Path(tempfile.mkdtemp(prefix="beamhub-kube-state-"))
-    token = secrets.token_hex(16)
-    config = PlatformConfig(
-        state_dir=state,
-        port=free_port(),
-        sso_port=free_port(),
-        proxy_api_port=free_port(),
-        hub_port=free_port(),
-        jobs_port=free_port(),
-        accounts=[dict(a) for a in DEMO_ACCOUNTS],
-        admin_service_token=token,
-    )
+    config = PlatformConfig.on_free_ports(state)
     live = KubePlatform(config, namespace=cluster.namespace, singleuser_port=free_port())
-    old = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(cluster.plane.kubeconfig)
-    try:
-        live.start()
-        live.api = HubAPI(config.public_url, token)
-        live.url = config.public_url
-        live.cluster = cluster
-        yield live
-        live.api.stop_all()
-    finally:
-        live.stop()
-        shutil.rmtree(state, ignore_errors=True)
-        if old is None:
-            os.environ.pop("KUBECONFIG", None)
-        else:
-            os.environ["KUBECONFIG"] = old
+    with kubeconfig_in_env(cluster.plane.kubeconfig):
+        try:
+            live.start()
+            live.api = HubAPI(config.public_url, config.admin_service_token)
+            live.url = config.public_url
+            live.cluster = cluster
+            yield live
+            live.api.stop_all()
+        finally:
+            live.stop()
+            shutil.rmtree(state, ignore_errors=True)

@@ -8,6 +8,7 @@ connects to (KubeSpawner's ``pod_connect_ip``).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -17,6 +18,20 @@ from pathlib import Path
 from beamhub.hub.platform import Platform
 
 SINGLEUSER = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
+
+
+@contextlib.contextmanager
+def kubeconfig_in_env(path: Path):
+    """``KUBECONFIG`` pointing at ``path`` inside the block (the hub's KubeSpawner reads it), as before after."""
+    old = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = old
 
 
 class KubePlatform(Platform):

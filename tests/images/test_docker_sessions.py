@@ -8,7 +8,6 @@ the proxy and the SSO provider are the embedded platform's.
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +19,7 @@ from sso_client import HubAPI, login, wait_for_lab, xsrf_of
 
 from beamhub.hub.commands.down import recorded_containers
 from beamhub.hub.isolation import isolated
-from beamhub.hub.platform import DEMO_ACCOUNTS, Platform, PlatformConfig, free_port
+from beamhub.hub.platform import Platform, PlatformConfig
 
 CONTAINER = "beamhub-session-alice"
 
@@ -29,18 +28,8 @@ CONTAINER = "beamhub-session-alice"
 def docker_platform(engine):
     top = Path(tempfile.mkdtemp(prefix="beamhub-docker-sessions-"))
     top.chmod(0o755)  # as root, the users' containers reach their workspaces below it
-    token = secrets.token_hex(16)
-    config = PlatformConfig(
-        state_dir=top / "state",
-        port=free_port(),
-        sso_port=free_port(),
-        proxy_api_port=free_port(),
-        hub_port=free_port(),
-        jobs_port=free_port(),
-        accounts=[dict(a) for a in DEMO_ACCOUNTS],
-        admin_service_token=token,
-        sessions="docker",
-    )
+    config = PlatformConfig.on_free_ports(top / "state", sessions="docker")
+    token = config.admin_service_token
     live = Platform(config)
     live.start()
     live.api = HubAPI(config.public_url, token)

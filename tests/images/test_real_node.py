@@ -10,8 +10,6 @@ through the proxy.  Stopping the server deletes the pod and its container.
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -20,7 +18,7 @@ from pathlib import Path
 import pytest
 from sso_client import HubAPI, login, wait_for_lab, xsrf_of
 
-from beamhub.hub.platform import DEMO_ACCOUNTS, PlatformConfig, free_port
+from beamhub.hub.platform import PlatformConfig
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "deploy" / "cluster"))
@@ -28,7 +26,7 @@ sys.path.insert(0, str(REPO / "tests" / "cluster"))
 
 from beamhub_cluster import BeamHubCluster  # noqa: E402  (deploy/cluster is not a package)
 from controlplane import ControlPlane, binaries  # noqa: E402 - after deploy/cluster is put on sys.path
-from kube_hub import KubePlatform  # noqa: E402 - after deploy/cluster is put on sys.path
+from kube_hub import KubePlatform, kubeconfig_in_env  # noqa: E402 - after deploy/cluster is put on sys.path
 from realnode import RealNode, preflight  # noqa: E402 - after deploy/cluster is put on sys.path
 
 BASE_IMAGE = "ghcr.io/beamhub/base:0.1.0"
@@ -95,33 +93,18 @@ def hub_on_real_node(real_node):
     cluster, node = real_node
     state = Path(tempfile.mkdtemp(prefix="beamhub-realnode-state-"))
     state.chmod(0o755)
-    token = secrets.token_hex(16)
-    config = PlatformConfig(
-        state_dir=state / "state",
-        port=free_port(),
-        sso_port=free_port(),
-        proxy_api_port=free_port(),
-        hub_port=free_port(),
-        jobs_port=free_port(),
-        accounts=[dict(a) for a in DEMO_ACCOUNTS],
-        admin_service_token=token,
-    )
+    config = PlatformConfig.on_free_ports(state / "state")
     live = RealNodePlatform(config, namespace=cluster.namespace, node_ip=node.gateway)
-    old = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(cluster.plane.kubeconfig)
-    try:
-        live.start()
-        live.api = HubAPI(config.public_url, token)
-        live.url = config.public_url
-        yield live
-        live.api.stop_all()
-    finally:
-        live.stop()
-        shutil.rmtree(state, ignore_errors=True)
-        if old is None:
-            os.environ.pop("KUBECONFIG", None)
-        else:
-            os.environ["KUBECONFIG"] = old
+    with kubeconfig_in_env(cluster.plane.kubeconfig):
+        try:
+            live.start()
+            live.api = HubAPI(config.public_url, config.admin_service_token)
+            live.url = config.public_url
+            yield live
+            live.api.stop_all()
+        finally:
+            live.stop()
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def test_alices_session_pod_runs_the_base_image_on_a_real_kubelet(real_node, hub_on_real_node):
